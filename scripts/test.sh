@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command of the README (and of CI): set up, then run the whole suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k watchdog
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$REPO/scripts/setup.sh"
+# shellcheck source=env.sh
+source "$REPO/scripts/env.sh"
+cd "$REPO"
+exec "$REPO/.venv/bin/python" -m pytest "$@"

@@ -1,0 +1,1 @@
+"""farl_control."""
