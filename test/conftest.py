@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated ROS graph per test session and processes that always die.
+
+Every process a test starts goes through `processes`, which kills its whole
+process group on teardown whether the test passed or failed.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# DDS stays on loopback; each test session gets its own domain so concurrent
+# sessions (or a running stack) never see each other's topics.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ["PYTHONUNBUFFERED"] = "1"
+
+from farl_control.processes import ManagedProcess, loopback_port_free  # noqa: E402
+
+
+class ProcessPool:
+    """Starts child processes for one test and stops them all at teardown."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.started: list[ManagedProcess] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = ManagedProcess(name, argv, env=full_env, log_path=self.log_dir / f"{name}.log", cwd=REPO)
+        self.started.append(proc)
+        return proc
+
+    def python(self, name: str, module: str, *args: str, env: dict[str, str] | None = None) -> ManagedProcess:
+        """Start `python -m module args...` with this interpreter."""
+        return self.start(name, [sys.executable, "-m", module, *args], env=env)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop(grace_s=3.0)
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {p.name} -----\n{p.log_text()[-4000:]}" for p in self.started)
+
+
+@pytest.fixture
+def processes(tmp_path, request):
+    pool = ProcessPool(tmp_path / "logs")
+    yield pool
+    pool.stop_all()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(pool.logs())
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def robot_ip() -> str:
+    """A loopback address where no franky-sim is listening yet (one per test)."""
+    rng = random.Random()
+    for _ in range(200):
+        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
+        if loopback_port_free(ip, 1337) and loopback_port_free(ip, 1338):
+            return ip
+    raise RuntimeError("no free loopback address for franky-sim")
