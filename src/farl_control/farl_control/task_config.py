@@ -21,6 +21,10 @@ class RobotConfig:
     relative_dynamics_factor: float
     torque_threshold: float
     force_threshold: float
+    # How long the control node keeps retrying to reach the arm (franky-sim may still be starting).
+    connect_timeout_s: float = 15.0
+    # Upper bound on a blocking joint motion (go home) before it is reported as failed.
+    motion_timeout_s: float = 30.0
 
     @staticmethod
     def from_section(s: Section) -> "RobotConfig":
@@ -29,6 +33,8 @@ class RobotConfig:
             relative_dynamics_factor=s.number("relative_dynamics_factor", positive=True, maximum=1.0),
             torque_threshold=s.number("torque_threshold", positive=True),
             force_threshold=s.number("force_threshold", positive=True),
+            connect_timeout_s=s.number("connect_timeout_s", 15.0, positive=True),
+            motion_timeout_s=s.number("motion_timeout_s", 30.0, positive=True),
         )
 
 
@@ -106,6 +112,8 @@ class SceneObject:
 class SceneConfig:
     objects: tuple[SceneObject, ...]
     reset_jitter: tuple[float, float]
+    # Rate at which the simulated robot publishes object poses and scene state.
+    publish_rate_hz: float = 30.0
 
     def object(self, name: str) -> SceneObject:
         for obj in self.objects:
@@ -123,7 +131,11 @@ class SceneConfig:
         names = [o.name for o in objects]
         if len(set(names)) != len(names):
             raise s.error("objects", f"object names must be unique, got {names}")
-        return SceneConfig(objects=objects, reset_jitter=s.vector("reset_jitter", 2, default=[0.0, 0.0]))  # type: ignore[arg-type]
+        return SceneConfig(
+            objects=objects,
+            reset_jitter=s.vector("reset_jitter", 2, default=[0.0, 0.0]),  # type: ignore[arg-type]
+            publish_rate_hz=s.number("publish_rate_hz", 30.0, positive=True),
+        )
 
 
 @dataclass(frozen=True)
