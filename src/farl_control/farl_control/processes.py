@@ -11,16 +11,37 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
 
+class _OutputPrefixer(threading.Thread):
+    """Copies a child's output to ours, each line prefixed with [name] (as ros2 launch does)."""
+
+    def __init__(self, name: str, stream):
+        super().__init__(daemon=True, name=f"output-{name}")
+        self.prefix = f"[{name}] "
+        self.stream = stream
+
+    def run(self) -> None:
+        for raw in iter(self.stream.readline, b""):
+            sys.stdout.write(self.prefix + raw.decode(errors="replace"))
+            sys.stdout.flush()
+
+
 class ManagedProcess:
-    """One child process in its own process group, logging to a file or inheriting stdout."""
+    """One child process in its own process group.
+
+    Output goes to `log_path` if given, else (with `prefix_output`) to our stdout
+    line by line behind `[name]`, else straight to our stdout.
+    """
 
     def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-                 log_path: str | Path | None = None, cwd: str | Path | None = None):
+                 log_path: str | Path | None = None, cwd: str | Path | None = None,
+                 prefix_output: bool = False):
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path) if log_path else None
@@ -32,11 +53,13 @@ class ManagedProcess:
             self.argv,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT if self._log else None,
+            stdout=self._log or (subprocess.PIPE if prefix_output else None),
+            stderr=subprocess.STDOUT if (self._log or prefix_output) else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        if prefix_output and not self._log:
+            _OutputPrefixer(name, self.popen.stdout).start()
 
     @property
     def pid(self) -> int:

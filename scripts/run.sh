@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job of the README: set up, then run the Fragile Push Wall stack in
+# simulation and write a report. Extra arguments go to `farl run`, e.g.
+#   scripts/run.sh fragile_push_wall robot:=sim
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$REPO/scripts/setup.sh"
+# shellcheck source=env.sh
+source "$REPO/scripts/env.sh"
+cd "$REPO"
+exec "$REPO/.venv/bin/farl" run "$@"

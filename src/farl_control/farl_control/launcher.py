@@ -1,0 +1,126 @@
+"""`farl launch <task> key:=value …`: the pip-side stand-in for `ros2 launch`.
+
+ROS 2's launch system is not available from PyPI, so this starts the very same
+node table (config/stacks/<task>.yaml) as launch/<task>.launch.py: one process
+per node, parameters passed as a --params-file, output prefixed with the node
+name. It runs until Ctrl-C / SIGTERM, or until a node marked `required` exits;
+then every node is shut down in reverse start order (the simulated arm last),
+so the control node's own shutdown stops the arm before the simulator goes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from .errors import exit_on_input_error
+from .processes import ManagedProcess
+from .stack import ResolvedNode, load_stack, parse_launch_arguments
+
+# DDS discovery stays on loopback whatever the caller's shell says.
+ROS_ENVIRONMENT = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
+
+
+def node_command(node: ResolvedNode, params_file: Path) -> list[str]:
+    """argv that runs one node with this interpreter (no reliance on PATH)."""
+    return [sys.executable, "-m", node.module, "--ros-args", "-r", f"__node:={node.name}",
+            "--params-file", str(params_file)]
+
+
+def write_params_file(node: ResolvedNode, folder: Path) -> Path:
+    path = folder / f"{node.name}.params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": node.parameters}}, sort_keys=True))
+    return path
+
+
+class StackLauncher:
+    """Starts the resolved nodes and supervises them until asked to stop."""
+
+    def __init__(self, nodes: Sequence[ResolvedNode], env: dict[str, str] | None = None):
+        self.nodes = list(nodes)
+        self.env = {**os.environ, **ROS_ENVIRONMENT, **(env or {})}
+        self.processes: list[tuple[ResolvedNode, ManagedProcess]] = []
+        self._stop = threading.Event()
+        self._folder = Path(tempfile.mkdtemp(prefix="farl-launch-"))
+
+    def start(self) -> None:
+        for node in self.nodes:
+            params = write_params_file(node, self._folder)
+            proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True)
+            self.processes.append((node, proc))
+            print(f"[launch] started {node.name} (pid {proc.pid}): {node.package}/{node.executable}", flush=True)
+
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def supervise(self, poll_s: float = 0.2) -> int:
+        """Block until stop is requested or a required node exits; returns the exit code."""
+        exit_code = 0
+        reported: set[str] = set()
+        while not self._stop.is_set():
+            for node, proc in self.processes:
+                code = proc.popen.poll()
+                if code is None or node.name in reported:
+                    continue
+                reported.add(node.name)
+                print(f"[launch] {node.name} exited with code {code}", flush=True)
+                if node.required:
+                    print(f"[launch] {node.name} is required: shutting the stack down", flush=True)
+                    exit_code = code or 1
+                    self._stop.set()
+            self._stop.wait(poll_s)
+        return exit_code
+
+    def shutdown(self) -> None:
+        for node, proc in reversed(self.processes):
+            if proc.alive():
+                print(f"[launch] stopping {node.name}", flush=True)
+            proc.stop(grace_s=5.0)
+
+
+def launch(task: str, argument_tokens: list[str], dry_run: bool = False) -> int:
+    stack = load_stack(task)
+    nodes = stack.resolve(parse_launch_arguments(argument_tokens))
+    if dry_run:
+        for node in nodes:
+            print(f"{node.name}: {node.package}/{node.executable} {yaml.safe_dump(node.parameters, default_flow_style=True).strip()}")
+        return 0
+    launcher = StackLauncher(nodes)
+    signal.signal(signal.SIGINT, launcher.request_stop)
+    signal.signal(signal.SIGTERM, launcher.request_stop)
+    try:
+        launcher.start()
+        code = launcher.supervise()
+    finally:
+        launcher.shutdown()
+    return code
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="task whose stack to launch (config/stacks/<task>.yaml)")
+    parser.add_argument("arguments", nargs="*", metavar="key:=value",
+                        help="launch arguments, as for ros2 launch (e.g. robot:=sim autonomy:=false)")
+    parser.add_argument("--dry-run", action="store_true", help="print the nodes and parameters, start nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    return launch(args.task, args.arguments, args.dry_run)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="farl launch", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    with exit_on_input_error("farl launch"):
+        sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()

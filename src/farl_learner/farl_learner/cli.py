@@ -1,0 +1,42 @@
+"""The `farl` command: one entry point for operators and researchers.
+
+Each subcommand lives in its own module and registers itself here; heavy
+imports (torch, MuJoCo, rclpy) happen inside the subcommand, so `farl --help`
+and `farl launch` stay fast and work on a robot PC without the learning stack.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# module: (subcommand, one-line help). Each module has add_arguments(parser) and run(args) -> int.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "launch": ("farl_control.launcher", "start a task's ROS 2 stack until Ctrl-C (like ros2 launch)"),
+    "run": ("farl_learner.main_job", "the main job: run a task's stack in simulation and write a report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="farl", description="Failure-Aware RL on ROS 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from farl_control.errors import exit_on_input_error
+
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    with exit_on_input_error(f"farl {args.command}"):
+        sys.exit(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

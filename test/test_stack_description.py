@@ -1,0 +1,141 @@
+"""The stack YAML is the one source of truth for which nodes run with which parameters."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from farl_control.errors import FarlInputError
+from farl_control.stack import StackDescription, load_stack, parse_launch_arguments
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def node_names(nodes):
+    return [n.name for n in nodes]
+
+
+def test_sim_is_the_default_and_starts_the_simulated_arm_before_the_control_node():
+    nodes = load_stack("fragile_push_wall").resolve()
+    names = node_names(nodes)
+    assert names.index("sim_robot") < names.index("franka")
+
+
+def test_real_robot_starts_no_simulator_and_passes_the_robot_ip():
+    nodes = load_stack("fragile_push_wall").resolve({"robot": "real", "robot_ip": "172.16.0.2"})
+    assert "sim_robot" not in node_names(nodes)
+    franka = next(n for n in nodes if n.name == "franka")
+    assert franka.parameters["robot_ip"] == "172.16.0.2"
+
+
+def test_config_paths_are_made_absolute_so_nodes_find_them_from_any_directory():
+    franka = next(n for n in load_stack("fragile_push_wall").resolve() if n.name == "franka")
+    path = Path(franka.parameters["task_config"])
+    assert path.is_absolute() and path.is_file()
+
+
+def test_the_arm_driver_and_simulator_are_required():
+    nodes = {n.name: n for n in load_stack("fragile_push_wall").resolve()}
+    assert nodes["franka"].required and nodes["sim_robot"].required
+
+
+@pytest.mark.parametrize("tokens, problem", [
+    (["robot:=mars"], "robot:=mars is not one of sim, real"),
+    (["colour:=red"], "unknown launch argument 'colour'"),
+])
+def test_bad_launch_arguments_name_the_stack_file_and_the_argument(tokens, problem):
+    stack = load_stack("fragile_push_wall")
+    with pytest.raises(FarlInputError) as error:
+        stack.resolve(parse_launch_arguments(tokens))
+    assert problem in str(error.value)
+    assert str(stack.path) in str(error.value)
+
+
+def test_launch_arguments_must_be_key_colon_equals_value():
+    with pytest.raises(FarlInputError, match="key:=value"):
+        parse_launch_arguments(["robot=sim"])
+
+
+def test_a_node_referring_to_an_undeclared_argument_is_a_config_error(tmp_path):
+    bad = tmp_path / "stack.yaml"
+    bad.write_text("task: t\nargs: {robot: {default: sim}}\nnodes:\n"
+                   "  - {name: a, package: p, executable: e, parameters: {ip: '${robot_ip}'}}\n")
+    with pytest.raises(FarlInputError, match=r"nodes\[0\]\.parameters\.ip: \$\{robot_ip\} is not a declared"):
+        StackDescription.from_file(bad)
+
+
+def test_farl_launch_with_an_unknown_task_prints_one_error_line_and_exits_2():
+    result = subprocess.run([sys.executable, "-m", "farl_learner.cli", "launch", "warp_drive"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "stacks/warp_drive.yaml" in lines[0] and "unknown task 'warp_drive'" in lines[0]
+
+
+def _load_launch_file_with_recording_launch_api():
+    """Import launch/fragile_push_wall.launch.py against minimal stand-ins of launch/launch_ros.
+
+    launch and launch_ros exist only in a ROS 2 install (not on PyPI); the stand-ins
+    record what the file asks for so we can check it builds the same node table.
+    """
+    recorded = {"nodes": [], "args": []}
+
+    class Action:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class DeclareLaunchArgument(Action):
+        def __init__(self, name, **kwargs):
+            super().__init__(name, **kwargs)
+            recorded["args"].append((name, kwargs["default_value"]))
+
+    class Node(Action):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            recorded["nodes"].append(kwargs)
+
+    class LaunchConfiguration:
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context[self.name]
+
+    modules = {
+        "launch": types.SimpleNamespace(LaunchDescription=lambda actions: actions),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=DeclareLaunchArgument,
+                                                OpaqueFunction=Action, Shutdown=Action),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
+        "launch_ros.actions": types.SimpleNamespace(Node=Node),
+    }
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)  # type: ignore[arg-type]
+    try:
+        source = (REPO / "launch" / "fragile_push_wall.launch.py").read_text()
+        namespace: dict = {"__name__": "fragile_push_wall_launch"}
+        exec(compile(source, "fragile_push_wall.launch.py", "exec"), namespace)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return namespace, recorded
+
+
+@pytest.mark.parametrize("overrides", [{}, {"robot": "real", "robot_ip": "10.0.0.2"}, {"autonomy": "false"}])
+def test_the_launch_file_starts_exactly_the_nodes_farl_launch_starts(overrides):
+    namespace, recorded = _load_launch_file_with_recording_launch_api()
+    actions = namespace["generate_launch_description"]()
+    stack = load_stack("fragile_push_wall")
+    assert [name for name, _ in recorded["args"]] == [a.name for a in stack.arguments]
+    context = {**{a.name: a.default for a in stack.arguments}, **overrides}
+    opaque = actions[-1]
+    opaque.kwargs["function"](context)
+    expected = stack.resolve(overrides)
+    assert [(n["name"], n["package"], n["executable"], n["parameters"][0]) for n in recorded["nodes"]] == \
+        [(n.name, n.package, n.executable, n.parameters) for n in expected]
