@@ -1,0 +1,120 @@
+"""What a learning agent sees and does in a task: observation layout, action
+scaling, episode rules and reward.
+
+ROS-free and torch-free, so the training twin (farl_learner), the shield node
+and the episode monitor (farl_control) build the observation and compute the
+reward with the very same code from the same config section — a policy trained
+in the twin sees on the robot exactly the vector it was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .task_config import TaskConfig
+from .yaml_loading import Section
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+TCP = "tcp"
+
+
+@dataclass(frozen=True)
+class ObservationField:
+    source: str               # "tcp" or a scene object name
+    dims: tuple[int, ...]     # indices into the source's position
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task: str
+    fields: tuple[ObservationField, ...]
+    action_scale: tuple[float, float, float]
+    max_steps: int
+    terminate_on_failure: bool
+    reach_weight: float
+    push_weight: float
+    success_bonus: float
+    pushed_object: str
+    target: str
+    success_tolerance: float
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(len(f.dims) for f in self.fields)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_scale)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.source for f in self.fields))
+
+    def layout(self) -> list[str]:
+        """Names of the observation entries, e.g. ['tcp.x', …, 'target.y'] (for manifests)."""
+        inverse = {v: k for k, v in _AXES.items()}
+        return [f"{f.source}.{inverse[d]}" for f in self.fields for d in f.dims]
+
+    def build_observation(self, positions: Mapping[str, np.ndarray]) -> np.ndarray:
+        """positions: source name → xyz position. Raises KeyError for a missing source."""
+        parts = [np.asarray(positions[f.source], dtype=np.float64)[list(f.dims)] for f in self.fields]
+        return np.concatenate(parts).astype(np.float32)
+
+    def action_to_velocity(self, action: np.ndarray) -> np.ndarray:
+        """Policy action in [-1, 1]^n → TCP linear velocity (m/s)."""
+        return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * np.asarray(self.action_scale)
+
+    def velocity_to_action(self, velocity: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(velocity, dtype=np.float64) / np.asarray(self.action_scale), -1.0, 1.0)
+
+    def success(self, positions: Mapping[str, np.ndarray]) -> bool:
+        a, b = np.asarray(positions[self.pushed_object]), np.asarray(positions[self.target])
+        return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= self.success_tolerance
+
+    def reward(self, positions: Mapping[str, np.ndarray], success: bool) -> float:
+        """Dense push reward: reach the object, bring it to the target, bonus on success."""
+        tcp = np.asarray(positions[TCP])
+        obj = np.asarray(positions[self.pushed_object])
+        target = np.asarray(positions[self.target])
+        reach = float(np.linalg.norm(tcp - obj))
+        push = float(np.hypot(obj[0] - target[0], obj[1] - target[1]))
+        return -self.reach_weight * reach - self.push_weight * push + (self.success_bonus if success else 0.0)
+
+    @staticmethod
+    def from_config(config: TaskConfig) -> "TaskSpec":
+        root = Section(config.raw, config.path)
+        obs = root.section("observation")
+        fields = []
+        object_names = {o.name for o in config.scene.objects}
+        for s in obs.sections("fields"):
+            source = s.string("source")
+            if source != TCP and source not in object_names:
+                raise s.error("source", f"{source!r} is neither 'tcp' nor a scene object")
+            dims = s.strings("dims")
+            if not dims or any(d not in _AXES for d in dims):
+                raise s.error("dims", f"expected a non-empty list of x, y, z; got {list(dims)}")
+            fields.append(ObservationField(source, tuple(_AXES[d] for d in dims)))
+        action = root.section("action")
+        scale = action.vector("linear_velocity_scale", 3)
+        if any(v <= 0 for v in scale):
+            raise action.error("linear_velocity_scale", "every entry must be > 0")
+        if max(scale) > config.control.max_linear_speed:
+            raise action.error("linear_velocity_scale",
+                               f"exceeds control.max_linear_speed {config.control.max_linear_speed}")
+        episode = root.section("episode")
+        reward = root.section("reward")
+        return TaskSpec(
+            task=config.task,
+            fields=tuple(fields),
+            action_scale=scale,  # type: ignore[arg-type]
+            max_steps=episode.integer("max_steps", minimum=1),
+            terminate_on_failure=episode.boolean("terminate_on_failure"),
+            reach_weight=reward.number("reach_weight", minimum=0.0),
+            push_weight=reward.number("push_weight", minimum=0.0),
+            success_bonus=reward.number("success_bonus", minimum=0.0),
+            pushed_object=config.success.object,
+            target=config.success.target,
+            success_tolerance=config.success.tolerance,
+        )
