@@ -1,0 +1,321 @@
+"""Typed hyper-parameters of the FARL algorithms (config/farl/<task>.yaml).
+
+Every number the algorithms use lives in one of the dataclasses below, with its
+default and a one-line docstring (CleanRL's `Args`, split by component so the
+world model, the task policy and the shield can be read and tuned apart).
+A task's YAML file overrides any subset of them, section by section:
+
+    ppo:
+      learning_rate: 1.0e-4
+    risk:
+      horizon: 15
+
+`load_farl_config(task)` reads the file, type-checks every value and rejects
+unknown keys with one `ConfigError` line naming the file and key, so a typo
+never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from farl_control.errors import ConfigError
+from farl_control.paths import config_dir
+from farl_control.yaml_loading import load_yaml_mapping
+
+
+@dataclass
+class NetworkConfig:
+    """Sizes of the policy and value MLPs."""
+
+    policy_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the Gaussian policies (task and recovery)."""
+    value_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the state-value and Q networks."""
+    init_log_std: float = -1.0
+    """Initial state-independent log standard deviation of the policies."""
+    min_log_std: float = -5.0
+    """Lower clamp of the learned log-std (keeps log-probs finite)."""
+    max_log_std: float = 0.5
+    """Upper clamp of the learned log-std (actions live in [-1, 1])."""
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning of an ensemble of Gaussian policies (Uni-O4 stage 1)."""
+
+    ensemble_size: int = 4
+    """Number of BC policies K; each sees its own bootstrap resample of the demos."""
+    steps: int = 20_000
+    """Gradient steps per ensemble member."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    learning_rate: float = 3e-4
+    """Adam learning rate."""
+
+
+@dataclass
+class OfflineConfig:
+    """Offline critic fitting and clipped policy improvement (Uni-O4 stage 2)."""
+
+    critic_steps: int = 20_000
+    """Gradient steps of the expectile Q/V fit on the dataset."""
+    expectile: float = 0.7
+    """Expectile tau of V(s) against Q(s,a): 0.5 = behaviour value (SARSA), ->1 = in-sample max."""
+    discount: float = 0.99
+    """Discount of the offline critic (the same as PPO's gamma online)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of Q and V."""
+    target_tau: float = 0.005
+    """Polyak rate of the target Q network."""
+    policy_steps: int = 5_000
+    """Gradient steps of clipped offline policy improvement per ensemble member."""
+    policy_lr: float = 1e-4
+    """Adam learning rate of the offline improvement."""
+    clip_ratio: float = 0.25
+    """PPO clip range of the ratio pi_new / pi_old in the offline objective."""
+    old_policy_interval: int = 1_000
+    """Steps between copying the improved policy into the behaviour (old) policy."""
+    batch_size: int = 256
+    """Transitions per gradient step (critic and policy)."""
+    action_samples: int = 8
+    """Actions sampled per state to estimate the baseline V_pi_old(s) = E_a Q(s, a)."""
+    cost_penalty: float = 0.0
+    """Reward subtracted per failure step (cost = 1) in the critic's target."""
+
+
+@dataclass
+class PPOConfig:
+    """Online PPO fine-tuning of the task policy (Uni-O4 stage 3, and FARL)."""
+
+    learning_rate: float = 3e-5
+    """Adam learning rate of actor and critic (small: the policy is pre-trained)."""
+    num_steps: int = 2048
+    """Environment steps collected between PPO updates."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    update_epochs: int = 10
+    """Passes over each rollout."""
+    num_minibatches: int = 32
+    """Minibatches per pass."""
+    clip_coef: float = 0.2
+    """Surrogate clipping coefficient."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float = 0.05
+    """Stop the epoch loop early when the approximate KL exceeds this (0 = never)."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+
+
+@dataclass
+class WorldModelConfig:
+    """Latent world model with a constraint head (TD-MPC2 style, see models/world_model.py)."""
+
+    latent_dim: int = 64
+    """Size of the latent state z."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of every head."""
+    horizon: int = 5
+    """Steps of latent rollout per training sequence (multi-step consistency)."""
+    steps: int = 20_000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Sequences per gradient step."""
+    learning_rate: float = 3e-4
+    """Adam learning rate."""
+    rho: float = 0.9
+    """Per-step weight decay of the loss along the training rollout (TD-MPC2's rho)."""
+    consistency_coef: float = 1.0
+    """Weight of the latent consistency loss ||next(z,a) - sg(encode(s'))||^2."""
+    decoder_coef: float = 1.0
+    """Weight of the next-observation reconstruction loss (gives the predicted hand path)."""
+    reward_coef: float = 0.5
+    """Weight of the reward regression loss."""
+    constraint_coef: float = 1.0
+    """Weight of the class-weighted constraint BCE loss."""
+    value_coef: float = 0.1
+    """Weight of the TD(0) value loss."""
+    discount: float = 0.99
+    """Discount of the value head."""
+    constraint_pos_weight: float = 0.0
+    """BCE weight of failure steps; 0 = automatic (#safe / #failure, capped at 100)."""
+    grad_clip: float = 20.0
+    """Global gradient-norm clip."""
+
+
+@dataclass
+class RiskConfig:
+    """The H-step risk C_H and the shield threshold eps_safe."""
+
+    horizon: int = 10
+    """H: C_H sums per-step failure probabilities over steps t..t+H of a world-model rollout."""
+    gamma_risk: float = 0.9
+    """Discount of the per-step failure probabilities in C_H."""
+    target_miss_rate: float = 0.05
+    """eps_safe is the largest threshold whose miss rate on held-out failure-preceding states is <= this."""
+    holdout_fraction: float = 0.2
+    """Fraction of failure-data episodes held out from world-model training for calibration."""
+    epsilon_safe: float = 0.0
+    """Fixed eps_safe; 0 = calibrate from held-out failure data (the default)."""
+
+
+@dataclass
+class OnlineConfig:
+    """The online fine-tuning loop (FARL with the shield, Uni-O4 without)."""
+
+    total_steps: int = 1_000_000
+    """Environment steps of online fine-tuning (the paper: 10^6)."""
+    eval_episodes: int = 10
+    """Deterministic evaluation episodes before and after fine-tuning."""
+    torch_threads: int = 1
+    """torch intra-op threads (the learner must not starve the control loop)."""
+
+
+@dataclass
+class FarlConfig:
+    """Everything one task's FARL run needs."""
+
+    task: str = "toy"
+    """FailureBench task name (config/farl/<task>.yaml)."""
+    seed: int = 0
+    """Seed of torch, numpy and the environment."""
+    networks: NetworkConfig = field(default_factory=NetworkConfig)
+    bc: BCConfig = field(default_factory=BCConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    recovery_bc: BCConfig = field(default_factory=lambda: BCConfig(ensemble_size=1))
+    """Recovery policy BC (one policy: recovery demos are few and it is frozen online)."""
+    recovery_offline: OfflineConfig = field(default_factory=lambda: OfflineConfig(cost_penalty=10.0))
+    """Offline improvement of the recovery policy."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def farl_config_path(task: str) -> Path:
+    """config/farl/<task>.yaml."""
+    return config_dir() / "farl" / f"{task}.yaml"
+
+
+def load_farl_config(task_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> FarlConfig:
+    """Read config/farl/<task>.yaml (or a path) into a FarlConfig, then apply dotted overrides.
+
+    `overrides` maps dotted keys to values, e.g. {"ppo.learning_rate": 1e-4,
+    "risk.horizon": 5}; a CLI passes `--set key=value` pairs through here.
+    """
+    text = str(task_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) else farl_config_path(text)
+    data = load_yaml_mapping(path)
+    config = _build(FarlConfig, data, path, prefix="")
+    if not isinstance(task_or_path, Path) and not text.endswith((".yaml", ".yml")) and config.task != text:
+        raise ConfigError(path, f"says task {config.task!r} but was loaded for task {text!r}", key="task")
+    return apply_overrides(config, overrides or {}, source=path)
+
+
+def apply_overrides(config: FarlConfig, overrides: Mapping[str, Any], source: str | Path = "<overrides>") -> FarlConfig:
+    """A copy of `config` with dotted keys replaced, each value type-checked."""
+    config = _copy(config)
+    for dotted, value in overrides.items():
+        *parents, name = dotted.split(".")
+        target: Any = config
+        for part in parents:
+            if not dataclasses.is_dataclass(target) or part not in _field_types(type(target)):
+                raise ConfigError(source, "unknown config section", key=dotted)
+            target = getattr(target, part)
+        types = _field_types(type(target)) if dataclasses.is_dataclass(target) else {}
+        if name not in types or dataclasses.is_dataclass(types[name]):
+            raise ConfigError(source, "unknown config key", key=dotted)
+        setattr(target, name, _coerce(value, types[name], source, dotted))
+    return config
+
+
+def _copy(config: Any) -> Any:
+    return _build(type(config), dataclasses.asdict(config), "<copy>", prefix="")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type, data: Mapping[str, Any], path: str | Path, prefix: str) -> Any:
+    """Instantiate dataclass `cls` from a mapping, recursing into nested sections."""
+    types = _field_types(cls)
+    values = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in types:
+            raise ConfigError(path, f"unknown key; known: {', '.join(types)}", key=dotted)
+        kind = types[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, Mapping):
+                raise ConfigError(path, f"expected a mapping, got {value!r}", key=dotted)
+            values[key] = _build(kind, value, path, prefix=f"{dotted}.")
+        else:
+            values[key] = _coerce(value, kind, path, dotted)
+    instance = cls(**values)
+    _validate(instance, path, prefix)
+    return instance
+
+
+def _coerce(value: Any, kind: Any, path: str | Path, key: str) -> Any:
+    """Check `value` against a field type (int, float, bool, str, tuple[int, ...])."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif typing.get_origin(kind) is tuple:
+        (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(v, item, path, key) for v in value)
+    name = getattr(kind, "__name__", str(kind))
+    raise ConfigError(path, f"expected {name}, got {value!r}", key=key)
+
+
+def _validate(instance: Any, path: str | Path, prefix: str) -> None:
+    """Range checks that would otherwise fail deep inside training."""
+    checks: dict[str, bool] = {}
+    if isinstance(instance, RiskConfig):
+        checks = {
+            "horizon": instance.horizon >= 0,
+            "gamma_risk": 0.0 < instance.gamma_risk <= 1.0,
+            "target_miss_rate": 0.0 <= instance.target_miss_rate < 1.0,
+            "holdout_fraction": 0.0 < instance.holdout_fraction < 1.0,
+            "epsilon_safe": instance.epsilon_safe >= 0.0,
+        }
+    elif isinstance(instance, OfflineConfig):
+        checks = {"expectile": 0.0 < instance.expectile < 1.0, "discount": 0.0 < instance.discount <= 1.0}
+    elif isinstance(instance, PPOConfig):
+        checks = {"num_steps": instance.num_steps >= instance.num_minibatches >= 1,
+                  "gamma": 0.0 < instance.gamma <= 1.0}
+    elif isinstance(instance, BCConfig):
+        checks = {"ensemble_size": instance.ensemble_size >= 1}
+    elif isinstance(instance, WorldModelConfig):
+        checks = {"horizon": instance.horizon >= 1, "latent_dim": instance.latent_dim >= 1}
+    for key, ok in checks.items():
+        if not ok:
+            raise ConfigError(path, f"out of range: {getattr(instance, key)!r}", key=f"{prefix}{key}")

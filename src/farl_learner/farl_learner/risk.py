@@ -1,0 +1,120 @@
+"""The H-step risk C_H of the task policy, and how eps_safe is chosen.
+
+`h_step_risk` is the paper's equation, line for line:
+
+    C_H^pi(s_t) = sum_{k=0..H} gamma_risk^k * P(C(s_{t+k}, a_{t+k}) = 1),   a_{t+k} ~ pi
+
+rolled out in the learned world model. Choice (the paper is open here): the
+rollout uses the policy's *mean* action, not samples. One deterministic
+rollout is cheap, has no sampling variance for the threshold to fight, and is
+what the exported ONNX graph (one unrolled loop, no random ops) can compute on
+the robot. The first action may be given: the shield passes the sampled
+a_task it is about to execute, so C_H judges the action actually proposed.
+
+The sum is the paper's plain discounted sum of per-step probabilities (no
+survival weighting), so C_H lies in [0, sum_k gamma_risk^k] and is not itself
+a probability; eps_safe lives on that scale and is calibrated on held-out data.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class RiskModel(Protocol):
+    def encode(self, obs: torch.Tensor) -> torch.Tensor: ...
+    def next(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor: ...
+    def failure_prob(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def h_step_risk(world_model: RiskModel, policy: torch.nn.Module, obs: torch.Tensor, horizon: int,
+                gamma_risk: float, first_action: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C_H for a batch of observations [B, obs_dim].
+
+    Returns (risk [B], per-step failure probabilities [B, H+1], predicted
+    observations s_t..s_{t+H} [B, H+1, obs_dim]; s_t is the given obs and
+    [..., 0:3] is the predicted end-effector path).
+    """
+    z, s = world_model.encode(obs), obs
+    risk = torch.zeros(obs.shape[0], dtype=obs.dtype)
+    probs, states = [], [s]
+    for k in range(horizon + 1):
+        a = first_action if (k == 0 and first_action is not None) else policy(s)  # a_{t+k} = mean of pi
+        p = world_model.failure_prob(z, a)  # P(C(s_{t+k}, a_{t+k}) = 1)
+        risk = risk + gamma_risk**k * p
+        probs.append(p)
+        if k < horizon:
+            z = world_model.next(z, a)
+            s = world_model.decode(z)
+            states.append(s)
+    return risk, torch.stack(probs, 1), torch.stack(states, 1)
+
+
+@torch.no_grad()
+def risk_of_states(world_model: RiskModel, policy: torch.nn.Module, obs: np.ndarray, horizon: int,
+                   gamma_risk: float, batch_size: int = 4096) -> np.ndarray:
+    """C_H for many observations (numpy in, numpy out), in batches."""
+    out = []
+    for i in range(0, len(obs), batch_size):
+        batch = torch.as_tensor(obs[i:i + batch_size], dtype=torch.float32)
+        out.append(h_step_risk(world_model, policy, batch, horizon, gamma_risk)[0].numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+@dataclass
+class Calibration:
+    """eps_safe and how it does on held-out states."""
+
+    epsilon_safe: float
+    target_miss_rate: float
+    miss_rate: float
+    """Fraction of failure-preceding states (failure within H steps) with C_H <= eps: the shield would not act."""
+    needless_trigger_rate: float
+    """Fraction of states with no failure within H steps whose C_H > eps: the shield would act needlessly."""
+    n_failure_preceding: int
+    n_safe: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int,
+                      target_miss_rate: float) -> Calibration:
+    """The largest eps_safe whose held-out miss rate is at most the target.
+
+    A state is failure-preceding when its episode fails within H steps (the
+    window C_H looks at). With the failure-preceding risks sorted ascending and
+    m = floor(target * n) misses allowed, any eps below the (m+1)-th smallest
+    risk misses at most m of them; eps is put half-way between the m-th and
+    (m+1)-th so it is not fitted to the edge of one sample.
+    """
+    positive = steps_to_failure <= horizon
+    pos = np.sort(risk[positive])
+    if len(pos) == 0:
+        raise ValueError("no failure-preceding states in the calibration data")
+    m = int(np.floor(target_miss_rate * len(pos)))
+    upper = pos[m]
+    lower = pos[m - 1] if m > 0 else 0.0
+    epsilon = float((lower + upper) / 2) if lower < upper else float(np.nextafter(upper, -np.inf))
+    epsilon = max(epsilon, 0.0)
+    return evaluate_epsilon(risk, steps_to_failure, horizon, epsilon, target_miss_rate)
+
+
+def evaluate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int, epsilon: float,
+                     target_miss_rate: float = float("nan")) -> Calibration:
+    """Misses and needless triggers of a given eps_safe on labelled states."""
+    positive = steps_to_failure <= horizon
+    pos, neg = risk[positive], risk[~positive]
+    return Calibration(
+        epsilon_safe=float(epsilon),
+        target_miss_rate=float(target_miss_rate),
+        miss_rate=float(np.mean(pos <= epsilon)) if len(pos) else float("nan"),
+        needless_trigger_rate=float(np.mean(neg > epsilon)) if len(neg) else float("nan"),
+        n_failure_preceding=int(len(pos)),
+        n_safe=int(len(neg)),
+    )

@@ -1,0 +1,1 @@
+"""Entry functions a CLI calls: pretrain, finetune, export (and the online loop they share)."""
