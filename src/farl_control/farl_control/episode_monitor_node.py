@@ -1,0 +1,251 @@
+"""episode_monitor node: turns the actor's ticks into episodes, transitions and events.
+
+The shield (the actor) publishes one /farl/shield/decision per control tick,
+carrying the observation it acted on and the action it sent. For each tick the
+monitor looks at the world one tick later (TCP and object poses, the failure
+signal) and decides reward, cost, success and the end of the episode with
+`EpisodeTracker`. When an episode ends it publishes the verdict on
+/farl/episode/events, sends the whole episode to the learner on
+/farl/learner/transitions, and resets the robot (and, in sim, the scene)
+through /farl/robot/reset before starting the next one.
+
+Failure signal: in simulation the ground truth of /farl/sim/scene_state (MuJoCo
+contacts between the failure bodies). Any failure seen since the previous tick
+counts for that tick's state–action pair.
+
+Topics
+  sub /farl/shield/decision       diagnostic_msgs/DiagnosticStatus (tick, episode, obs, action, …)
+  sub /farl/robot/ee_pose, /farl/objects/<name>, /farl/sim/scene_state, /farl/teleop/command
+  pub /farl/episode/events        std_msgs/String JSON: {"type": start|success|failure|timeout|
+                                  aborted|intervention|finished, "episode", "steps", "return",
+                                  "failure_pairs", "shield_triggers", "counts": {...totals}}
+  pub /farl/learner/transitions   std_msgs/String JSON, one message per finished episode
+                                  (layout: farl_control.episode_tracker.transitions_payload)
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from .episode_tracker import EpisodeResult, EpisodeTracker, transitions_payload
+from .errors import exit_on_input_error
+from .task_config import load_task_config
+from .task_spec import TCP, TaskSpec
+
+PROGRAM = "episode_monitor_node"
+EVENTS_TOPIC = "/farl/episode/events"
+TRANSITIONS_TOPIC = "/farl/learner/transitions"
+DECISION_TOPIC = "/farl/shield/decision"
+SCENE_STATE_TOPIC = "/farl/sim/scene_state"
+RESET_SERVICE = "/farl/robot/reset"
+# Events and transitions must not be dropped: reliable, with history for late joiners.
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def decision_values(msg: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in msg.values}
+
+
+class EpisodeMonitorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("episode_monitor")
+        self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml",
+                               ParameterDescriptor(description="Task YAML: a task name or a path relative to config/"))
+        self.declare_parameter("max_episodes", 0, ParameterDescriptor(
+            description="Stop starting episodes after this many (0 = run until shut down)"))
+        self.declare_parameter("reset_timeout_s", 60.0, ParameterDescriptor(
+            description="How long a /farl/robot/reset may take before the monitor reports it and retries"))
+        config = load_task_config(self.get_parameter("task_config").value)
+        self.spec = TaskSpec.from_config(config)
+        self.teleop_hold_s = config.control.teleop_hold_s
+        self.max_episodes = int(self.get_parameter("max_episodes").value)
+        self.reset_timeout_s = float(self.get_parameter("reset_timeout_s").value)
+        self.tracker = EpisodeTracker(self.spec)
+        self._lock = threading.Lock()
+        self.positions: dict[str, np.ndarray] = {}
+        self.failure_since_step = False
+        self.pending: dict | None = None
+        self.last_teleop = -1e9
+        self.finished = False
+
+        fast = ReentrantCallbackGroup()
+        self.create_subscription(PoseStamped, "/farl/robot/ee_pose",
+                                 lambda m: self._on_position(TCP, m), qos_profile_sensor_data, callback_group=fast)
+        for name in self.spec.sources:
+            if name != TCP:
+                self.create_subscription(PoseStamped, f"/farl/objects/{name}",
+                                         lambda m, n=name: self._on_position(n, m), 10, callback_group=fast)
+        self.create_subscription(String, SCENE_STATE_TOPIC, self._on_scene_state, 10, callback_group=fast)
+        self.create_subscription(TwistStamped, "/farl/teleop/command", self._on_teleop, 10, callback_group=fast)
+        self.create_subscription(DiagnosticStatus, DECISION_TOPIC, self._on_decision, 10, callback_group=fast)
+        self.events = self.create_publisher(String, EVENTS_TOPIC, RELIABLE)
+        self.transitions = self.create_publisher(String, TRANSITIONS_TOPIC, RELIABLE)
+        self.reset_client = self.create_client(Trigger, RESET_SERVICE, callback_group=MutuallyExclusiveCallbackGroup())
+        self._episode_thread = threading.Thread(target=self._episode_loop, daemon=True)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    # ---- inputs -------------------------------------------------------------
+    def _on_position(self, name: str, msg: PoseStamped) -> None:
+        p = msg.pose.position
+        with self._lock:
+            self.positions[name] = np.array([p.x, p.y, p.z])
+
+    def _on_scene_state(self, msg: String) -> None:
+        try:
+            failure = bool(json.loads(msg.data).get("failure", False))
+        except (ValueError, AttributeError):
+            return
+        if failure:
+            with self._lock:
+                self.failure_since_step = True
+
+    def _on_teleop(self, msg: TwistStamped) -> None:
+        now = time.monotonic()
+        with self._lock:
+            new_burst = now - self.last_teleop > self.teleop_hold_s
+            self.last_teleop = now
+            if new_burst and self.tracker.running:
+                self.tracker.note_intervention()
+                self._publish_event("intervention")
+
+    def _on_decision(self, msg: DiagnosticStatus) -> None:
+        values = decision_values(msg)
+        try:
+            decision = {
+                "episode": int(values["episode"]),
+                "obs": np.asarray(json.loads(values["obs"]), dtype=np.float32),
+                "action": np.asarray(json.loads(values["action"]), dtype=np.float32),
+                "action_task": np.asarray(json.loads(values["action_task"]), dtype=np.float32),
+                "log_prob": float(values["log_prob"]),
+                "source": values["source"],
+                "risk": float(values["risk"]),
+                "policy_version": int(values.get("policy_version", "0")),
+            }
+        except (KeyError, ValueError) as error:
+            self.get_logger().warning(f"ignoring a malformed decision message: {error}", throttle_duration_sec=5.0)
+            return
+        result = None
+        with self._lock:
+            if not self.tracker.running or decision["episode"] != self.tracker.episode:
+                return
+            if self.pending is not None:
+                missing = [s for s in self.spec.sources if s not in self.positions]
+                if missing:
+                    return
+                p = self.pending
+                result = self.tracker.step(p["obs"], p["action"], p["action_task"], p["log_prob"], p["source"],
+                                           p["risk"], dict(self.positions), self.failure_since_step,
+                                           p["policy_version"])
+                self.failure_since_step = False
+            self.pending = None if result is not None else decision
+        if result is not None:
+            self._finish(result)
+
+    # ---- episodes -----------------------------------------------------------
+    def _publish_event(self, kind: str, result: EpisodeResult | None = None) -> None:
+        body = {"type": kind, "episode": self.tracker.episode, "counts": self.tracker.counts_dict(),
+                "time": time.time()}
+        if result is not None:
+            body.update({"steps": result.steps, "return": result.episode_return,
+                         "failure_pairs": result.failure_pairs, "shield_triggers": result.shield_triggers,
+                         "interventions": result.interventions, "policy_version": result.policy_version})
+        self.events.publish(String(data=json.dumps(body)))
+
+    def _finish(self, result: EpisodeResult) -> None:
+        self._publish_event(result.reason, result)
+        self.transitions.publish(String(data=json.dumps(transitions_payload(result, self.spec.task))))
+        self.get_logger().info(
+            f"episode {result.episode}: {result.reason} after {result.steps} steps, return "
+            f"{result.episode_return:.2f}, failure pairs {result.failure_pairs}, triggers {result.shield_triggers}")
+        self._wake.set()
+
+    def _reset_robot(self) -> bool:
+        if not self.reset_client.wait_for_service(timeout_sec=5.0):
+            self.get_logger().warning(f"{RESET_SERVICE} not available yet; is the franka node running?")
+            return False
+        future = self.reset_client.call_async(Trigger.Request())
+        deadline = time.monotonic() + self.reset_timeout_s
+        while not future.done() and time.monotonic() < deadline and not self._stopping.is_set():
+            time.sleep(0.05)
+        if not future.done():
+            self.get_logger().error(f"{RESET_SERVICE} did not answer within {self.reset_timeout_s:g} s; retrying")
+            return False
+        response = future.result()
+        if not response.success:
+            self.get_logger().error(f"reset failed: {response.message}; retrying")
+        return bool(response.success)
+
+    def _episode_loop(self) -> None:
+        """Reset → start → wait for the end, until max_episodes or shutdown."""
+        while not self._stopping.is_set():
+            with self._lock:
+                ready = all(s in self.positions for s in self.spec.sources)
+            if not ready:
+                self._stopping.wait(0.2)
+                continue
+            if self.max_episodes and self.tracker.counts.episodes >= self.max_episodes:
+                with self._lock:
+                    self.finished = True
+                    self._publish_event("finished")
+                self.get_logger().info(f"finished {self.max_episodes} episodes: {self.tracker.counts_dict()}")
+                return
+            if not self._reset_robot():
+                self._stopping.wait(1.0)
+                continue
+            with self._lock:
+                self.pending = None
+                self.failure_since_step = False
+                self.tracker.start()
+                self._wake.clear()
+                self._publish_event("start")
+            while not self._wake.wait(0.2):
+                if self._stopping.is_set():
+                    return
+
+    def start(self) -> None:
+        self._episode_thread.start()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            result = self.tracker.abort()
+        if result is not None:
+            self._publish_event("aborted", result)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        with exit_on_input_error(PROGRAM):
+            node = EpisodeMonitorNode()
+        node.start()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,212 @@
+"""shield node: the actor of online FARL, with the safety shield in its loop.
+
+Each control tick while an episode runs (between the episode monitor's `start`
+and its verdict) it builds the task's observation from /farl/robot/ee_pose and
+/farl/objects/<name> (layout: config `observation`), asks `ShieldRuntime` for
+the action (pi_task's sample, or pi_rec's when C_H > eps_safe) and sends it on
+/farl/robot/command. Between episodes it sends nothing: the control node's
+watchdog holds the arm still. `shield_enabled:=false` runs the same actor
+without the substitution: the Uni-O4 baseline.
+
+Publishes
+  /farl/robot/command     geometry_msgs/TwistStamped, TCP linear velocity, frame base
+  /farl/shield/decision   diagnostic_msgs/DiagnosticStatus per tick; values: tick, episode,
+                          risk, epsilon, source (task|recovery), latency_ms, policy_version,
+                          obs, action, action_task (JSON lists), log_prob, swap_error
+  /farl/shield/markers    visualization_msgs/MarkerArray (see shield_markers)
+Subscribes
+  /farl/episode/events    start / verdict events of the episode monitor
+  /farl/learner/policy    {"path", "version", "sha256"}: a new task policy folder to verify and swap in
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from .errors import FarlInputError, exit_on_input_error
+from .paths import resolve_config_path
+from .ros_conversions import make_twist
+from .shield_markers import decision_markers, marker_array, static_markers
+from .shield_runtime import ShieldDecision, ShieldRuntime
+from .task_config import load_task_config
+from .task_spec import TCP, TaskSpec
+
+PROGRAM = "shield_node"
+COMMAND_TOPIC = "/farl/robot/command"
+DECISION_TOPIC = "/farl/shield/decision"
+MARKERS_TOPIC = "/farl/shield/markers"
+EVENTS_TOPIC = "/farl/episode/events"
+POLICY_TOPIC = "/farl/learner/policy"
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+ENDING_EVENTS = {"success", "failure", "timeout", "aborted", "finished"}
+
+
+def _kv(key: str, value) -> KeyValue:
+    return KeyValue(key=key, value=value if isinstance(value, str) else json.dumps(value))
+
+
+class ShieldNode(Node):
+    def __init__(self) -> None:
+        super().__init__("shield")
+        describe = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml",
+                               describe("Task YAML: a task name or a path relative to config/"))
+        self.declare_parameter("models_dir", "models/fragile_push_wall",
+                               describe("Model folder (manifest.json + ONNX files), absolute or relative to config/"))
+        self.declare_parameter("shield_enabled", True,
+                               describe("false = never substitute the recovery action (Uni-O4 baseline)"))
+        self.declare_parameter("explore", True, describe("Sample a_task from pi_task (online learning) or use its mean"))
+        self.declare_parameter("seed", 0, describe("Seed of the exploration noise"))
+        self.declare_parameter("epsilon_override", -1.0,
+                               describe("eps_safe to use instead of the manifest's calibrated value (< 0: manifest)"))
+        self.declare_parameter("pose_timeout_s", 0.5,
+                               describe("Do not act on poses older than this (s): a stalled camera/state stream"))
+
+        config = load_task_config(self.get_parameter("task_config").value)
+        self.config = config
+        self.spec = TaskSpec.from_config(config)
+        epsilon = float(self.get_parameter("epsilon_override").value)
+        self.runtime = ShieldRuntime(
+            resolve_config_path(self.get_parameter("models_dir").value), config.task, self.spec.obs_dim,
+            self.spec.action_dim, shield_enabled=bool(self.get_parameter("shield_enabled").value),
+            explore=bool(self.get_parameter("explore").value), seed=int(self.get_parameter("seed").value),
+            epsilon_override=epsilon if epsilon >= 0 else None)
+        self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
+        self._lock = threading.Lock()
+        self.positions: dict[str, tuple[np.ndarray, float]] = {}
+        self.episode: int | None = None
+        self.tick = 0
+        self.swap_error = ""
+
+        inputs = ReentrantCallbackGroup()
+        self.create_subscription(PoseStamped, "/farl/robot/ee_pose", lambda m: self._on_pose(TCP, m),
+                                 qos_profile_sensor_data, callback_group=inputs)
+        for name in self.spec.sources:
+            if name != TCP:
+                self.create_subscription(PoseStamped, f"/farl/objects/{name}",
+                                         lambda m, n=name: self._on_pose(n, m), 10, callback_group=inputs)
+        self.create_subscription(String, EVENTS_TOPIC, self._on_event, RELIABLE, callback_group=inputs)
+        self.create_subscription(String, POLICY_TOPIC, self._on_policy, RELIABLE,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.command_pub = self.create_publisher(TwistStamped, COMMAND_TOPIC, 10)
+        self.decision_pub = self.create_publisher(DiagnosticStatus, DECISION_TOPIC, 10)
+        self.markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
+        self.create_timer(1.0 / config.control.rate_hz, self._on_tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"shield {'ON' if self.runtime.shield_enabled else 'OFF (baseline)'}, eps_safe "
+            f"{self.runtime.epsilon:.3f}, H {self.runtime.manifest.horizon}, models {self.runtime.manifest.folder}")
+
+    def _on_pose(self, name: str, msg: PoseStamped) -> None:
+        p = msg.pose.position
+        with self._lock:
+            self.positions[name] = (np.array([p.x, p.y, p.z]), time.monotonic())
+
+    def _on_event(self, msg: String) -> None:
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            return
+        kind = event.get("type")
+        with self._lock:
+            if kind == "start":
+                self.episode = int(event.get("episode", 0))
+            elif kind in ENDING_EVENTS:
+                was_running = self.episode is not None
+                self.episode = None
+        if kind in ENDING_EVENTS and was_running:
+            self.command_pub.publish(make_twist((0.0, 0.0, 0.0), stamp=self.get_clock().now().to_msg()))
+
+    def _on_policy(self, msg: String) -> None:
+        try:
+            announcement = json.loads(msg.data)
+            self.runtime.swap_policy(announcement["path"], announcement.get("sha256"), int(announcement["version"]))
+        except FarlInputError as error:
+            self.swap_error = str(error)
+            self.get_logger().error(f"refused new policy, keeping version {self.runtime.policy_version}: {error}")
+            return
+        except (ValueError, KeyError, TypeError) as error:
+            self.swap_error = f"malformed policy announcement: {error}"
+            self.get_logger().error(self.swap_error)
+            return
+        self.swap_error = ""
+        self.get_logger().info(f"now running task policy version {self.runtime.policy_version}")
+
+    def _current_positions(self) -> dict[str, np.ndarray] | None:
+        now = time.monotonic()
+        with self._lock:
+            if any(s not in self.positions for s in self.spec.sources):
+                return None
+            if any(now - self.positions[s][1] > self.pose_timeout_s for s in self.spec.sources):
+                return None
+            return {name: value for name, (value, _) in self.positions.items()}
+
+    def _on_tick(self) -> None:
+        with self._lock:
+            episode = self.episode
+        if episode is None:
+            return
+        positions = self._current_positions()
+        if positions is None:
+            self.get_logger().warning("poses missing or stale: not acting (the watchdog holds the arm)",
+                                      throttle_duration_sec=2.0)
+            return
+        obs = self.spec.build_observation(positions)
+        decision = self.runtime.decide(obs)
+        stamp = self.get_clock().now().to_msg()
+        self.command_pub.publish(make_twist(self.spec.action_to_velocity(decision.action), stamp=stamp))
+        self.tick += 1
+        self.decision_pub.publish(self._decision_message(episode, obs, decision))
+        self.markers_pub.publish(marker_array(
+            static_markers(self.config, stamp)
+            + decision_markers(positions[TCP], decision.source, decision.risk, decision.epsilon,
+                               decision.hand_path, decision.step_prob, stamp)))
+
+    def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision) -> DiagnosticStatus:
+        msg = DiagnosticStatus()
+        msg.name = "farl/shield"
+        msg.level = DiagnosticStatus.WARN if d.source == "recovery" else DiagnosticStatus.OK
+        msg.message = d.source
+        msg.values = [
+            _kv("tick", str(self.tick)), _kv("episode", str(episode)), _kv("risk", f"{d.risk:.6f}"),
+            _kv("epsilon", f"{d.epsilon:.6f}"), _kv("source", d.source), _kv("latency_ms", f"{d.latency_ms:.3f}"),
+            _kv("policy_version", str(d.policy_version)), _kv("obs", [round(float(v), 6) for v in obs]),
+            _kv("action", [round(float(v), 6) for v in d.action]),
+            _kv("action_task", [round(float(v), 6) for v in d.action_task]),
+            _kv("log_prob", f"{d.log_prob:.6f}"), _kv("swap_error", self.swap_error),
+        ]
+        return msg
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        with exit_on_input_error(PROGRAM):
+            node = ShieldNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

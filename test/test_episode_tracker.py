@@ -1,0 +1,77 @@
+"""Episode rules: reward, cost, success, time limit, and the two failure counts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farl_control.episode_tracker import EpisodeTracker, transitions_payload
+from farl_control.task_config import load_task_config
+from farl_control.task_spec import TaskSpec
+
+
+@pytest.fixture
+def spec() -> TaskSpec:
+    return TaskSpec.from_config(load_task_config("fragile_push_wall"))
+
+
+def positions(block=(0.45, -0.15, 0.025), tcp=(0.5, 0.0, 0.3), target=(0.56, 0.12, 0.0)):
+    return {"tcp": np.array(tcp), "fragile_block": np.array(block), "target": np.array(target)}
+
+
+def act(tracker, spec, next_pos, failure=False, source="task"):
+    obs = spec.build_observation(positions())
+    a = np.zeros(spec.action_dim)
+    return tracker.step(obs, a, a, -1.0, source, 0.1, next_pos, failure)
+
+
+def test_a_failure_ends_the_episode_and_counts_one_episode_and_one_pair(spec):
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    assert act(tracker, spec, positions()) is None
+    result = act(tracker, spec, positions(), failure=True)
+    assert result is not None and result.reason == "failure"
+    assert result.transitions[-1].cost == 1.0 and result.transitions[-1].done
+    assert tracker.counts.failure_episodes == 1 and tracker.counts.failure_pairs == 1
+
+
+def test_without_termination_every_failing_step_is_a_failure_pair(spec):
+    from dataclasses import replace
+
+    tracker = EpisodeTracker(replace(spec, terminate_on_failure=False, max_steps=5))
+    tracker.start()
+    results = [act(tracker, tracker.spec, positions(), failure=f) for f in (True, True, False, True, False)]
+    assert results[-1].reason == "timeout"
+    assert tracker.counts.failure_pairs == 3 and tracker.counts.failure_episodes == 1
+
+
+def test_success_ends_the_episode_with_the_bonus(spec):
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    result = act(tracker, spec, positions(block=(0.56, 0.12, 0.025), tcp=(0.56, 0.10, 0.05)))
+    assert result.reason == "success"
+    assert result.transitions[0].reward > spec.success_bonus - 1.0
+
+
+def test_the_time_limit_ends_the_episode(spec):
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    results = [act(tracker, spec, positions()) for _ in range(spec.max_steps)]
+    assert all(r is None for r in results[:-1]) and results[-1].reason == "timeout"
+    assert len(results[-1].transitions) == spec.max_steps
+
+
+def test_reward_grows_as_the_block_nears_the_target(spec):
+    far = spec.reward(positions(block=(0.45, -0.15, 0.025)), False)
+    near = spec.reward(positions(block=(0.55, 0.08, 0.025)), False)
+    assert near > far
+
+
+def test_recovery_steps_count_as_shield_triggers_and_payload_has_one_row_per_step(spec):
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    act(tracker, spec, positions(), source="recovery")
+    result = act(tracker, spec, positions(), failure=True)
+    payload = transitions_payload(result, spec.task)
+    assert tracker.counts.shield_triggers == 1
+    assert len(payload["obs"]) == len(payload["reward"]) == 2
+    assert payload["source"] == ["recovery", "task"] and payload["done"] == [False, True]
