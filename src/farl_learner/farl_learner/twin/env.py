@@ -1,0 +1,301 @@
+"""FrankaTwinEnv: the served sim's franky-sim MuJoCo scene, stepped in-process.
+
+The training twin of a real-robot task. It builds the very scene the
+`sim_robot` node serves (`farl_control.sim_scene.SimScene`: franky-sim's MuJoCo
+FR3 plus the task's objects), but instead of serving the libfranka protocol in
+real time it steps the physics itself, as fast as the CPU allows:
+
+    one env step = one control tick (1 / control.rate_hz s)
+                 = N physics steps of 1 ms (N = 100 at 10 Hz)
+
+Per tick, exactly as on the robot side:
+1. action in [-1, 1]^3 → TCP linear velocity (`TaskSpec.action_to_velocity`);
+2. the control node's command filter (`farl_control.safety.filter_twist` with the
+   task's `ControlConfig`: speed limit, workspace box with its look-ahead of one
+   control period) turns it into the twist sent to the arm, given the TCP
+   position at the start of the tick;
+3. for each 1 ms physics step, franky-sim's Cartesian velocity controller
+   (Jacobian pseudo-inverse → joint velocity D-controller with Coriolis and
+   gravity compensation, torques clipped to the FR3 limits) computes joint
+   torques and MuJoCo advances one step.
+
+Observation, reward and episode rules come from `TaskSpec.from_config` (the
+code the shield and episode monitor use). `info["cost"]` is 1 when the
+failure predicate (`SimScene.failure`: contact between `failure.bodies`) holds
+at any of the tick's physics steps — a bounce off the wall inside a tick is
+not missed.
+
+Fast path. franky-sim's `cartesian_velocity_control` + `sim.step()` also keep
+libfranka's bookkeeping (desired poses, finite-difference trackers, ~15 state
+components finalized every ms) that only feeds the robot-state *messages* and
+never the torques, and it evaluates pinocchio's `computeAllTerms` twice per
+step. `controller="fast"` (default) computes the same torques with the same
+pinocchio model and formulas and skips the bookkeeping; `controller="franky"`
+runs franky-sim's own calls. `test_twin_env.py` checks that both give the same
+trajectory. Neither changes the physics timestep, the gains or the controller.
+
+Differences from the served stack, on purpose: no network/libfranka client, so
+the twist is applied as a step at each tick (franky's client-side motion
+generator smooths it with the robot's acceleration limits over a few ms), and
+no real-time jitter.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from farl_control.safety import AUTONOMOUS, Command, SafetyLimits, filter_twist
+from farl_control.sim_scene import SimScene
+from farl_control.task_config import TaskConfig, load_task_config
+from farl_control.task_spec import TCP, TaskSpec
+
+PHYSICS_DT = 0.001  # franky-sim's fixed MuJoCo timestep (1 kHz, like libfranka)
+_DAMP = 1e-4        # franky-sim's damped pseudo-inverse regulariser
+
+
+@dataclass
+class TwinState:
+    """Everything needed to put the twin back where it was (for rewinding before a failure)."""
+
+    mj_state: np.ndarray
+    qfrc_applied: np.ndarray
+    steps: int
+    tcp: np.ndarray
+
+
+class _FastCartesianVelocity:
+    """franky-sim's `cartesian_velocity_control` torque law without its state bookkeeping.
+
+    Mirrors franky_sim.base_simulator.BaseRobot (1.0.4):
+      J      = computeFrameJacobian(q, 'tcp', LOCAL_WORLD_ALIGNED)
+      dq_d   = J^T (J J^T + 1e-4 I)^-1 v
+      tau    = clip(kv (dq_d - dq) + nle(q, dq) - g(q), tau_lim)     (joint_velocity_control)
+      tau_mj = clip(tau + g(q), tau_lim)                              (torque_control + _torque_control)
+    The hand keeps its own PD (`robot._pre_step`), as in `sim.step()`.
+    """
+
+    def __init__(self, robot) -> None:
+        import pinocchio as pin
+
+        self.pin = pin
+        self.robot = robot
+        self.model = robot._BaseRobot__model  # the robot's own pinocchio model (EE inertia, tcp frame)
+        self.pdata = self.model.createData()
+        self.tcp_id = self.model.getFrameId("tcp")
+        self.kv = np.asarray(robot.kv, dtype=np.float64)
+        self.lo = np.asarray(robot.torque_limit_low, dtype=np.float64)
+        self.hi = np.asarray(robot.torque_limit_high, dtype=np.float64)
+        self.qa = np.asarray(robot._qpos_addrs)
+        self.da = np.asarray(robot._dof_addrs)
+        self.eye6 = np.eye(6)
+        self.frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+
+    def torques(self, data: mujoco.MjData, twist: np.ndarray) -> np.ndarray:
+        pin = self.pin
+        q = data.qpos[self.qa].copy()
+        dq = data.qvel[self.da].copy()
+        J = pin.computeFrameJacobian(self.model, self.pdata, q, self.tcp_id, self.frame)
+        target_dq = J.T @ np.linalg.inv(J @ J.T + _DAMP * self.eye6) @ twist
+        pin.computeAllTerms(self.model, self.pdata, q, dq)
+        coriolis = self.pdata.nle - self.pdata.g
+        tau = np.clip(self.kv * (target_dq - dq) + coriolis, self.lo, self.hi)
+        pin.computeGeneralizedGravity(self.model, self.pdata, q)
+        return np.clip(tau + self.pdata.g, self.lo, self.hi)
+
+    def apply(self, data: mujoco.MjData, twist: np.ndarray) -> None:
+        data.qfrc_applied[self.da] = self.torques(data, twist)
+        self.robot._applied_torques = data.qfrc_applied[self.da].copy()
+
+    def tcp_position(self, data: mujoco.MjData) -> np.ndarray:
+        q = data.qpos[self.qa].copy()
+        self.pin.forwardKinematics(self.model, self.pdata, q)
+        self.pin.updateFramePlacement(self.model, self.pdata, self.tcp_id)
+        return np.array(self.pdata.oMf[self.tcp_id].translation)
+
+
+class FrankaTwinEnv(gym.Env):
+    """Gymnasium env of a real-robot task on franky-sim's MuJoCo FR3 (see module doc).
+
+    Args:
+        task: task name (config/tasks/<task>.yaml), a path, or a loaded `TaskConfig`.
+        controller: "fast" (same torques, no bookkeeping) or "franky" (franky-sim's calls).
+        max_steps: override `episode.max_steps` (None: the task's).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, task: str | TaskConfig = "fragile_push_wall", controller: str = "fast",
+                 max_steps: int | None = None) -> None:
+        super().__init__()
+        if controller not in ("fast", "franky"):
+            raise ValueError(f"controller must be 'fast' or 'franky', got {controller!r}")
+        self.config = task if isinstance(task, TaskConfig) else load_task_config(task)
+        self.spec_ = TaskSpec.from_config(self.config)
+        self.limits = SafetyLimits.from_config(self.config.control)
+        self.control_dt = 1.0 / self.config.control.rate_hz
+        self.substeps = max(1, int(round(self.control_dt / PHYSICS_DT)))
+        self.max_steps = int(max_steps or self.spec_.max_steps)
+        self.controller = controller
+
+        self.scene = SimScene(self.config)
+        self.scene.start()
+        self.robot = self.scene.robot
+        self.model, self.data = self.scene.model, self.scene.data
+        self._fast = _FastCartesianVelocity(self.robot)
+
+        m = self.model
+        self._object_bodies = {o.name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, o.name)
+                               for o in self.config.scene.objects}
+        # Geom → 1 (first failure body), 2 (second), 0 (other): a contact is a failure iff labels multiply to 2.
+        a, b = self.config.failure.bodies
+        self._geom_label = np.zeros(m.ngeom, dtype=np.int8)
+        self._geom_label[self._geoms_of(self._object_bodies[a])] = 1
+        self._geom_label[self._geoms_of(self._object_bodies[b])] = 2
+        self._obj_sources = [s for s in self.spec_.sources if s != TCP]
+        # Objects the reward/success need even if not in the observation.
+        for name in (self.spec_.pushed_object, self.spec_.target):
+            if name not in self._obj_sources:
+                self._obj_sources.append(name)
+
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(self.spec_.obs_dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.spec_.action_dim,), dtype=np.float32)
+        self.steps = 0
+        self._tcp = self._fast.tcp_position(self.data)
+        self.physics_steps = 0  # total, for speed measurements
+
+    # ---- geometry ---------------------------------------------------------
+    def _geoms_of(self, body_id: int) -> np.ndarray:
+        return np.flatnonzero(self.model.geom_bodyid == body_id)
+
+    def tcp_position(self) -> np.ndarray:
+        """TCP position (base frame): franky-sim's pinocchio 'tcp' frame, i.e. what O_T_EE reports."""
+        return self._tcp.copy()
+
+    def positions(self) -> dict[str, np.ndarray]:
+        """Source name → xyz: 'tcp' and every object the observation/reward uses."""
+        out = {TCP: self._tcp.copy()}
+        for name in self._obj_sources:
+            out[name] = self.data.xpos[self._object_bodies[name]].copy()
+        return out
+
+    def object_position(self, name: str) -> np.ndarray:
+        return self.data.xpos[self._object_bodies[name]].copy()
+
+    def failure_contact(self) -> bool:
+        """The failure predicate (the two failure bodies touch), on the current MuJoCo contacts."""
+        n = self.data.ncon
+        if n == 0:
+            return False
+        labels = self._geom_label[self.data.contact.geom[:n]]
+        return bool(np.any(labels[:, 0] * labels[:, 1] == 2))
+
+    def observation(self) -> np.ndarray:
+        return self.spec_.build_observation(self.positions())
+
+    # ---- gymnasium API ----------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.scene.reset_now(seed)  # objects to start (+ jitter), arm to home, mj_forward
+        d = self.data
+        half = self.robot._initial_hand_width / 2.0  # fingers back to their start width, at rest
+        for qa, da in zip(self.robot._finger_qpos_addrs, self.robot._finger_dof_addrs):
+            d.qpos[qa], d.qvel[da] = half, 0.0
+        d.qfrc_applied[:] = 0.0
+        d.ctrl[:] = 0.0
+        d.qacc_warmstart[:] = 0.0  # same seed, same trajectory
+        d.time = 0.0
+        mujoco.mj_forward(self.model, d)
+        self.robot._applied_torques = np.zeros(7)
+        self.steps = 0
+        self._tcp = self._fast.tcp_position(self.data)
+        pos = self.positions()
+        info = {"tcp": pos[TCP], "cost": 0.0, "failure": False,
+                "success": self.spec_.success(pos)}
+        return self.spec_.build_observation(pos), info
+
+    def filtered_velocity(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The twist the control node would send for `action` now: (linear xyz, clipped?)."""
+        v = self.spec_.action_to_velocity(np.asarray(action, dtype=np.float64).reshape(-1))
+        cmd = Command(tuple(float(x) for x in v), (0.0, 0.0, 0.0), "base", AUTONOMOUS, 0.0)
+        decision = filter_twist(cmd, tuple(float(x) for x in self._tcp), self.limits)
+        return np.asarray(decision.linear, dtype=np.float64), decision.clipped
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (self.spec_.action_dim,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be {self.spec_.action_dim} finite values, got {action}")
+        linear, clipped = self.filtered_velocity(action)
+        twist = np.concatenate([linear, np.zeros(3)])
+        contact = False
+        for _ in range(self.substeps):
+            if self.controller == "fast":
+                self._fast.apply(self.data, twist)
+                self.robot._pre_step()  # hand PD, as sim.step() does
+                mujoco.mj_step(self.model, self.data)
+            else:
+                self.robot.cartesian_velocity_control(twist, None)
+                self.scene.sim.step()
+            contact = contact or self.failure_contact()
+        self.physics_steps += self.substeps
+        self.steps += 1
+        self._tcp = self._fast.tcp_position(self.data)
+        pos = self.positions()
+        failure = contact
+        success = self.spec_.success(pos)
+        reward = self.spec_.reward(pos, success)
+        terminated = bool(failure and self.spec_.terminate_on_failure)
+        truncated = (not terminated) and self.steps >= self.max_steps
+        info = {"cost": float(failure), "failure": failure, "success": success, "tcp": pos[TCP],
+                "velocity": linear, "clipped": clipped}
+        return self.spec_.build_observation(pos), float(reward), terminated, truncated, info
+
+    # ---- save / restore (rewinding before a failure) ----------------------
+    def get_state(self) -> TwinState:
+        size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_PHYSICS)
+        buf = np.empty(size)
+        mujoco.mj_getState(self.model, self.data, buf, mujoco.mjtState.mjSTATE_PHYSICS)
+        return TwinState(buf, self.data.qfrc_applied.copy(), self.steps, self._tcp.copy())
+
+    def set_state(self, state: TwinState) -> None:
+        mujoco.mj_setState(self.model, self.data, state.mj_state, mujoco.mjtState.mjSTATE_PHYSICS)
+        self.data.qfrc_applied[:] = state.qfrc_applied
+        mujoco.mj_forward(self.model, self.data)
+        self.steps = state.steps
+        self._tcp = state.tcp.copy()
+
+    def set_object_position(self, name: str, xy: tuple[float, float], z: float | None = None) -> None:
+        """Place a free object (at rest, upright) — for tests and near-failure sampling."""
+        qa, da = self.scene._free_addrs[name]
+        self.data.qpos[qa:qa + 2] = xy
+        if z is not None:
+            self.data.qpos[qa + 2] = z
+        self.data.qpos[qa + 3:qa + 7] = (1.0, 0.0, 0.0, 0.0)
+        self.data.qvel[da:da + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def close(self) -> None:
+        pass
+
+
+def measure_steps_per_second(env: FrankaTwinEnv, steps: int, seed: int = 0) -> dict[str, Any]:
+    """Wall-clock env steps/s with uniformly random actions (resets included)."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    resets = 0
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.spec_.action_dim))
+        if term or trunc:
+            env.reset(seed=int(rng.integers(1 << 30)))
+            resets += 1
+    dt = time.perf_counter() - t0
+    return {"steps": steps, "seconds": dt, "steps_per_s": steps / dt,
+            "physics_steps_per_s": steps * env.substeps / dt, "resets": resets,
+            "real_time_factor": steps * env.control_dt / dt}
