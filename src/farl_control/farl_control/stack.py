@@ -18,7 +18,7 @@ from .yaml_loading import Section, load_yaml_mapping
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
 # paths so a node finds them whatever its working directory.
-_CONFIG_PATH_PARAMETERS = ("task_config", "stack_config", "models_config")
+_CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir")
 
 
 @dataclass(frozen=True)

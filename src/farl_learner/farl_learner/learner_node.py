@@ -1,0 +1,134 @@
+"""learner node: PPO on the robot's episodes in the background, new policies to the shield.
+
+The robot never waits for it: episodes arrive on /farl/learner/transitions and
+are queued; a worker thread (torch limited to `torch_threads`, process niced)
+runs the update, exports a verified model folder and announces it on
+/farl/learner/policy. If the learner crashes or is killed, the shield keeps the
+policy it has and the control node is unaffected; on restart it resumes from
+run_dir/learner_state.pt.
+
+Topics
+  sub /farl/learner/transitions  std_msgs/String JSON, one finished episode
+                                 (farl_control.episode_tracker.transitions_payload)
+  pub /farl/learner/policy       std_msgs/String JSON {"path", "version", "sha256" (of manifest.json)}
+  pub /farl/learner/status       std_msgs/String JSON {"version", "updates", "episodes", "steps",
+                                 "pending_episodes", "last_update": {...PPO stats, update_seconds}}
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from farl_control.errors import FarlInputError, exit_on_input_error
+from farl_control.paths import resolve_config_path
+from farl_control.task_config import load_task_config
+from farl_control.task_spec import TaskSpec
+
+from .config import load_farl_config
+from .learner_core import LearnerCore
+
+PROGRAM = "learner_node"
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# The latest policy stays available to a shield that (re)starts after the announcement.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class LearnerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("learner")
+        describe = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml", describe("Task YAML"))
+        self.declare_parameter("farl_config", "farl/franka_fragile_push_wall.yaml",
+                               describe("FARL hyper-parameters (PPO, risk), relative to config/"))
+        self.declare_parameter("models_dir", "models/fragile_push_wall",
+                               describe("Pretrained model folder (torch checkpoints + calibration.json)"))
+        self.declare_parameter("run_dir", "", describe("Where versions and the learner state go (required)"))
+        self.declare_parameter("episodes_per_update", 4, describe("Episodes collected before each PPO update"))
+        self.declare_parameter("min_steps_per_update", 64, describe("Steps collected before each PPO update"))
+        self.declare_parameter("nice", 10, describe("Process niceness: the control loop keeps its timing"))
+        run_dir = str(self.get_parameter("run_dir").value)
+        if not run_dir:
+            raise FarlInputError(None, "parameter run_dir is empty: give the learner a folder for its policies")
+        os.nice(int(self.get_parameter("nice").value))
+        task = load_task_config(self.get_parameter("task_config").value)
+        spec = TaskSpec.from_config(task)
+        cfg = load_farl_config(resolve_config_path(self.get_parameter("farl_config").value))
+        self.core = LearnerCore(
+            task.task, resolve_config_path(self.get_parameter("models_dir").value), run_dir, cfg,
+            episodes_per_update=int(self.get_parameter("episodes_per_update").value),
+            min_steps_per_update=int(self.get_parameter("min_steps_per_update").value),
+            obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())})
+        self.policy_pub = self.create_publisher(String, "/farl/learner/policy", LATCHED)
+        self.status_pub = self.create_publisher(String, "/farl/learner/status", 10)
+        self.create_subscription(String, "/farl/learner/transitions", self._on_episode, RELIABLE)
+        self.create_timer(1.0, self._publish_status)
+        self._inbox: queue.Queue[dict] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True, name="ppo-worker")
+        self._worker.start()
+        resumed = f"resumed at version {self.core.version}" if self.core.resumed else "starting from the pretrained policy"
+        self.get_logger().info(f"learner for {task.task}: {resumed}; run folder {run_dir}")
+
+    def _on_episode(self, msg: String) -> None:
+        try:
+            self._inbox.put(json.loads(msg.data))
+        except ValueError as error:
+            self.get_logger().error(f"ignoring malformed transitions message: {error}")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                payload = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.core.add_episode(payload)
+            except (FarlInputError, KeyError, ValueError) as error:
+                self.get_logger().error(f"ignoring an episode: {error}")
+                continue
+            if self.core.ready():
+                announcement = self.core.update()
+                self.policy_pub.publish(String(data=json.dumps(announcement.as_dict())))
+                stats = self.core.last_stats
+                self.get_logger().info(
+                    f"policy v{announcement.version}: PPO on {stats['episodes']} episodes / {stats['steps']} steps "
+                    f"in {stats['update_seconds']:.1f} s (approx KL {stats.get('approx_kl', 0):.4f})")
+
+    def _publish_status(self) -> None:
+        core = self.core
+        body = {"version": core.version, "updates": core.updates, "episodes": core.episodes_seen,
+                "steps": core.steps_seen, "pending_episodes": len(core.pending), "last_update": core.last_stats}
+        self.status_pub.publish(String(data=json.dumps(body)))
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        with exit_on_input_error(PROGRAM):
+            node = LearnerNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
