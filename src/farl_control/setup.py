@@ -38,7 +38,7 @@ setup(
         *_share_files("launch"),
         *_share_files("config"),
     ],
-    install_requires=["setuptools", "numpy", "pyyaml"],
+    install_requires=["setuptools", "numpy", "pyyaml", "onnxruntime"],
     zip_safe=True,
     maintainer="FARL-ROS maintainers",
     maintainer_email="maintainers@farl-ros.org",
@@ -48,6 +48,8 @@ setup(
         "console_scripts": [
             "franka_node = farl_control.franka_node:main",
             "sim_robot_node = farl_control.sim_robot_node:main",
+            "shield_node = farl_control.shield_node:main",
+            "episode_monitor_node = farl_control.episode_monitor_node:main",
         ],
     },
 )

@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "farl = farl_learner.cli:main",
+            "learner_node = farl_learner.learner_node:main",
         ],
     },
 )
