@@ -1,0 +1,134 @@
+"""Typed twin settings (config/twin/<task>.yaml): experts, recovery, demo generation.
+
+The task itself (scene, observation, action, reward, episode) is read from
+config/tasks/<task>.yaml by `farl_control`; this file only holds what the
+twin's scripted experts and data generators need. A malformed file raises
+`ConfigError` (one line: file, key, problem).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from farl_control.errors import ConfigError
+from farl_control.paths import config_dir, resolve_config_path
+from farl_control.yaml_loading import Section, load_yaml_mapping
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    wall: str
+    push_height: float
+    travel_height: float
+    finger_half_extent: tuple[float, float]
+    standoff_clearance: float
+    align_tolerance: float
+    gain: float
+    push_gain: float
+    min_push_action: float
+    wall_margin: float
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    noise_std: float
+    random_action_prob: float
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    near_gap: float
+    near_gap_moving: float
+    moving_speed: float
+    retreat_distance: float
+    safe_height: float
+    safe_tolerance: float
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class FailureSourceConfig:
+    lure_beyond_wall: float
+    lure_y_jitter: float
+    noise_std: float
+    random_action_prob: float
+    rewind_min: int
+    rewind_max: int
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    task_episodes: int
+    recovery_episodes: int
+    failure_transitions: int
+    failure_noise_std: float
+    failure_random_action_prob: float
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    task: str
+    controller: str
+    expert: ExpertConfig
+    medium: NoiseConfig
+    recovery: RecoveryConfig
+    failure_sources: FailureSourceConfig
+    data: DataConfig
+    path: Path = dataclasses.field(compare=False)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+def _numbers(s: Section, cls, ints: tuple[str, ...] = (), strings: tuple[str, ...] = (),
+             vectors: dict[str, int] | None = None):
+    values = {}
+    vectors = vectors or {}
+    for f in dataclasses.fields(cls):
+        if f.name in vectors:
+            values[f.name] = s.vector(f.name, vectors[f.name])
+        elif f.name in strings:
+            values[f.name] = s.string(f.name)
+        elif f.name in ints:
+            values[f.name] = s.integer(f.name, minimum=0)
+        else:
+            values[f.name] = s.number(f.name, minimum=0.0)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in s.data:
+        if key not in known:
+            raise s.error(key, f"unknown key; expected one of {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConfig:
+    """config/twin/<task>.yaml by task name, or a YAML path."""
+    text = str(task_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = resolve_config_path(text)
+    else:
+        path = config_dir() / "twin" / f"{text}.yaml"
+        if not path.is_file():
+            raise ConfigError(path, f"no twin settings for task {text!r}")
+    root = Section(load_yaml_mapping(path), path)
+    twin = root.section("twin")
+    cfg = TwinConfig(
+        task=root.string("task"),
+        controller=twin.string("controller", "fast", choices=("fast", "franky")),
+        expert=_numbers(root.section("expert"), ExpertConfig, strings=("wall",),
+                        vectors={"finger_half_extent": 2}),
+        medium=_numbers(root.section("medium"), NoiseConfig),
+        recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",)),
+        failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
+                                 ints=("rewind_min", "rewind_max")),
+        data=_numbers(root.section("data"), DataConfig,
+                      ints=("task_episodes", "recovery_episodes", "failure_transitions")),
+        path=path,
+    )
+    fs = cfg.failure_sources
+    if fs.rewind_min < 1 or fs.rewind_max < fs.rewind_min:
+        raise ConfigError(path, f"need 1 <= rewind_min <= rewind_max, got {fs.rewind_min}, {fs.rewind_max}",
+                          key="failure_sources.rewind_min")
+    return cfg

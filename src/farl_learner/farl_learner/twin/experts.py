@@ -1,0 +1,275 @@
+"""Scripted experts of the Fragile Push Wall twin (obs → action callables).
+
+All three read only the policy's observation (TCP xyz, block xy, target xy;
+positions looked up by name in `TaskSpec.layout()`) plus fixed scene geometry
+from the task config, so they are ordinary `PolicyFn`s: they can drive the
+twin, be noised, be lured, and be cloned.
+
+- `TaskExpert`: reactive pusher. Stands off behind the block on the line
+  block → target, descends to push height, pushes along that line with a
+  lateral correction, re-aligns (lifting over the block when it is on the
+  wrong side) when the block turns away; pushes are bent away from the wall
+  when the block gets within `wall_margin` of it.
+- `medium_expert`: `TaskExpert` + Gaussian noise + occasional random actions.
+- `RecoveryController`: from a near-failure state (block close to the wall,
+  or closing in on it) pulls the TCP off the block, away from the wall and up
+  to a safe point; stateful (it compares consecutive observations to see
+  whether the block moves toward the wall) — call `reset()` per episode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from farl_control.task_config import TaskConfig
+from farl_control.task_spec import TCP, TaskSpec
+
+from .config import ExpertConfig, NoiseConfig, RecoveryConfig
+
+PolicyFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class WallGeometry:
+    """The wall as seen from the pushed object: which axis it blocks, where its face is."""
+
+    axis: int            # 0: the wall's thin side is along x, 1: along y
+    sign: float          # +1: the object lies on the + side of the face, -1: on the - side
+    face: float          # face coordinate along `axis`
+    span: tuple[float, float]  # wall extent along the other axis
+    half_object: float   # pushed object's half size along `axis`
+
+    def gap(self, xy: np.ndarray) -> float:
+        """Free distance between the object's side and the wall face (inf when beside the wall)."""
+        other = 1 - self.axis
+        if not (self.span[0] - self.half_object <= xy[other] <= self.span[1] + self.half_object):
+            return float("inf")
+        return float(self.sign * (xy[self.axis] - self.face) - self.half_object)
+
+    def away(self) -> np.ndarray:
+        """Unit xy vector pointing from the wall face toward the object side."""
+        v = np.zeros(2)
+        v[self.axis] = self.sign
+        return v
+
+    @staticmethod
+    def from_config(config: TaskConfig, wall: str, pushed: str) -> "WallGeometry":
+        w, o = config.scene.object(wall), config.scene.object(pushed)
+        if w.shape != "box" or o.shape != "box":
+            raise ValueError(f"the wall {wall!r} and the pushed object {pushed!r} must be boxes")
+        axis = 0 if w.size[0] <= w.size[1] else 1
+        sign = 1.0 if o.pos[axis] >= w.pos[axis] else -1.0
+        other = 1 - axis
+        return WallGeometry(axis=axis, sign=sign, face=w.pos[axis] + sign * w.size[axis],
+                            span=(w.pos[other] - w.size[other], w.pos[other] + w.size[other]),
+                            half_object=o.size[axis])
+
+
+class ObsIndex:
+    """Where TCP, pushed object and target positions sit in the observation."""
+
+    def __init__(self, spec: TaskSpec):
+        layout = spec.layout()
+        self.tcp = [layout.index(f"{TCP}.{a}") for a in "xyz"]
+        self.obj = [layout.index(f"{spec.pushed_object}.{a}") for a in "xy"]
+        self.target = [layout.index(f"{spec.target}.{a}") for a in "xy"]
+
+    def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obs = np.asarray(obs, dtype=np.float64)
+        return obs[self.tcp], obs[self.obj], obs[self.target]
+
+
+def _to_action(velocity: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    return spec.velocity_to_action(velocity).astype(np.float32)
+
+
+def _toward(p: np.ndarray, goal: np.ndarray, gain: float, spec: TaskSpec) -> np.ndarray:
+    return _to_action(gain * (goal - p), spec)
+
+
+class TaskExpert:
+    """Reactive scripted pusher (see module doc). Stateless: a function of the observation."""
+
+    def __init__(self, config: TaskConfig, spec: TaskSpec, expert: ExpertConfig):
+        self.spec, self.cfg = spec, expert
+        self.idx = ObsIndex(spec)
+        self.wall = WallGeometry.from_config(config, expert.wall, spec.pushed_object)
+        self.half = np.asarray(config.scene.object(spec.pushed_object).size[:2], dtype=np.float64)
+        self.finger = np.asarray(expert.finger_half_extent, dtype=np.float64)
+        self.tolerance = spec.success_tolerance
+        self.vmax = float(min(spec.action_scale))
+
+    def contact_distance(self, u: np.ndarray) -> float:
+        """Centre-to-TCP distance along u at which the fingers touch the (unrotated) block."""
+        return float(self.half @ np.abs(u) + self.finger @ np.abs(u))
+
+    def push_direction(self, block: np.ndarray, target: np.ndarray) -> np.ndarray:
+        d = target - block
+        n = np.linalg.norm(d)
+        u = d / n if n > 1e-6 else np.zeros(2)
+        gap = self.wall.gap(block)
+        toward_wall = -float(u @ self.wall.away())
+        if gap < self.cfg.wall_margin and toward_wall > 0:  # never push it further into the wall zone
+            u = u + toward_wall * self.wall.away()
+            if gap < 0.5 * self.cfg.wall_margin:
+                u = u + 0.5 * self.wall.away()  # and ease it back out
+            n = np.linalg.norm(u)
+            u = u / n if n > 1e-6 else self.wall.away()
+        return u
+
+    def _path_blocked(self, p: np.ndarray, goal: np.ndarray, b: np.ndarray) -> bool:
+        """Does the straight xy path p → goal sweep the fingers through the block?"""
+        box = self.half + self.finger + 0.005
+        lo, hi = b - box, b + box
+        d = goal - p
+        t0, t1 = 0.0, 1.0
+        for i in range(2):
+            if abs(d[i]) < 1e-9:
+                if p[i] < lo[i] or p[i] > hi[i]:
+                    return False
+                continue
+            a, c = (lo[i] - p[i]) / d[i], (hi[i] - p[i]) / d[i]
+            t0, t1 = max(t0, min(a, c)), min(t1, max(a, c))
+            if t0 > t1:
+                return False
+        return True
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        c = self.cfg
+        p, b, g = self.idx.split(obs)
+        dist = float(np.linalg.norm(g - b))
+        u = self.push_direction(b, g)
+        if dist < 0.5 * self.tolerance or not np.any(u):
+            # Done: back off upward (no nudging the block off the target).
+            return _toward(p, np.array([p[0], p[1], c.travel_height]), c.gain, self.spec)
+        n = np.array([-u[1], u[0]])
+        rel = p[:2] - b
+        lon, lat = float(rel @ u), float(rel @ n)
+        touch = self.contact_distance(u)
+        side = self.contact_distance(n)
+        standoff = b - (touch + c.standoff_clearance) * u
+        low = p[2] < c.push_height + 0.015
+        # Pushing: low, behind the block on the push line, at or near contact.
+        if low and abs(lat) < c.align_tolerance and -touch - c.standoff_clearance - 0.02 < lon < -touch + 0.02:
+            speed = float(np.clip(c.push_gain * dist, c.min_push_action * self.vmax, self.vmax))
+            v_xy = speed * u - c.gain * lat * n
+            return _to_action(np.array([v_xy[0], v_xy[1], c.gain * (c.push_height - p[2])]), self.spec)
+        over_block = p[2] < 0.5 * (c.push_height + c.travel_height) + 0.01 and \
+            lon > -touch + 0.005 and abs(lat) < side
+        if over_block and low:
+            # Fingers on the wrong side of / on the block: straight up, drifting back.
+            back = -0.5 * self.vmax * u
+            return _to_action(np.array([back[0], back[1], c.gain * (c.travel_height - p[2])]), self.spec)
+        horizontal = float(np.linalg.norm(p[:2] - standoff))
+        if horizontal < 0.01:
+            return _toward(p, np.array([standoff[0], standoff[1], c.push_height]), c.gain, self.spec)
+        if p[2] < c.travel_height - 0.01 and self._path_blocked(p[:2], standoff, b):
+            # Low with the block in the way: up (and a little back from the block) before travelling.
+            away = rel / max(np.linalg.norm(rel), 1e-6) * 0.3 * self.vmax
+            return _to_action(np.array([away[0], away[1], c.gain * (c.travel_height + 0.01 - p[2])]), self.spec)
+        # Travel: descend toward push height unless the block is still in the way.
+        z_goal = c.travel_height if self._path_blocked(p[:2], standoff, b) else c.push_height
+        return _toward(p, np.array([standoff[0], standoff[1], max(z_goal, c.push_height)]), c.gain, self.spec)
+
+
+def noisy_policy(policy: PolicyFn, rng: np.random.Generator, noise_std: float, random_action_prob: float,
+                 action_dim: int = 3) -> PolicyFn:
+    """`policy` + N(0, noise_std) per action entry; a uniform random action with probability
+    `random_action_prob`; clipped to [-1, 1]."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if random_action_prob > 0.0 and rng.random() < random_action_prob:
+            return rng.uniform(-1.0, 1.0, size=action_dim).astype(np.float32)
+        a = np.asarray(policy(obs), dtype=np.float64)
+        if noise_std > 0.0:
+            a = a + rng.normal(0.0, noise_std, size=a.shape)
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    return act
+
+
+def medium_expert(expert: TaskExpert, rng: np.random.Generator, medium: NoiseConfig) -> PolicyFn:
+    """The paper's "medium-quality" demonstrator: the expert with action noise."""
+    return noisy_policy(expert, rng, medium.noise_std, medium.random_action_prob, expert.spec.action_dim)
+
+
+def lured(policy: PolicyFn, spec: TaskSpec, target_xy: np.ndarray) -> PolicyFn:
+    """`policy` told the target is at `target_xy` (used to steer it into a failure)."""
+    idx = ObsIndex(spec)
+    target_xy = np.asarray(target_xy, dtype=np.float32)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        o = np.array(obs, dtype=np.float32, copy=True)
+        o[idx.target] = target_xy
+        return policy(o)
+
+    return act
+
+
+def random_policy(rng: np.random.Generator, action_dim: int = 3) -> PolicyFn:
+    def act(obs: np.ndarray) -> np.ndarray:
+        return rng.uniform(-1.0, 1.0, size=action_dim).astype(np.float32)
+
+    return act
+
+
+class RecoveryController:
+    """Scripted recovery: get off the block, away from the wall, up to a safe point.
+
+    Near-failure (`near_failure`): the block's gap to the wall face is below
+    `near_gap`, or below `near_gap_moving` while it closes in faster than
+    `moving_speed`. The controller first lifts/pulls the TCP straight away from
+    the wall (so it stops pushing at once), then goes to the safe point
+    `retreat_distance` from the block on the side away from the wall at
+    `safe_height`. `is_safe` tells when the safe point is reached.
+    """
+
+    def __init__(self, config: TaskConfig, spec: TaskSpec, expert: ExpertConfig, recovery: RecoveryConfig):
+        self.spec, self.cfg, self.gain = spec, recovery, expert.gain
+        self.idx = ObsIndex(spec)
+        self.wall = WallGeometry.from_config(config, expert.wall, spec.pushed_object)
+        self.half = config.scene.object(spec.pushed_object).size[0]
+        self.dt = 1.0 / config.control.rate_hz
+        self._prev_gap: float | None = None
+
+    def reset(self) -> None:
+        self._prev_gap = None
+
+    def closing_speed(self, obs: np.ndarray, prev_obs: np.ndarray | None) -> float:
+        """How fast (m/s) the block approaches the wall between two observations."""
+        if prev_obs is None:
+            return 0.0
+        g0, g1 = self.wall.gap(self.idx.split(prev_obs)[1]), self.wall.gap(self.idx.split(obs)[1])
+        if not (np.isfinite(g0) and np.isfinite(g1)):
+            return 0.0
+        return (g0 - g1) / self.dt
+
+    def near_failure(self, obs: np.ndarray, prev_obs: np.ndarray | None = None) -> bool:
+        gap = self.wall.gap(self.idx.split(obs)[1])
+        if gap < self.cfg.near_gap:
+            return True
+        return gap < self.cfg.near_gap_moving and self.closing_speed(obs, prev_obs) > self.cfg.moving_speed
+
+    def safe_point(self, obs: np.ndarray) -> np.ndarray:
+        _, b, _ = self.idx.split(obs)
+        xy = b + self.cfg.retreat_distance * self.wall.away()
+        return np.array([xy[0], xy[1], self.cfg.safe_height])
+
+    def is_safe(self, obs: np.ndarray) -> bool:
+        p = self.idx.split(obs)[0]
+        return bool(np.linalg.norm(p - self.safe_point(obs)) < self.cfg.safe_tolerance)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, b, _ = self.idx.split(obs)
+        away = self.wall.away()
+        rel = p[:2] - b
+        safe = self.safe_point(obs)
+        # Low and close to the block: away from the wall and up at once. From the
+        # pushing side this stops the push; from the wall side it pushes the block
+        # away from the wall; beside it, it clears the block before travelling.
+        if np.linalg.norm(rel) < self.half + 0.05 and p[2] < self.cfg.safe_height - 0.02:
+            v_xy = away * self.spec.action_scale[0]
+            return _to_action(np.array([v_xy[0], v_xy[1], self.gain * (self.cfg.safe_height - p[2])]), self.spec)
+        return _toward(p, safe, self.gain, self.spec)
