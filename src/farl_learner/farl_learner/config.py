@@ -225,7 +225,7 @@ def load_farl_config(task_or_path: str | Path, overrides: Mapping[str, Any] | No
     config = _build(FarlConfig, data, path, prefix="")
     if not isinstance(task_or_path, Path) and not text.endswith((".yaml", ".yml")) and config.task != text:
         raise ConfigError(path, f"says task {config.task!r} but was loaded for task {text!r}", key="task")
-    return apply_overrides(config, overrides or {}, source=path)
+    return apply_overrides(config, overrides or {}, source=f"{path} (overrides)")
 
 
 def apply_overrides(config: FarlConfig, overrides: Mapping[str, Any], source: str | Path = "<overrides>") -> FarlConfig:
@@ -242,7 +242,7 @@ def apply_overrides(config: FarlConfig, overrides: Mapping[str, Any], source: st
         if name not in types or dataclasses.is_dataclass(types[name]):
             raise ConfigError(source, "unknown config key", key=dotted)
         setattr(target, name, _coerce(value, types[name], source, dotted))
-    return config
+    return _build(FarlConfig, dataclasses.asdict(config), source, prefix="")  # re-run the range checks
 
 
 def _copy(config: Any) -> Any:

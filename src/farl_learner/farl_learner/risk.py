@@ -57,12 +57,18 @@ def h_step_risk(world_model: RiskModel, policy: torch.nn.Module, obs: torch.Tens
 
 @torch.no_grad()
 def risk_of_states(world_model: RiskModel, policy: torch.nn.Module, obs: np.ndarray, horizon: int,
-                   gamma_risk: float, batch_size: int = 4096) -> np.ndarray:
-    """C_H for many observations (numpy in, numpy out), in batches."""
+                   gamma_risk: float, first_actions: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+    """C_H for many observations (numpy in, numpy out), in batches.
+
+    Calibration passes the dataset's own actions as `first_actions`, as the
+    shield passes the action it is about to execute: the held-out labels
+    (failure within H steps) follow from the action that was actually taken.
+    """
     out = []
     for i in range(0, len(obs), batch_size):
         batch = torch.as_tensor(obs[i:i + batch_size], dtype=torch.float32)
-        out.append(h_step_risk(world_model, policy, batch, horizon, gamma_risk)[0].numpy())
+        first = None if first_actions is None else torch.as_tensor(first_actions[i:i + batch_size], dtype=torch.float32)
+        out.append(h_step_risk(world_model, policy, batch, horizon, gamma_risk, first_action=first)[0].numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

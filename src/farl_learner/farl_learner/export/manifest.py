@@ -33,8 +33,13 @@ GRAPHS = {
                "outputs": {"action_mean": ["B", "action_dim"], "log_std": ["action_dim"]}},
     "recovery": {"inputs": {"obs": ["B", "obs_dim"]}, "outputs": {"action_mean": ["B", "action_dim"]}},
     "risk": {"inputs": {"obs": ["B", "obs_dim"], "task_action": ["B", "action_dim"]},
-             "outputs": {"risk": ["B"], "step_prob": ["B", "H+1"], "hand_path": ["B", "H+1", 3]}},
+             "outputs": {"risk": ["B"], "step_prob": ["B", "H+1"], "hand_path": ["B", "H+1", "hand_dim"]}},
 }
+
+
+def hand_dim(obs_dim: int) -> int:
+    """The end-effector position is obs[0:3] (fewer dims for toy tasks with smaller observations)."""
+    return min(3, obs_dim)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -90,7 +95,7 @@ def write_manifest(folder: str | Path, task: str, obs_dim: int, action_dim: int,
         "task": task,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "obs_dim": obs_dim,
-        "obs_layout": obs_layout or (METAWORLD_OBS_LAYOUT if obs_dim == 39 else {}),
+        "obs_layout": obs_layout or (METAWORLD_OBS_LAYOUT if obs_dim == 39 else {"hand_pos": [0, hand_dim(obs_dim)]}),
         "action_dim": action_dim,
         "action_low": action_low or [-1.0] * action_dim,
         "action_high": action_high or [1.0] * action_dim,
@@ -160,7 +165,8 @@ def _check_graph(manifest: Manifest, name: str, file: Path) -> None:
         session = manifest.session(name)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises several types for a bad file
         raise FarlInputError(file, f"not a loadable ONNX model ({str(error).splitlines()[0][:120]})") from None
-    sizes = {"obs_dim": manifest.obs_dim, "action_dim": manifest.action_dim, "H+1": manifest.horizon + 1}
+    sizes = {"obs_dim": manifest.obs_dim, "action_dim": manifest.action_dim, "H+1": manifest.horizon + 1,
+             "hand_dim": hand_dim(manifest.obs_dim)}
     actual = {arg.name: arg.shape for arg in session.get_inputs() + session.get_outputs()}
     for io in ("inputs", "outputs"):
         for arg, shape in GRAPHS[name][io].items():

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..models import GaussianPolicy, WorldModel
 from ..risk import h_step_risk
+from .manifest import hand_dim
 
 OPSET = 17
 
@@ -42,11 +43,11 @@ class RecoveryGraph(nn.Module):
 class RiskGraph(nn.Module):
     """(obs, task_action) -> (C_H, per-step failure probabilities, predicted hand path)."""
 
-    def __init__(self, world_model: WorldModel, policy: GaussianPolicy, horizon: int, gamma_risk: float,
-                 hand_slice: slice = slice(0, 3)):
+    def __init__(self, world_model: WorldModel, policy: GaussianPolicy, horizon: int, gamma_risk: float):
         super().__init__()
         self.world_model, self.policy = world_model, policy
-        self.horizon, self.gamma_risk, self.hand_slice = horizon, gamma_risk, hand_slice
+        self.horizon, self.gamma_risk = horizon, gamma_risk
+        self.hand_slice = slice(0, hand_dim(world_model.obs_dim))
 
     def forward(self, obs: torch.Tensor, task_action: torch.Tensor):
         risk, step_prob, states = h_step_risk(self.world_model, self.policy, obs, self.horizon, self.gamma_risk,

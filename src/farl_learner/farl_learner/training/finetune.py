@@ -1,0 +1,99 @@
+"""finetune(): online fine-tuning of a pretrained task policy, FARL (shield) or Uni-O4 (no shield).
+
+Reads the folder `pretrain()` wrote, evaluates the task policy, runs the
+online loop (training/online.py) for `steps` environment steps, evaluates
+again, and writes the fine-tuned policy and finetune.json (config, counters,
+PPO statistics, raw and normalized returns before/after) to `out_dir`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import torch
+
+from farl_control.errors import FarlInputError
+
+from ..config import FarlConfig, load_farl_config
+from ..models import GaussianPolicy
+from ..shield import Shield
+from .checkpoint import load_checkpoint, save_checkpoint
+from .io import CALIBRATION, CHECKPOINTS, read_json, write_json
+from .online import evaluate, run_online
+
+METHODS = ("farl", "uni-o4")
+
+
+def load_pretrained(model_dir: str | Path, task: str) -> dict:
+    """The four pretrained networks and eps_safe of `model_dir`, checked against each other."""
+    model_dir = Path(model_dir)
+    policy, meta = load_checkpoint(model_dir / CHECKPOINTS["task_policy"], "policy")
+    if meta.get("task") not in (None, task):
+        raise FarlInputError(model_dir / CHECKPOINTS["task_policy"], f"was trained for task {meta.get('task')!r}, "
+                                                                    f"not {task!r}", key="task")
+    dims = {"obs_dim": policy.obs_dim}
+    value, _ = load_checkpoint(model_dir / CHECKPOINTS["task_value"], "value", expect=dims)
+    recovery, _ = load_checkpoint(model_dir / CHECKPOINTS["recovery_policy"], "policy",
+                                  expect={**dims, "action_dim": policy.action_dim})
+    world_model, _ = load_checkpoint(model_dir / CHECKPOINTS["world_model"], "world_model",
+                                     expect={**dims, "action_dim": policy.action_dim})
+    calibration = read_json(model_dir / CALIBRATION)
+    if not isinstance(calibration.get("epsilon_safe"), (int, float)):
+        raise FarlInputError(model_dir / CALIBRATION, "missing a numeric epsilon_safe", key="epsilon_safe")
+    return {"policy": policy, "value": value, "recovery": recovery.requires_grad_(False),
+            "world_model": world_model.requires_grad_(False).eval(), "calibration": calibration}
+
+
+def _normalizer(task: str) -> Callable[[float], float | None]:
+    """FailureBench's normalized return if the task has reference returns, else None."""
+    def normalize(raw: float) -> float | None:
+        try:
+            from ..envs import normalized_return
+
+            return normalized_return(task, raw)
+        except (FarlInputError, ImportError):
+            return None
+    return normalize
+
+
+def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str = "farl", steps: int | None = None,
+             seed: int = 0, cfg: FarlConfig | None = None, env: gym.Env | None = None, progress: bool = True,
+             count_needless: bool = False, on_update: Callable[[GaussianPolicy, int], None] | None = None) -> dict:
+    """Fine-tune online; returns the metrics written to out_dir/finetune.json."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    cfg = cfg or load_farl_config(task)
+    torch.set_num_threads(cfg.online.torch_threads)
+    steps = steps if steps is not None else cfg.online.total_steps
+    models = load_pretrained(model_dir, task)
+    if env is None:
+        from ..envs import make_env
+
+        env = make_env(task, seed=seed, terminate_on_failure=True)
+    epsilon = cfg.risk.epsilon_safe if cfg.risk.epsilon_safe > 0 else float(models["calibration"]["epsilon_safe"])
+    shield = None
+    if method == "farl":
+        shield = Shield(models["policy"], models["recovery"], models["world_model"], cfg.risk.horizon,
+                        cfg.risk.gamma_risk, epsilon)
+    normalize = _normalizer(task)
+
+    before = evaluate(env, models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
+    start = time.perf_counter()
+    counters, updates = run_online(env, models["policy"], models["value"], cfg.ppo, steps, seed, shield=shield,
+                                   progress=progress, count_needless=count_needless, on_update=on_update)
+    elapsed = time.perf_counter() - start
+    after = evaluate(env, models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
+    for result in (before, after):
+        result["normalized_return"] = normalize(result["mean_return"])
+
+    out_dir = Path(out_dir)
+    meta = {"task": task, "seed": seed, "method": method, "steps": steps}
+    save_checkpoint(out_dir / CHECKPOINTS["task_policy"], "policy", models["policy"], meta)
+    save_checkpoint(out_dir / CHECKPOINTS["task_value"], "value", models["value"], meta)
+    metrics = {"task": task, "method": method, "seed": seed, "steps": steps, "epsilon_safe": epsilon if shield else None,
+               "config": cfg.to_dict(), "before": before, "after": after, "counters": counters.to_dict(),
+               "ppo_updates": updates, "online_seconds": elapsed, "steps_per_second": steps / max(elapsed, 1e-9)}
+    write_json(out_dir / "finetune.json", metrics)
+    return metrics
