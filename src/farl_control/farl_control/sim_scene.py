@@ -30,6 +30,10 @@ import numpy as np
 
 from .task_config import SceneObject, TaskConfig
 
+# Pacing of the served simulation: sleep only when sim time leads the wall clock by
+# more than this; stop catching up when it lags by more than MAX_LAG_S.
+SLEEP_GRANULARITY_S = 0.002
+MAX_LAG_S = 0.05
 ROBOT_PREFIX = "robot0_"  # franky-sim names the first robot's bodies robot0_*
 _MJ_SHAPES = {"box": "box", "cylinder": "cylinder", "sphere": "sphere"}
 
@@ -265,6 +269,14 @@ class SimScene:
 
         Blocks; run it in a thread. Between steps it performs requested resets
         and takes a snapshot every `snapshot_period_s` of wall time.
+
+        Pacing: franky-sim's own `run_once(True)` sleeps after every 1 ms step,
+        and a sub-millisecond sleep on a loaded machine oversleeps, so the sim
+        fell to 0.5x real time with CPU to spare. Here the steps run unpaced and
+        the loop sleeps only when simulated time is ahead of the wall clock, so
+        it catches up after a delay; if it falls more than `MAX_LAG_S` behind (a
+        CPU that really is too slow) it gives up catching up, and the shortfall
+        shows in the real-time factor.
         """
         import franky_sim
 
@@ -272,12 +284,20 @@ class SimScene:
             self._after_start()
             if on_ready is not None:
                 on_ready()
-            next_snapshot = time.monotonic()
+            wall0, sim0 = time.monotonic(), float(self.data.time)
+            next_snapshot = wall0
             try:
                 while not stop.is_set():
-                    self._serve_pending()
-                    server.run_once(True)
+                    if self._pending:
+                        self._serve_pending()
+                        wall0, sim0 = time.monotonic(), float(self.data.time)  # a reset may move sim time
+                    server.run_once(False)
                     now = time.monotonic()
+                    ahead = (float(self.data.time) - sim0) - (now - wall0)
+                    if ahead > SLEEP_GRANULARITY_S:
+                        time.sleep(ahead)
+                    elif ahead < -MAX_LAG_S:
+                        wall0, sim0 = now, float(self.data.time)
                     if now >= next_snapshot:
                         self.meter.add(now, float(self.data.time))
                         self._snapshot_now()

@@ -1,0 +1,380 @@
+"""franka node: the only process that moves the FR3 (through franky / libfranka).
+
+Every command from upstream (shield on /farl/robot/command, human on
+/farl/teleop/command) goes through `safety.CommandFilter` before it reaches the
+arm: NaN/inf and wrong frames rejected, speed clipped, workspace box enforced,
+stale commands stopped by the watchdog, teleop overriding while held. The
+filter's decision is streamed at `rate_hz` from a dedicated thread, so callback
+load (services, status, other subscribers) never delays the control loop.
+
+Parameters (defaults from the task config)
+  task_config (string)      task YAML: a task name or a path relative to config/
+  robot_ip    (string)      FCI address of the arm / franky-sim's loopback address
+  simulated   (string|bool) "sim"/"real" (or true/false): in sim, reset also resets the scene
+  rate_hz     (double)      command streaming rate; default control.rate_hz
+
+Publishes  /farl/robot/joint_states (JointState), /farl/robot/ee_pose (PoseStamped, frame base)
+           at control.state_rate_hz; /farl/robot/status (DiagnosticArray) at
+           control.status_rate_hz with keys: mode (idle | autonomous | teleop | stopped |
+           resetting | error), watchdog, source, last_reasons, last_rejection, rejected_count,
+           clipped_count, watchdog_trips, refused_count, error_count, last_error,
+           loop_period_p50_ms, loop_period_p99_ms, sim_real_time_factor, rate_hz.
+Services   /farl/robot/stop (Trigger): stop now and refuse motion until reset.
+           /farl/robot/reset (Trigger): stop, joint motion to robot.home_joints, in sim
+           also /farl/sim/reset_scene; then motion is allowed again.
+
+The arm is stopped on SIGINT/SIGTERM and on any exception (try/finally). A
+process that crashes upstream simply stops sending: the watchdog stops the arm
+within command_timeout_s plus one control period.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from .arm import ArmError, ArmState, FrankyArm
+from .errors import FarlInputError, exit_on_input_error
+from .ros_conversions import make_joint_state, make_pose, make_status, twist_to_command
+from .safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
+from .sim_robot_node import RESET_SCENE_SERVICE, SCENE_STATE_TOPIC
+from .task_config import load_task_config
+
+PROGRAM = "franka_node"
+COMMAND_TOPIC = "/farl/robot/command"
+TELEOP_TOPIC = "/farl/teleop/command"
+STATUS_NAME = "farl/franka"
+PERIOD_WINDOW = 200  # control periods kept for the p50/p99 in the status
+SIM_RESET_TIMEOUT_S = 5.0
+
+MODES = ("idle", "autonomous", "teleop", "stopped", "resetting", "error")
+
+
+def parse_simulated(value: object) -> bool:
+    """`simulated` accepts the launcher's robot:=sim|real or a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("sim", "true", "1", "yes"):
+        return True
+    if text in ("real", "false", "0", "no"):
+        return False
+    raise FarlInputError(None, f"expected sim or real (or true/false), got {value!r}", key="parameter simulated")
+
+
+class FrankaNode(Node):
+    def __init__(self) -> None:
+        super().__init__("franka")
+        self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml",
+                               ParameterDescriptor(description="Task YAML: a task name or a path relative to config/"))
+        self.config = load_task_config(self.get_parameter("task_config").value)
+        ctrl = self.config.control
+        self.declare_parameter("robot_ip", "127.0.0.1",
+                               ParameterDescriptor(description="FCI address of the arm, or franky-sim's loopback address"))
+        self.declare_parameter("simulated", "sim", ParameterDescriptor(
+            description="sim or real (or true/false): in sim, reset also resets the scene via " + RESET_SCENE_SERVICE,
+            dynamic_typing=True))
+        self.declare_parameter("rate_hz", ctrl.rate_hz, ParameterDescriptor(
+            description="Rate (Hz) at which filtered velocity commands are streamed to the arm",
+            type=ParameterType.PARAMETER_DOUBLE))
+        self.robot_ip = str(self.get_parameter("robot_ip").value)
+        self.simulated = parse_simulated(self.get_parameter("simulated").value)
+        self.rate_hz = float(self.get_parameter("rate_hz").value)
+        if not 0.0 < self.rate_hz <= 1000.0:
+            raise FarlInputError(None, f"must be in (0, 1000], got {self.rate_hz}", key="parameter rate_hz")
+
+        self.limits = SafetyLimits.from_config(ctrl, self.rate_hz)
+        self.filter = CommandFilter(self.limits)
+        self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s)
+        self.lock = threading.Lock()
+        self.shutdown_event = threading.Event()
+        self.fatal: str | None = None
+
+        # Mode and counters, all guarded by self.lock.
+        self.stopped = False
+        self.resetting = False
+        self.error_pending = False  # after a reflex: hold still until the next valid command
+        self.seen_errors = 0
+        self.decision = Decision((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), None)
+        self.last_reasons: tuple[str, ...] = ()
+        self.last_rejection = ""
+        self.rejected = 0
+        self.clipped = 0
+        self.watchdog_trips = 0
+        self.refused = 0
+        self.periods: deque[float] = deque(maxlen=PERIOD_WINDOW)
+        self.sim_rtf: float | None = None
+        self.latest_state: ArmState | None = None
+
+        io_group = ReentrantCallbackGroup()
+        self.joint_pub = self.create_publisher(JointState, "/farl/robot/joint_states", 10)
+        self.pose_pub = self.create_publisher(PoseStamped, "/farl/robot/ee_pose", 10)
+        self.status_pub = self.create_publisher(DiagnosticArray, "/farl/robot/status", 10)
+        self.create_subscription(TwistStamped, COMMAND_TOPIC, lambda m: self._on_command(m, AUTONOMOUS), 10,
+                                 callback_group=io_group)
+        self.create_subscription(TwistStamped, TELEOP_TOPIC, lambda m: self._on_command(m, TELEOP), 10,
+                                 callback_group=io_group)
+        service_group = MutuallyExclusiveCallbackGroup()  # one stop/reset at a time
+        self.create_service(Trigger, "/farl/robot/stop", self._on_stop, callback_group=io_group)
+        self.create_service(Trigger, "/farl/robot/reset", self._on_reset, callback_group=service_group)
+        self.create_timer(1.0 / ctrl.status_rate_hz, self._publish_status, callback_group=io_group)
+        self.scene_reset = None
+        if self.simulated:
+            self.scene_reset = self.create_client(Trigger, RESET_SCENE_SERVICE, callback_group=io_group)
+            self.create_subscription(String, SCENE_STATE_TOPIC, self._on_scene_state, 10, callback_group=io_group)
+        self.threads = [
+            threading.Thread(target=self._guarded, args=(self._control_loop,), name="control", daemon=True),
+            threading.Thread(target=self._guarded, args=(self._state_loop,), name="state", daemon=True),
+        ]
+
+    # ---- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self.arm.connect()
+        self.latest_state = self.arm.state()
+        for thread in self.threads:
+            thread.start()
+        self.get_logger().info(
+            f"connected to the arm at {self.robot_ip} ({'sim' if self.simulated else 'real'}); "
+            f"streaming at {self.rate_hz:g} Hz, task {self.config.task}")
+
+    def shutdown(self) -> None:
+        """Stop the loops, then the arm. Safe to call more than once."""
+        self.shutdown_event.set()
+        for thread in self.threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        try:
+            self.arm.disconnect()
+        except Exception as error:  # the arm may already be gone; nothing else to do
+            self.get_logger().error(f"stopping the arm on shutdown failed: {error}")
+
+    def _guarded(self, loop) -> None:
+        """A loop that dies takes the node down (and the arm stops) instead of leaving it half-alive."""
+        try:
+            loop()
+        except Exception as error:
+            self.fatal = f"{loop.__name__} failed: {type(error).__name__}: {error}"
+            self.shutdown_event.set()
+
+    # ---- command intake ----------------------------------------------------------
+    def _on_command(self, msg: TwistStamped, source: str) -> None:
+        command = twist_to_command(msg, source, time.monotonic())
+        with self.lock:
+            if self.stopped or self.resetting:
+                self.refused += 1
+                return
+            reason = self.filter.receive(command)
+            if reason is not None:
+                self.rejected += 1
+                self.last_rejection = reason
+                self.last_reasons = (reason,)
+            elif self.error_pending:
+                self.error_pending = False  # the next valid command resumes motion after a reflex
+
+    def _on_scene_state(self, msg: String) -> None:
+        try:
+            self.sim_rtf = json.loads(msg.data).get("real_time_factor")
+        except (ValueError, AttributeError):
+            pass
+
+    # ---- the control loop ----------------------------------------------------------
+    def _tick(self, now: float) -> Decision | None:
+        """Decide this period's command; None = send nothing (stopped / resetting)."""
+        state = self.latest_state
+        with self.lock:
+            if self.arm.error_count != self.seen_errors:  # a reflex happened while sending
+                self.seen_errors = self.arm.error_count
+                self.error_pending = True
+                self.filter.clear()
+            if self.stopped or self.resetting:
+                return None
+            if self.error_pending or state is None:
+                decision = Decision((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), None)
+            else:
+                decision = self.filter.decide(now, state.ee_pos)
+            if decision.watchdog and not self.decision.watchdog:
+                self.watchdog_trips += 1
+            if decision.clipped:
+                self.clipped += 1
+            if decision.reasons:
+                self.last_reasons = decision.reasons
+            self.decision = decision
+            return decision
+
+    def _control_loop(self) -> None:
+        period = 1.0 / self.rate_hz
+        next_tick = time.monotonic()
+        last = None
+        was_moving = False
+        while not self.shutdown_event.is_set():
+            now = time.monotonic()
+            if last is not None:
+                self.periods.append(now - last)
+            last = now
+            decision = self._tick(now)
+            if decision is not None and not (decision.is_zero and not was_moving):
+                # Zero is streamed until the arm has been told to rest once; an idle arm gets nothing.
+                self.arm.send(decision.linear, decision.angular)
+                was_moving = not decision.is_zero
+            elif decision is None:
+                was_moving = False
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay < 0:  # overran: skip the lost ticks instead of bursting
+                next_tick = time.monotonic()
+                delay = 0.0
+            self.shutdown_event.wait(delay)
+
+    # ---- state publishing ----------------------------------------------------------
+    def _state_loop(self) -> None:
+        period = 1.0 / self.config.control.state_rate_hz
+        next_tick = time.monotonic()
+        while not self.shutdown_event.is_set():
+            state = self.arm.state()
+            self.latest_state = state
+            stamp = self.get_clock().now().to_msg()
+            self.joint_pub.publish(make_joint_state(state.q, state.dq, state.tau, stamp))
+            self.pose_pub.publish(make_pose(state.ee_pos, state.ee_quat_xyzw, stamp))
+            next_tick += period
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick = time.monotonic()
+                delay = 0.0
+            self.shutdown_event.wait(delay)
+
+    # ---- services ---------------------------------------------------------------
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self.lock:
+            self.stopped = True
+            self.filter.clear()
+        at_rest = self.arm.stop()
+        response.success = True
+        response.message = "stopped; motion refused until /farl/robot/reset" + ("" if at_rest else " (still decelerating)")
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self.lock:
+            self.resetting = True
+            self.filter.clear()
+        try:
+            self.arm.go_home(self.config.robot.home_joints)
+            if self.simulated:
+                error = self._reset_scene()
+                if error:
+                    raise ArmError(error)
+        except ArmError as error:
+            with self.lock:
+                self.resetting = False
+                self.stopped = True
+            response.success = False
+            response.message = f"reset failed, motion stays refused: {error}"
+            return response
+        with self.lock:
+            self.filter.clear()
+            self.resetting = False
+            self.stopped = False
+            self.error_pending = False
+        response.success = True
+        response.message = "at home" + (" and scene reset" if self.simulated else "") + "; motion allowed"
+        return response
+
+    def _reset_scene(self) -> str | None:
+        assert self.scene_reset is not None
+        if not self.scene_reset.wait_for_service(timeout_sec=SIM_RESET_TIMEOUT_S):
+            return f"{RESET_SCENE_SERVICE} is not available (is sim_robot_node running?)"
+        done = threading.Event()
+        future = self.scene_reset.call_async(Trigger.Request())
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(SIM_RESET_TIMEOUT_S):
+            return f"{RESET_SCENE_SERVICE} did not answer within {SIM_RESET_TIMEOUT_S:g} s"
+        result = future.result()
+        return None if result.success else f"scene reset failed: {result.message}"
+
+    # ---- status -------------------------------------------------------------------
+    def mode(self) -> str:
+        if self.resetting:
+            return "resetting"
+        if self.stopped:
+            return "stopped"
+        if self.error_pending:
+            return "error"
+        return self.decision.source or "idle"
+
+    def _publish_status(self) -> None:
+        with self.lock:
+            mode = self.mode()
+            periods = sorted(self.periods)
+            values = {
+                "mode": mode,
+                "watchdog": "tripped" if self.decision.watchdog else "ok",
+                "source": self.decision.source or "none",
+                "last_reasons": " | ".join(self.last_reasons),
+                "last_rejection": self.last_rejection,
+                "rejected_count": self.rejected,
+                "clipped_count": self.clipped,
+                "watchdog_trips": self.watchdog_trips,
+                "refused_count": self.refused,
+                "error_count": self.arm.error_count,
+                "last_error": self.arm.last_error or "",
+                "loop_period_p50_ms": f"{1000 * statistics.median(periods):.2f}" if periods else "",
+                "loop_period_p99_ms": f"{1000 * periods[int(0.99 * (len(periods) - 1))]:.2f}" if periods else "",
+                "sim_real_time_factor": "" if self.sim_rtf is None else f"{self.sim_rtf:.3f}",
+                "rate_hz": f"{self.rate_hz:g}",
+            }
+        level = DiagnosticStatus.ERROR if mode == "error" else (
+            DiagnosticStatus.WARN if mode == "stopped" or values["watchdog"] == "tripped" else DiagnosticStatus.OK)
+        self.status_pub.publish(make_status(STATUS_NAME, level, mode, values, self.get_clock().now().to_msg(),
+                                            hardware_id=self.robot_ip))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    node: FrankaNode | None = None
+    executor = MultiThreadedExecutor(num_threads=3)
+    code = 0
+    try:
+        with exit_on_input_error(PROGRAM):
+            node = FrankaNode()
+        node.start()
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        while not done.wait(0.1):
+            if node.shutdown_event.is_set():
+                print(f"{PROGRAM}: error: {node.fatal or 'control stopped'}; arm stopped", file=sys.stderr, flush=True)
+                code = 1
+                break
+    except ArmError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        if node is not None:
+            node.shutdown()  # stops the arm whatever brought us here
+        executor.shutdown(timeout_sec=1.0)
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

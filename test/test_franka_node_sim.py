@@ -1,0 +1,262 @@
+"""The franka control node driving franky-sim through real franky, over real DDS.
+
+One stack (sim_robot_node + franka_node, real processes) is shared by the
+module: starting franky-sim and the node costs seconds. Every test begins with
+/farl/robot/reset, so it starts from home with a fresh scene and motion
+allowed, whatever the previous test left behind.
+
+Speeds are checked in simulated time: under CPU load franky-sim runs slower
+than real time (its real-time factor is on /farl/sim/scene_state).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ProcessPool  # the shared fixtures' pool: process groups killed on teardown
+from farl_control.processes import loopback_port_free
+from farl_control.ros_probe import RosProbe, dist
+from farl_control.task_config import load_task_config
+
+pytestmark = [pytest.mark.ros, pytest.mark.sim]
+
+CONFIG = load_task_config("fragile_push_wall")
+CTRL = CONFIG.control
+PERIOD = 1.0 / CTRL.rate_hz
+# Commands stop → the node's watchdog fires after command_timeout_s (checked once per
+# control period), then libfranka decelerates the arm. Bound asserted below:
+STOP_BOUND_S = CTRL.command_timeout_s + 2 * PERIOD + 0.4
+STARTUP_TIMEOUT_S = 60.0
+
+
+def free_ip() -> str:
+    rng = random.Random()
+    for _ in range(200):
+        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
+        if loopback_port_free(ip, 1337) and loopback_port_free(ip, 1338):
+            return ip
+    raise RuntimeError("no free loopback address for franky-sim")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    pool = ProcessPool(tmp_path_factory.mktemp("franka_stack") / "logs")
+    probe = None
+    ip = free_ip()
+    try:
+        pool.start("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"])
+        pool.start("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}", "-p", "simulated:=sim"])
+        probe = RosProbe("franka_test_probe")
+        probe.track_object("fragile_block")
+        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and probe.scene, STARTUP_TIMEOUT_S):
+            pytest.fail("stack did not come up:\n" + pool.logs())
+        yield pool, probe
+    finally:
+        if probe is not None:
+            probe.close()
+        franka = next((p for p in pool.started if p.name == "franka"), None)
+        pool.stop_all()
+        if franka is not None and franka.popen.returncode not in (0, None):
+            print(pool.logs())
+
+
+@pytest.fixture
+def robot(stack, request):
+    """The probe, with the arm at home, a fresh scene and motion allowed."""
+    pool, probe = stack
+    for p in pool.started[:2]:  # sim_robot and franka (tests may add and kill others)
+        assert p.alive(), f"{p.name} died:\n{pool.logs()}"
+    response = probe.call("reset", timeout_s=40.0)
+    assert response.success, response.message
+    time.sleep(0.3)
+    yield probe
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(pool.logs())
+
+
+def status_int(probe: RosProbe, key: str) -> int:
+    return int(probe.status.get(key, "0") or 0)
+
+
+def wait_status(probe: RosProbe, predicate, timeout_s: float = 3.0) -> bool:
+    return probe.wait_for(lambda: bool(probe.status) and predicate(probe.status), timeout_s)
+
+
+@pytest.mark.timeout(60)
+def test_moves_in_commanded_direction_at_commanded_speed(robot):
+    v = (0.04, -0.03, 0.0)  # 0.05 m/s, well inside the box for 2 s
+    speed = math.hypot(*v)
+    t0 = time.monotonic()
+    robot.stream(v, duration_s=2.5, rate_hz=CTRL.rate_hz)
+    t1 = time.monotonic()
+    # Steady state: skip the first 0.7 s (acceleration, DDS + one control period).
+    window = [s for s in robot.samples_since(t0 + 0.7) if s.t <= t1]
+    assert len(window) > 50
+    a, b = window[0], window[-1]
+    d = [y - x for x, y in zip(a.pos, b.pos)]
+    dt_wall = b.t - a.t
+    rtf = robot.real_time_factor(a.t - 0.2, b.t + 0.2) or 1.0
+    measured = math.sqrt(sum(x * x for x in d)) / (dt_wall * rtf)  # m per simulated s
+    cos = sum(x * y for x, y in zip(d, v)) / (math.sqrt(sum(x * x for x in d)) * speed)
+    # Cross-track error: distance of each sample from the straight commanded line through a.
+    unit = [x / speed for x in v]
+    cross = max(dist([p - q for p, q in zip(s.pos, a.pos)],
+                     [unit[i] * sum((s.pos[j] - a.pos[j]) * unit[j] for j in range(3)) for i in range(3)])
+                for s in window)
+    print(f"\ntracking: commanded {speed:.4f} m/s, measured {measured:.4f} m/s (sim time, rtf {rtf:.2f}), "
+          f"direction cos {cos:.5f}, max cross-track {1000 * cross:.2f} mm")
+    assert cos > 0.995
+    assert measured == pytest.approx(speed, rel=0.10)
+    assert cross < 0.005
+
+
+@pytest.mark.timeout(60)
+def test_arm_stops_within_bound_when_commands_stop(robot):
+    robot.stream((0.0, 0.1, 0.0), duration_s=1.5, rate_hz=CTRL.rate_hz)
+    t_last = time.monotonic()
+    stop_s = robot.time_until_still(t_last, timeout_s=5.0)
+    print(f"\nstop time after the last command: {stop_s:.3f} s (bound {STOP_BOUND_S:.2f} s)")
+    assert stop_s is not None and stop_s < STOP_BOUND_S
+    assert wait_status(robot, lambda s: s["watchdog"] == "tripped" or int(s["watchdog_trips"]) > 0)
+
+
+@pytest.mark.timeout(60)
+def test_command_out_of_the_box_keeps_the_ee_inside(robot):
+    hi_x = CTRL.workspace_max[0]
+    robot.stream((CTRL.max_linear_speed, 0.0, 0.0), duration_s=2.5, rate_hz=CTRL.rate_hz)
+    t_end = time.monotonic()
+    robot.time_until_still(t_end, timeout_s=3.0)
+    xs = [s.pos[0] for s in robot.samples_since(t_end - 3.0)]
+    print(f"\nbox: max x {max(xs):.4f} (face at {hi_x})")
+    assert max(xs) <= hi_x + 0.002
+    assert max(xs) > hi_x - CTRL.boundary_margin - 0.01  # it did go up to the face
+    assert int(robot.status["clipped_count"]) > 0
+
+
+@pytest.mark.timeout(60)
+def test_invalid_and_absurd_commands_are_rejected_or_clipped_and_reported(robot, stack):
+    pool, _ = stack
+    home = robot.pos()
+    rejected0 = status_int(robot, "rejected_count")
+    for bad in [(math.nan, 0.0, 0.0), (0.0, math.inf, 0.0)]:
+        robot.stream(bad, duration_s=0.3, rate_hz=CTRL.rate_hz)
+    assert wait_status(robot, lambda s: "non-finite" in s["last_rejection"])
+    robot.stream((0.05, 0.0, 0.0), duration_s=0.3, rate_hz=CTRL.rate_hz, frame="tool0")
+    assert wait_status(robot, lambda s: "tool0" in s["last_rejection"])
+    assert wait_status(robot, lambda s: int(s["rejected_count"]) >= rejected0 + 9)
+    time.sleep(0.3)
+    assert dist(robot.pos(), home) < 0.001, "a rejected command moved the arm"
+    # Absurd magnitude: executed at the speed limit, reported as absurd.
+    t0 = time.monotonic()
+    robot.stream((-50.0, 0.0, 0.0), duration_s=1.5, rate_hz=CTRL.rate_hz)
+    t1 = time.monotonic()
+    window = [s for s in robot.samples_since(t0 + 0.5) if s.t <= t1]
+    rtf = robot.real_time_factor(t0, t1) or 1.0
+    speed = dist(window[0].pos, window[-1].pos) / ((window[-1].t - window[0].t) * rtf)
+    print(f"\nabsurd command (50 m/s): moved at {speed:.3f} m/s (limit {CTRL.max_linear_speed})")
+    assert speed <= CTRL.max_linear_speed * 1.10
+    assert wait_status(robot, lambda s: "absurd" in s["last_reasons"])
+    assert all(p.alive() for p in pool.started[:2])
+
+
+@pytest.mark.timeout(60)
+def test_killed_commanding_process_stops_the_arm(robot, stack):
+    pool, _ = stack
+    commander = pool.start("commander", [sys.executable, "-c", COMMANDER_SCRIPT], env={"FARL_COMMAND": "0 -0.08 0"})
+    try:
+        start = robot.pos()
+        assert robot.wait_for(lambda: dist(robot.pos(), start) > 0.02, 15.0), "commander never moved the arm"
+        t_kill = time.monotonic()
+        commander.kill_hard()
+        stop_s = robot.time_until_still(t_kill, timeout_s=5.0)
+        print(f"\ncommander SIGKILLed: arm still after {stop_s:.3f} s (bound {STOP_BOUND_S:.2f} s)")
+        assert stop_s is not None and stop_s < STOP_BOUND_S
+    finally:
+        commander.stop(grace_s=1.0)
+
+
+@pytest.mark.timeout(60)
+def test_stop_refuses_motion_until_reset(robot):
+    response = robot.call("stop")
+    assert response.success
+    refused0 = status_int(robot, "refused_count")
+    before = robot.pos()
+    robot.stream((0.05, 0.0, 0.0), duration_s=1.0, rate_hz=CTRL.rate_hz)
+    assert dist(robot.pos(), before) < 0.001, "moved while stopped"
+    assert wait_status(robot, lambda s: s["mode"] == "stopped" and int(s["refused_count"]) >= refused0 + 8)
+    assert robot.call("reset", timeout_s=40.0).success
+    before = robot.pos()
+    robot.stream((0.05, 0.0, 0.0), duration_s=1.0, rate_hz=CTRL.rate_hz)
+    assert dist(robot.pos(), before) > 0.02, "no motion after reset"
+
+
+@pytest.mark.timeout(90)
+def test_reset_goes_home_and_resets_the_scene(robot):
+    home = robot.pos()
+    resets0 = robot.scene["resets"]
+    robot.stream((0.0, 0.1, -0.1), duration_s=1.5, rate_hz=CTRL.rate_hz)
+    assert dist(robot.pos(), home) > 0.1
+    response = robot.call("reset", timeout_s=40.0)
+    assert response.success, response.message
+    time.sleep(0.3)
+    print(f"\nreset: {dist(robot.pos(), home) * 1000:.2f} mm from the home pose")
+    assert dist(robot.pos(), home) < 0.002
+    assert robot.wait_for(lambda: robot.scene["resets"] == resets0 + 1, 3.0)
+    block = CONFIG.scene.object("fragile_block")
+    jx, jy = CONFIG.scene.reset_jitter
+    assert robot.wait_for(lambda: "fragile_block" in robot.objects, 3.0)
+    pos = robot.objects["fragile_block"]
+    assert abs(pos[0] - block.pos[0]) <= jx + 0.002 and abs(pos[1] - block.pos[1]) <= jy + 0.002
+    assert robot.scene["failure"] is False
+    assert wait_status(robot, lambda s: s["mode"] == "idle")
+
+
+@pytest.mark.timeout(60)
+def test_teleop_overrides_autonomous_command(robot):
+    t0 = time.monotonic()
+    end = t0 + 1.5
+    while time.monotonic() < end:  # the shield pushes +x, the human -y: the human wins
+        robot.send((0.05, 0.0, 0.0))
+        robot.send((0.0, -0.05, 0.0), teleop=True)
+        assert robot.status
+        time.sleep(PERIOD)
+    samples = robot.samples_since(t0 + 0.5)
+    d = [y - x for x, y in zip(samples[0].pos, samples[-1].pos)]
+    assert d[1] < -0.02 and abs(d[0]) < 0.003
+    assert wait_status(robot, lambda s: s["mode"] in ("teleop", "idle"))
+
+
+@pytest.mark.timeout(30)
+def test_state_topics_rate(robot):
+    time.sleep(1.0)
+    now = time.monotonic()
+    with robot.lock:
+        n_joint = sum(1 for t in robot.joint_times if t > now - 1.0)
+    n_pose = len(robot.samples_since(now - 1.0))
+    print(f"\nstate rates: joint_states {n_joint} Hz, ee_pose {n_pose} Hz")
+    assert n_joint >= 50 and n_pose >= 50
+
+
+COMMANDER_SCRIPT = r"""
+import os, time, rclpy
+from rclpy.node import Node
+from geometry_msgs.msg import TwistStamped
+v = [float(x) for x in os.environ["FARL_COMMAND"].split()]
+rclpy.init()
+node = Node("doomed_commander")
+pub = node.create_publisher(TwistStamped, "/farl/robot/command", 10)
+while True:
+    msg = TwistStamped()
+    msg.header.frame_id = "base"
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = v
+    pub.publish(msg)
+    time.sleep(0.1)
+"""
