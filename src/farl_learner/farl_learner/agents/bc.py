@@ -37,7 +37,7 @@ def train_bc(policy: GaussianPolicy, data: Transitions, cfg: BCConfig, rng: np.r
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step == cfg.steps - 1:
-            losses.append(float(loss))
+            losses.append(loss.item())
     return losses
 
 

@@ -71,7 +71,7 @@ def fit_critics(data: Transitions, cfg: OfflineConfig, net: NetworkConfig, seed:
             for p, p_target in zip(q.parameters(), q_target.parameters()):
                 p_target.lerp_(p, cfg.target_tau)
         if step % 100 == 0 or step == cfg.critic_steps - 1:
-            curve.append({"step": step, "q_loss": float(q_loss), "v_loss": float(v_loss)})
+            curve.append({"step": step, "q_loss": q_loss.item(), "v_loss": v_loss.item()})
     return q.requires_grad_(False), v, curve
 
 
@@ -101,7 +101,7 @@ def improve_policy(policy: GaussianPolicy, q: QNetwork, data: Transitions, cfg: 
         if (step + 1) % cfg.old_policy_interval == 0:
             old.load_state_dict(policy.state_dict())
         if step % 100 == 0 or step == cfg.policy_steps - 1:
-            curve.append({"step": step, "loss": float(loss), "ratio_dev": float((ratio - 1).abs().mean())})
+            curve.append({"step": step, "loss": loss.item(), "ratio_dev": (ratio - 1).abs().mean().item()})
     return curve
 
 

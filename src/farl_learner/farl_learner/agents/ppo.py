@@ -111,6 +111,6 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
             break
 
     explained = 1 - float(torch.var(returns - values) / (torch.var(returns) + 1e-8))
-    stats.update(policy_loss=float(pg_loss), value_loss=float(v_loss), entropy=float(entropy_loss),
-                 approx_kl=float(approx_kl), clipfrac=float(np.mean(clipfracs)), explained_variance=explained)
+    stats.update(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=entropy_loss.item(),
+                 approx_kl=approx_kl.item(), clipfrac=float(np.mean(clipfracs)), explained_variance=explained)
     return stats

@@ -67,7 +67,7 @@ def world_model_loss(wm: WorldModel, seq: dict[str, torch.Tensor], cfg: WorldMod
     loss = (cfg.consistency_coef * terms["consistency"] + cfg.decoder_coef * terms["next_obs"]
             + cfg.reward_coef * terms["reward"] + cfg.constraint_coef * terms["constraint"]
             + cfg.value_coef * terms["value"])
-    return loss, {name: float(value) for name, value in terms.items()}
+    return loss, {name: value.item() for name, value in terms.items()}
 
 
 def train_world_model(data: Transitions, cfg: WorldModelConfig, seed: int,
@@ -87,7 +87,7 @@ def train_world_model(data: Transitions, cfg: WorldModelConfig, seed: int,
         torch.nn.utils.clip_grad_norm_(wm.parameters(), cfg.grad_clip)
         optimizer.step()
         if step % 100 == 0 or step == cfg.steps - 1:
-            curve.append({"step": step, "loss": float(loss), **terms})
+            curve.append({"step": step, "loss": loss.item(), **terms})
     return wm.requires_grad_(False).eval(), curve
 
 

@@ -9,6 +9,7 @@ graph, the learner re-exports policy.onnx *and* risk.onnx on every update.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -60,7 +61,8 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     axes = {name: {0: "batch"} for name in inputs + batch_outputs}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False: the exporter that needs no onnxscript
         torch.onnx.export(module.eval(), args, str(tmp), input_names=inputs, output_names=outputs,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     tmp.replace(path)  # atomic: the shield never sees half a file
