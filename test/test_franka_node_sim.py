@@ -260,3 +260,19 @@ while True:
     pub.publish(msg)
     time.sleep(0.1)
 """
+
+
+@pytest.mark.timeout(60)
+def test_zz_sigterm_while_moving_exits_cleanly(robot, stack):
+    """Last in the module: it ends the shared control node."""
+    pool, _ = stack
+    franka = pool.started[1]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        robot.send((0.0, 0.08, 0.0))
+        time.sleep(PERIOD)
+    franka.popen.send_signal(signal.SIGTERM)
+    code = franka.popen.wait(timeout=10)
+    print(f"\nSIGTERM while moving: exit {code} after {time.monotonic() - t0 - 1.0:.2f} s")
+    assert code == 0
+    assert "Traceback" not in franka.log_text()

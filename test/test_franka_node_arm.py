@@ -1,0 +1,81 @@
+"""The arm interface's reaction to libfranka errors (a reflex cannot be provoked in franky-sim).
+
+A stand-in for `franky.Robot` raises the real `franky.ControlException`; the
+arm must not propagate it, must call automatic error recovery, report the
+error, and return zero as the twist actually sent.
+"""
+from __future__ import annotations
+
+import franky
+import pytest
+
+from farl_control.arm import ArmError, FrankyArm
+from farl_control.task_config import load_task_config
+
+REFLEX = 'libfranka: Move command aborted: motion aborted by reflex! ["cartesian_reflex"]'
+
+
+class ReflexRobot:
+    """Raises a reflex on the next move, like libfranka does after a collision."""
+
+    def __init__(self):
+        self.recoveries = 0
+        self.moves = 0
+        self.fail_next = True
+
+    def move(self, motion, asynchronous=False):
+        self.moves += 1
+        if self.fail_next:
+            self.fail_next = False
+            raise franky.ControlException(REFLEX)
+
+    def recover_from_errors(self):
+        self.recoveries += 1
+        return True
+
+    def join_motion(self, timeout=None):
+        return True
+
+    def poll_motion(self):
+        return False
+
+
+@pytest.fixture
+def arm():
+    config = load_task_config("fragile_push_wall")
+    a = FrankyArm("127.0.0.1", config.robot, hold_s=config.control.command_timeout_s)
+    a.robot = ReflexRobot()  # type: ignore[assignment]
+    return a
+
+
+def test_reflex_is_reported_recovered_and_nothing_sent(arm):
+    sent = arm.send((0.05, 0.0, 0.0))
+    assert sent == ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert arm.error_count == 1 and "reflex" in arm.last_error and arm.error_time is not None
+    assert arm.robot.recoveries == 1
+    # The next command goes through once recovered.
+    assert arm.send((0.05, 0.0, 0.0)) == ((0.05, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert arm.error_count == 1
+
+
+def test_reflex_during_go_home_is_an_arm_error(arm):
+    arm.robot.fail_next = False
+    original = arm.robot.move
+
+    def move(motion, asynchronous=False):
+        if isinstance(motion, franky.JointMotion):
+            raise franky.ControlException(REFLEX)
+        return original(motion, asynchronous)
+
+    arm.robot.move = move
+    with pytest.raises(ArmError, match="going home failed"):
+        arm.go_home(load_task_config("fragile_push_wall").robot.home_joints)
+    assert arm.robot.recoveries == 1
+
+
+def test_unconnected_arm_refuses_clearly():
+    config = load_task_config("fragile_push_wall")
+    a = FrankyArm("127.0.0.1", config.robot, hold_s=0.3)
+    with pytest.raises(ArmError, match="not connected"):
+        a.send((0.0, 0.0, 0.0))
+    assert a.stop() is True  # stopping nothing is fine (shutdown paths call it unconditionally)
