@@ -1,13 +1,19 @@
 """pretrain(): everything FARL learns offline, for one task, into one folder.
 
-    task demos            -> Uni-O4 task policy + its value net   (agents/uni_o4.py)
-    recovery demos (+ failure data for its critic) -> recovery policy (agents/recovery.py)
-    task demos + failure data (minus held-out episodes) -> world model (agents/world_model_agent.py)
-    held-out failure episodes -> eps_safe calibration                (risk.py)
+In the order the paper describes it:
 
-Writes task_policy.pt, task_value.pt, recovery_policy.pt, world_model.pt,
-calibration.json and pretrain.json (the config used, timings, every metric)
-to `out_dir`. `export()` then turns the folder into ONNX for the robot.
+    1. task demos              -> Uni-O4 task policy + value net    (agents/uni_o4.py)
+    2. pretrained task policy + injected noise -> failure data     (data.generate_failure_data)
+    3. recovery demos (+ failure data for its critic) -> recovery policy (agents/recovery.py)
+    4. task demos + failure data (minus held-out episodes) -> world model (agents/world_model_agent.py)
+    5. held-out failure episodes -> eps_safe calibration             (risk.py)
+
+Task and recovery demos come from `data_dir` (generated and cached there by
+`data.build_offline_datasets` when missing). The failure data depends on the
+pretrained policy, so it is written into `out_dir` (failure_data.npz) and
+reused from there on a re-run. Writes task_policy.pt, task_value.pt,
+recovery_policy.pt, world_model.pt, calibration.json and pretrain.json (the
+config used, timings, every metric). `export()` then makes the ONNX folder.
 """
 from __future__ import annotations
 
@@ -22,27 +28,35 @@ from ..agents.transitions import Transitions, steps_to_failure
 from ..agents.uni_o4 import pretrain_task_policy
 from ..agents.world_model_agent import constraint_recall, train_world_model
 from ..config import FarlConfig, load_farl_config
+from ..models import GaussianPolicy
 from ..risk import calibrate_epsilon, evaluate_epsilon, risk_of_states
 from .checkpoint import save_checkpoint
-from .io import CALIBRATION, CHECKPOINTS, load_datasets, write_json
+from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
 
 
-def pretrain(task: str, data_dir: str | Path, out_dir: str | Path, cfg: FarlConfig | None = None,
+def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
              datasets: dict[str, Transitions] | None = None, progress: bool = True) -> dict:
     """Train pi_task, pi_rec and the world model, calibrate eps_safe; returns the metrics written to pretrain.json.
 
-    `datasets` ({"task", "recovery", "failure"} -> Transitions) skips reading `data_dir`.
+    `datasets` ({"task", "recovery"[, "failure"]} -> Transitions) replaces
+    FailureBench data (toy tasks, tests); without a "failure" entry the
+    failure data is generated from the pretrained policy.
     """
     cfg = cfg or load_farl_config(task)
     out_dir = Path(out_dir)
     torch.set_num_threads(cfg.online.torch_threads)
     torch.manual_seed(cfg.seed)
-    data = datasets or load_datasets(data_dir)
+    data = dict(datasets) if datasets is not None else load_demos(task, data_dir, cfg.seed, progress)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
     task_agent = pretrain_task_policy(data["task"], cfg, progress=progress)
     timings["task_policy_s"] = time.perf_counter() - start
+
+    if "failure" not in data:
+        start = time.perf_counter()
+        data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress)
+        timings["failure_data_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     recovery_agent = pretrain_recovery_policy(data["recovery"], data["failure"], cfg, progress=progress)
@@ -50,8 +64,8 @@ def pretrain(task: str, data_dir: str | Path, out_dir: str | Path, cfg: FarlConf
 
     start = time.perf_counter()
     failure_train, failure_holdout = data["failure"].split_episodes(cfg.risk.holdout_fraction, cfg.seed)
-    wm_data = Transitions.concat([data["task"], failure_train])
-    world_model, wm_curve = train_world_model(wm_data, cfg.world_model, cfg.seed, progress=progress)
+    world_model, wm_curve = train_world_model(Transitions.concat([data["task"], failure_train]), cfg.world_model,
+                                              cfg.seed, progress=progress)
     timings["world_model_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -78,6 +92,29 @@ def pretrain(task: str, data_dir: str | Path, out_dir: str | Path, cfg: FarlConf
     }
     write_json(out_dir / "pretrain.json", metrics)
     return metrics
+
+
+def load_demos(task: str, data_dir: str | Path, seed: int, progress: bool) -> dict[str, Transitions]:
+    """FailureBench task + recovery demos from `data_dir` (generated and cached there if missing)."""
+    from ..data import build_offline_datasets
+
+    demos = build_offline_datasets(task, data_dir, seed=seed, progress=progress)
+    return {"task": Transitions.from_arrays(demos.task), "recovery": Transitions.from_arrays(demos.recovery)}
+
+
+def failure_data(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, progress: bool) -> Transitions:
+    """Failure data by noise injection into the pretrained policy's mean (cached in out_dir)."""
+    from ..data import generate_failure_data, load_dataset, save_dataset
+
+    path = out_dir / FAILURE_DATA
+    if not path.is_file():
+        @torch.no_grad()
+        def policy_fn(obs: np.ndarray) -> np.ndarray:
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+        save_dataset(path, generate_failure_data(task, policy_fn, seed=seed, policy_name="uni-o4 task policy",
+                                                 progress=progress))
+    return Transitions.from_arrays(load_dataset(path, expect_task=task))
 
 
 def calibrate(world_model, policy, holdout: Transitions, cfg: FarlConfig) -> dict:
