@@ -157,7 +157,7 @@ def run(trials: int, out_dir: Path) -> dict:
     return {
         "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/control_latency.py", *sys.argv[1:]]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "os": platform.system(), "arch": platform.machine(),
                     "load_average_at_end": os.getloadavg()},
         "settings": {"step_speed_m_s": STEP_SPEED, "motion_threshold_m": MOTION_THRESHOLD_M,
                      "trials": trials, "command_timeout_s": config.control.command_timeout_s,
