@@ -13,8 +13,14 @@ STAMP="$VENV/.farl-setup-stamp"
 # MuJoCo's offscreen renderer (sim camera, reports).
 DEB_PACKAGES=(libusb-1.0-0 libegl1 libosmesa6 libgl1 libglib2.0-0)
 
-# pip on some machines warns about every unreachable extra index; keep the log readable.
-quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+# pip's chatter (index warnings, build-backend notices) goes to a log; it is shown only on failure.
+quiet_pip() {
+    local log="$VENV/setup-pip.log"
+    if ! "$VENV/bin/python" -m pip "$@" >>"$log" 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" "$log" | tail -n 40 >&2
+        die "pip $* failed (full log: $log)"
+    fi
+}
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
