@@ -1,12 +1,15 @@
 """`farl run <task>`: the main job, a finite run of a task's stack with a report.
 
-Starts the stack from config/stacks/<task>.yaml in simulation, waits for the
-arm, resets it and drives it, printing what it does, then shuts every node
-down (the arm is stopped first) and writes summary.json and report.md into
-the run folder.
+Default: safe online fine-tuning in simulation. Starts the whole stack of
+config/stacks/<task>.yaml (simulated FR3, control node, episode monitor,
+shield, learner) for `--episodes` episodes, prints one line per episode
+(verdict, return, failures, shield triggers, policy version), then shuts every
+node down (the arm is stopped first) and writes report.md with plots and
+summary.json into the run folder. `shield:=false` runs the same stack as the
+Uni-O4 baseline.
 
-Today the driving is the scripted operator (config: scripted_operator); the
-FARL loop (shield + learner) takes its place once those nodes exist.
+`--scripted`: no learning; the robot side only, driven through the task's
+scripted operator waypoints (a quick check that arm, scene and control work).
 """
 from __future__ import annotations
 
@@ -30,17 +33,31 @@ from farl_teleop.scripted_operator import ScriptedOperator, ScriptedOperatorConf
 STARTUP_TIMEOUT_S = 60.0
 
 
+DEFAULT_EPISODES = 12
+EPISODE_TIMEOUT_S = 120.0  # no verdict for this long: something is stuck, stop and report
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", default="fragile_push_wall", help="task to run (default: fragile_push_wall)")
-    parser.add_argument("arguments", nargs="*", metavar="key:=value", help="launch arguments (robot:=sim is the default)")
+    parser.add_argument("arguments", nargs="*", metavar="key:=value",
+                        help="launch arguments (robot:=sim is the default; shield:=false = Uni-O4 baseline)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>-<time>)")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
+                        help=f"episodes of online fine-tuning (default {DEFAULT_EPISODES}, a few minutes)")
+    parser.add_argument("--scripted", action="store_true",
+                        help="drive the scripted operator waypoints instead of learning")
 
 
 def _fmt(v) -> str:
     return "(" + ", ".join(f"{x:+.3f}" for x in v) + ")" if v is not None else "(none)"
 
 
-class MainJob:
+def default_run_dir(task: str, suffix: str = "") -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return (repo_root() or Path.cwd()) / "runs" / f"{task}-{stamp}{suffix}"
+
+
+class ScriptedDemo:
     def __init__(self, task: str, launch_tokens: list[str], out: Path | None):
         self.config = load_task_config(task)
         if "scripted_operator" not in self.config.raw:
@@ -51,9 +68,7 @@ class MainJob:
         self.stack = load_stack(task)
         overrides = {"autonomy": "false", **parse_launch_arguments(launch_tokens)}
         self.nodes = self.stack.resolve(overrides)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        base = repo_root() or Path.cwd()
-        self.out = out or base / "runs" / f"{task}-{stamp}"
+        self.out = out or default_run_dir(task, "-scripted")
         self.interrupted = False
 
     def _interrupt(self, *_):
@@ -137,5 +152,90 @@ def _list(v):
     return None if v is None else [round(float(x), 4) for x in v]
 
 
+class FarlRun:
+    """The full online loop for a fixed number of episodes, recorded and reported."""
+
+    def __init__(self, task: str, launch_tokens: list[str], out: Path | None, episodes: int):
+        if episodes < 1:
+            raise FarlInputError(None, f"--episodes must be >= 1, got {episodes}")
+        self.config = load_task_config(task)
+        self.stack = load_stack(task)
+        self.out = (out or default_run_dir(task)).resolve()
+        overrides = parse_launch_arguments(launch_tokens)
+        for key in ("episodes", "run_dir"):
+            if key in overrides:
+                raise FarlInputError(None, f"{key}:= is set by farl run (use --episodes / --out)")
+        self.overrides = {"autonomy": "true", **overrides, "episodes": str(episodes),
+                          "run_dir": str(self.out / "learner")}
+        self.values = self.stack.argument_values(self.overrides)
+        self.nodes = self.stack.resolve(self.overrides)
+        self.episodes = episodes
+        self.interrupted = False
+        self.policy_version = 0
+        self.last_event = time.monotonic()
+
+    def _interrupt(self, *_):
+        self.interrupted = True
+
+    def _on_policy(self, policy: dict) -> None:
+        self.policy_version = int(policy.get("version", 0))
+        print(f"[farl run] learner: policy v{self.policy_version} announced")
+
+    def _on_event(self, event: dict) -> None:
+        self.last_event = time.monotonic()
+        kind = event.get("type")
+        counts = event.get("counts", {})
+        if kind in ("success", "failure", "timeout", "aborted"):
+            print(f"[farl run] episode {event.get('episode')}/{self.episodes} {kind:<8} "
+                  f"return {event.get('return', 0.0):8.2f} | steps {event.get('steps', 0):3d} | "
+                  f"failures {counts.get('failure_episodes', 0)} ep / {counts.get('failure_pairs', 0)} pairs | "
+                  f"shield triggers {counts.get('shield_triggers', 0)} | policy v{event.get('policy_version', 0)}",
+                  flush=True)
+
+    def run(self) -> int:
+        from .report import write_report
+        from .run_recorder import RunRecorder
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        shield_on = self.values["shield"] == "true"
+        print(f"[farl run] {self.config.task}: {self.episodes} episodes of online fine-tuning in "
+              f"{'simulation' if self.values['robot'] == 'sim' else 'the real robot'}, shield "
+              f"{'ON (FARL)' if shield_on else 'OFF (Uni-O4 baseline)'}; output in {self.out}")
+        launcher = StackLauncher(self.nodes)
+        signal.signal(signal.SIGINT, self._interrupt)
+        signal.signal(signal.SIGTERM, self._interrupt)
+        recorder = RunRecorder(self.out, on_event=self._on_event, on_policy=self._on_policy)
+        started = time.monotonic()
+        stuck = False
+        try:
+            launcher.start()
+            self.last_event = time.monotonic()
+            while not recorder.finished.is_set() and not self.interrupted:
+                if any(n.required and not p.alive() for n, p in launcher.processes):
+                    print("[farl run] a required node exited: see its lines above", flush=True)
+                    break
+                if time.monotonic() - self.last_event > EPISODE_TIMEOUT_S:
+                    stuck = True
+                    print(f"[farl run] no episode event for {EPISODE_TIMEOUT_S:.0f} s: stopping "
+                          "(see the node output above)", flush=True)
+                    break
+                recorder.finished.wait(0.5)
+        finally:
+            launcher.shutdown()
+            recorder.close()
+        settings = {"task": self.config.task, "episodes": self.episodes, "launch": self.values,
+                    "wall_seconds": round(time.monotonic() - started, 1)}
+        summary = write_report(self.out, f"FARL run: {self.config.task}", settings)
+        print(f"[farl run] {summary['episodes']} episodes, {summary['successes']} successes, "
+              f"{summary['failure_episodes']} failure episodes ({summary['failure_pairs']} failure pairs), "
+              f"{summary['shield_triggers']} shield triggers, {len(summary['policy_versions'])} policy updates; "
+              f"report: {self.out / 'report.md'}", flush=True)
+        if self.interrupted:
+            return 130
+        return 1 if stuck or summary["episodes"] < self.episodes else 0
+
+
 def run(args: argparse.Namespace) -> int:
-    return MainJob(args.task, args.arguments, args.out).run()
+    if args.scripted:
+        return ScriptedDemo(args.task, args.arguments, args.out).run()
+    return FarlRun(args.task, args.arguments, args.out, args.episodes).run()
