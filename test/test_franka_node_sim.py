@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -199,11 +200,31 @@ def test_stop_refuses_motion_until_reset(robot):
 
 
 @pytest.mark.timeout(90)
+def test_stop_during_reset_wins(robot):
+    home = robot.pos()
+    robot.stream((0.0, 0.15, -0.15), duration_s=1.5, rate_hz=CTRL.rate_hz)
+    away = robot.pos()
+    result = {}
+    resetting = threading.Thread(target=lambda: result.setdefault("reset", robot.call("reset", timeout_s=40.0)))
+    resetting.start()
+    assert robot.wait_for(lambda: dist(robot.pos(), away) > 0.01, 10.0), "reset never started moving"
+    t_stop = time.monotonic()
+    assert robot.call("stop").success
+    resetting.join(40.0)
+    assert result["reset"].success is False and "stop" in result["reset"].message
+    still = robot.time_until_still(t_stop, timeout_s=5.0)
+    print(f"\nstop during reset: still after {still:.3f} s, {dist(robot.pos(), home) * 1000:.0f} mm from home")
+    assert still is not None and still < 1.0
+    assert dist(robot.pos(), home) > 0.01, "the reset ran to the end despite the stop"
+    assert wait_status(robot, lambda s: s["mode"] == "stopped")
+
+
+@pytest.mark.timeout(90)
 def test_reset_goes_home_and_resets_the_scene(robot):
     home = robot.pos()
     resets0 = robot.scene["resets"]
     robot.stream((0.0, 0.1, -0.1), duration_s=1.5, rate_hz=CTRL.rate_hz)
-    assert dist(robot.pos(), home) > 0.1
+    assert dist(robot.pos(), home) > 0.05
     response = robot.call("reset", timeout_s=40.0)
     assert response.success, response.message
     time.sleep(0.3)

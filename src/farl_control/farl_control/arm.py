@@ -76,6 +76,7 @@ class FrankyArm:
         self.last_error: str | None = None
         self.error_count = 0
         self.error_time: float | None = None  # monotonic time of the last reflex / control error
+        self._preempted = False  # stop() preempted a joint motion (go home)
 
     # ---- lifecycle -------------------------------------------------------
     def connect(self, timeout_s: float | None = None) -> None:
@@ -150,6 +151,7 @@ class FrankyArm:
                 return bool(r.join_motion(timeout=timeout_s))
             except franky.InvalidMotionTypeException:
                 # A joint motion (go home) is running: preempt it instead.
+                self._preempted = True
                 r.stop()
                 return True
             except franky.Exception as error:
@@ -157,17 +159,24 @@ class FrankyArm:
                 return not r.poll_motion() if self._safe_poll(r) else False
 
     def go_home(self, joints: Sequence[float], timeout_s: float | None = None) -> None:
-        """Stop, then a joint motion to `joints`; ArmError if it fails or overruns."""
+        """Stop, then a joint motion to `joints`; ArmError if it fails, is stopped or overruns.
+
+        The motion lock is held only to start the motion, so `stop()` can preempt
+        it while this waits.
+        """
         timeout_s = self.cfg.motion_timeout_s if timeout_s is None else timeout_s
         r = self._require()
         self.stop()
-        with self._lock:
-            try:
+        self._preempted = False
+        try:
+            with self._lock:
                 r.move(franky.JointMotion(franky.JointState(list(joints))), asynchronous=True)
-                finished = r.join_motion(timeout=timeout_s)
-            except franky.Exception as error:
-                self._on_error(error)
-                raise ArmError(f"going home failed: {error}") from None
+            finished = r.join_motion(timeout=timeout_s)
+        except franky.Exception as error:
+            if self._preempted:  # our own stop(), not a fault of the arm
+                raise ArmError("stopped before reaching home") from None
+            self._on_error(error)
+            raise ArmError(f"going home failed: {error}") from None
         if not finished:
             self.stop()
             raise ArmError(f"going home did not finish within {timeout_s:g} s (robot.motion_timeout_s)")

@@ -118,6 +118,7 @@ class FrankaNode(Node):
         self.clipped = 0
         self.watchdog_trips = 0
         self.refused = 0
+        self.stop_requests = 0  # a stop during a reset wins over the reset
         self.periods: deque[float] = deque(maxlen=PERIOD_WINDOW)
         self.sim_rtf: float | None = None
         self.latest_state: ArmState | None = None
@@ -262,6 +263,7 @@ class FrankaNode(Node):
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self.lock:
             self.stopped = True
+            self.stop_requests += 1
             self.filter.clear()
         at_rest = self.arm.stop()
         response.success = True
@@ -272,6 +274,7 @@ class FrankaNode(Node):
         with self.lock:
             self.resetting = True
             self.filter.clear()
+            stops_before = self.stop_requests
         try:
             self.arm.go_home(self.config.robot.home_joints)
             if self.simulated:
@@ -282,12 +285,18 @@ class FrankaNode(Node):
             with self.lock:
                 self.resetting = False
                 self.stopped = True
+                interrupted = self.stop_requests != stops_before
             response.success = False
-            response.message = f"reset failed, motion stays refused: {error}"
+            response.message = ("reset interrupted by /farl/robot/stop; motion stays refused" if interrupted
+                                else f"reset failed, motion stays refused: {error}")
             return response
         with self.lock:
             self.filter.clear()
             self.resetting = False
+            if self.stop_requests != stops_before:
+                response.success = False
+                response.message = "reset interrupted by /farl/robot/stop; motion stays refused"
+                return response
             self.stopped = False
             self.error_pending = False
         response.success = True
