@@ -129,17 +129,45 @@ def test_arm_stops_within_bound_when_commands_stop(robot):
     assert wait_status(robot, lambda s: s["watchdog"] == "tripped" or int(s["watchdog_trips"]) > 0)
 
 
+def push_into_face(robot: RosProbe, axis: int, sign: float) -> tuple[list[float], set[str]]:
+    """Command max speed toward a box face until near it (bounded), then 1 s more.
+
+    Returns the axis' position history and the clipping reasons seen on status meanwhile.
+    """
+    face = (CTRL.workspace_max if sign > 0 else CTRL.workspace_min)[axis]
+    v = [0.0, 0.0, 0.0]
+    v[axis] = sign * CTRL.max_linear_speed
+    t0 = time.monotonic()
+    # The sim may run slower than real time: push until near the face rather than for a fixed time.
+    reasons: set[str] = set()
+    while sign * (face - robot.pos()[axis]) > CTRL.boundary_margin and time.monotonic() - t0 < 15.0:
+        robot.stream(v, duration_s=0.2, rate_hz=CTRL.rate_hz)
+    for _ in range(5):
+        robot.stream(v, duration_s=0.2, rate_hz=CTRL.rate_hz)
+        reasons.add(robot.status.get("last_reasons", ""))
+    robot.time_until_still(time.monotonic(), timeout_s=3.0)
+    return [s.pos[axis] for s in robot.samples_since(t0)], reasons
+
+
 @pytest.mark.timeout(60)
 def test_command_out_of_the_box_keeps_the_ee_inside(robot):
     hi_x = CTRL.workspace_max[0]
-    robot.stream((CTRL.max_linear_speed, 0.0, 0.0), duration_s=2.5, rate_hz=CTRL.rate_hz)
-    t_end = time.monotonic()
-    robot.time_until_still(t_end, timeout_s=3.0)
-    xs = [s.pos[0] for s in robot.samples_since(t_end - 3.0)]
+    xs, reasons = push_into_face(robot, 0, +1.0)
     print(f"\nbox: max x {max(xs):.4f} (face at {hi_x})")
     assert max(xs) <= hi_x + 0.002
-    assert max(xs) > hi_x - CTRL.boundary_margin - 0.01  # it did go up to the face
+    assert max(xs) > hi_x - CTRL.boundary_margin  # it did go up to the face
     assert int(robot.status["clipped_count"]) > 0
+    assert any("workspace: x" in r for r in reasons), reasons
+
+
+@pytest.mark.timeout(60)
+def test_command_into_the_table_stops_at_the_floor_face(robot):
+    lo_z = CTRL.workspace_min[2]
+    zs, reasons = push_into_face(robot, 2, -1.0)
+    print(f"\nbox: min z {min(zs):.4f} (face at {lo_z})")
+    assert min(zs) >= lo_z - 0.002
+    assert min(zs) < lo_z + CTRL.boundary_margin  # it did go down to the face
+    assert any("workspace: z" in r for r in reasons), reasons
 
 
 @pytest.mark.timeout(60)

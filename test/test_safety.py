@@ -9,6 +9,7 @@ from farl_control.safety import AUTONOMOUS, TELEOP, Command, CommandFilter, Safe
 from farl_control.task_config import load_task_config
 
 CENTRE = (0.5, 0.0, 0.3)
+PERIOD = 1.0 / load_task_config("fragile_push_wall").control.rate_hz
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_box_scales_outward_component_within_margin(limits):
     f.receive(cmd((0.1, 0.1, 0.0)))
     d = f.decide(0.0, pos)
     assert 0.0 < d.linear[0] < 0.1 * 0.5 + 1e-9  # outward x reduced at least proportionally
-    assert d.linear[0] * limits.period_s <= limits.boundary_margin / 2 + 1e-9  # cannot cross in one period
+    assert d.linear[0] * limits.lookahead_s <= limits.boundary_margin / 2 + 1e-9  # cannot cross within the look-ahead
     assert d.linear[1] == pytest.approx(0.1)  # tangential motion kept
     assert any("workspace: x" in r for r in d.reasons)
 
@@ -149,10 +150,10 @@ def test_box_never_lets_a_simulated_tcp_leave(limits):
     f = CommandFilter(limits)
     pos = list(CENTRE)
     for k in range(200):
-        t = k * limits.period_s
+        t = k * PERIOD
         f.receive(cmd((0.2, 0.2, -0.2), t=t))
         d = f.decide(t, tuple(pos))
-        pos = [p + v * limits.period_s for p, v in zip(pos, d.linear)]
+        pos = [p + v * PERIOD for p, v in zip(pos, d.linear)]
         for i in range(3):
             assert limits.workspace_min[i] - 1e-9 <= pos[i] <= limits.workspace_max[i] + 1e-9
 

@@ -18,7 +18,8 @@ Rules, in order:
    `absurd_factor` × limit is reported as absurd (still executed at the limit).
 5. Workspace box: per axis, the velocity component pointing out of the box is
    scaled linearly to zero over the last `boundary_margin` before a face, and is
-   further capped so that one control period of motion cannot cross the face;
+   further capped so that motion over the look-ahead (one control period plus
+   the arm's response time to a velocity change) cannot cross the face;
    outside the box only motion back inward is kept.
 """
 from __future__ import annotations
@@ -76,7 +77,7 @@ class SafetyLimits:
     absurd_factor: float
     accepted_frames: tuple[str, ...]
     boundary_margin: float
-    period_s: float  # one control period: the look-ahead of the box rule
+    lookahead_s: float  # one control period + the arm's response time: the box rule's horizon
 
     @staticmethod
     def from_config(control: ControlConfig, rate_hz: float | None = None) -> "SafetyLimits":
@@ -90,7 +91,7 @@ class SafetyLimits:
             absurd_factor=control.absurd_factor,
             accepted_frames=control.accepted_frames,
             boundary_margin=control.boundary_margin,
-            period_s=1.0 / (rate_hz or control.rate_hz),
+            lookahead_s=1.0 / (rate_hz or control.rate_hz) + control.response_time_s,
         )
 
 
@@ -141,7 +142,7 @@ def clip_to_box(v: Vec3, position: Vec3, limits: SafetyLimits) -> tuple[Vec3, li
             allowed = abs(vi)
             if margin > 0.0 and dist < margin:
                 allowed *= dist / margin
-            allowed = min(allowed, dist / limits.period_s)
+            allowed = min(allowed, dist / limits.lookahead_s)
         if allowed < abs(vi):
             out[i] = math.copysign(allowed, vi)
             face = "max" if vi > 0 else "min"

@@ -52,6 +52,9 @@ class ControlConfig:
     state_rate_hz: float
     status_rate_hz: float
     boundary_margin: float
+    # How long the arm takes to follow a velocity change (jerk-limited ramp + state latency);
+    # the workspace rule looks one control period plus this far ahead.
+    response_time_s: float = 0.15
 
     @staticmethod
     def from_section(s: Section) -> "ControlConfig":
@@ -73,6 +76,7 @@ class ControlConfig:
             state_rate_hz=s.number("state_rate_hz", positive=True),
             status_rate_hz=s.number("status_rate_hz", positive=True),
             boundary_margin=s.number("boundary_margin", minimum=0.0),
+            response_time_s=s.number("response_time_s", 0.15, minimum=0.0),
         )
 
 
