@@ -313,7 +313,7 @@ while True:
 
 @pytest.mark.timeout(60)
 def test_zz_sigterm_while_moving_exits_cleanly(robot, stack):
-    """Last in the module: it ends the shared control node."""
+    """Last in the module: it ends the shared stack (franka by SIGTERM, sim_robot by SIGINT)."""
     pool, _ = stack
     franka = pool.started[1]
     t0 = time.monotonic()
@@ -325,3 +325,7 @@ def test_zz_sigterm_while_moving_exits_cleanly(robot, stack):
     print(f"\nSIGTERM while moving: exit {code} after {time.monotonic() - t0 - 1.0:.2f} s")
     assert code == 0
     assert "Traceback" not in franka.log_text()
+    sim = pool.started[0]
+    sim.popen.send_signal(signal.SIGINT)
+    assert sim.popen.wait(timeout=10) == 0
+    assert "Traceback" not in sim.log_text()

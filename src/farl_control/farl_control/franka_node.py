@@ -358,6 +358,7 @@ def main(args: list[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     node: FrankaNode | None = None
+    spin: threading.Thread | None = None
     executor = MultiThreadedExecutor(num_threads=3)
     code = 0
     try:
@@ -365,7 +366,8 @@ def main(args: list[str] | None = None) -> None:
             node = FrankaNode()
         node.start()
         executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
         while not done.wait(0.1):
             if node.shutdown_event.is_set():
                 print(f"{PROGRAM}: error: {node.fatal or 'control stopped'}; arm stopped", file=sys.stderr, flush=True)
@@ -378,6 +380,8 @@ def main(args: list[str] | None = None) -> None:
         if node is not None:
             node.shutdown()  # stops the arm whatever brought us here
         executor.shutdown(timeout_sec=1.0)
+        if spin is not None:
+            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
         if node is not None:
             node.destroy_node()
         if rclpy.ok():

@@ -116,6 +116,7 @@ def main(args: list[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     node: SimRobotNode | None = None
+    spin: threading.Thread | None = None
     # One executor thread is enough (a reset waits a few ms for the loop) and costs
     # far less CPU than a thread pool, CPU the simulation needs to stay real time.
     executor = SingleThreadedExecutor()
@@ -143,6 +144,8 @@ def main(args: list[str] | None = None) -> None:
         if node is not None:
             node.shutdown()
         executor.shutdown(timeout_sec=1.0)
+        if spin is not None:
+            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
