@@ -1,0 +1,229 @@
+"""Recovery demos: scripted recoveries from sampled near-failure states.
+
+The paper's 120 sim recovery demos per task steer near-failure states back to
+safety with a scripted controller; it does not say how the near-failure states
+are found. Here (see `NearFailureConfig`): a *lured* noisy expert, sent toward
+a failure on purpose, runs until the constraint is violated at step t; the env
+is rewound to step t - k (k uniform in `rewind_steps`) and the task's recovery
+controller takes over for `horizon` steps. A demo is kept only if it never
+fails and ends at least `min_final_margin` from the constraint, so every kept
+demo shows a real save from a state that was k steps from failing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+from tqdm import tqdm
+
+from ..envs.experts import PolicyFn, expert_policy, noisy, with_goal
+from ..envs.failurebench import FailureBenchEnv, make_env
+from ..envs.predicates import bodies_xy_box
+from ..envs.rollout import Episode, run_episode
+from ..envs.spec import Rect, TaskSpec, load_task_spec
+from .config import DataGenConfig, NearFailureConfig, RecoveryConfig, load_data_config
+from .format import KIND_RECOVERY, Dataset
+from .episodes import episodes_to_dataset
+
+HAND = slice(0, 3)
+OBJ = slice(4, 7)
+GOAL = slice(36, 39)
+#: Fingers closed while recovering: a held object stays held, a free one is
+#: pushed by a closed (stiffer, narrower) gripper.
+_GRIP_CLOSED = 1.0
+#: The hand counts as holding / in contact with the object within this xy
+#: distance and this height above it (m) (the experts' own grasp tolerances).
+_HOLD_XY = 0.03
+_HOLD_Z = 0.06
+#: return_inside: the hand travels above the object at this height (m) to get
+#: behind it, pushes with its centre this far above the object's centre, and
+#: aims this far past the object toward the rectangle's centre.
+_TRAVEL_HEIGHT = 0.10
+_PUSH_HEIGHT = 0.02
+_LOOKAHEAD = 0.10
+_ALIGNED_XY = 0.02
+#: Closer than this (xy, m) the hand lifts straight up before travelling over the object.
+_CLOSE_XY = 0.08
+
+
+def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-9 else fallback
+
+
+def _move(hand: np.ndarray, target: np.ndarray, gain: float) -> np.ndarray:
+    action = np.zeros(4)
+    action[:3] = gain * (target - hand)
+    action[3] = _GRIP_CLOSED
+    return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+def _push_toward(obs: np.ndarray, target_xy: np.ndarray, clearance: float, gain: float) -> np.ndarray:
+    """One step of pushing the object toward `target_xy` from behind, without grasping.
+
+    Travel above the object to the point `clearance` behind it (the side away
+    from the target), drop to pushing height, then push through it.
+    """
+    hand, obj = obs[HAND], obs[OBJ]
+    direction = _unit(target_xy - obj[:2], np.array([0.0, 1.0]))
+    behind = obj[:2] - clearance * direction
+    if np.linalg.norm(hand[:2] - behind) > _ALIGNED_XY:
+        travel_z = obj[2] + _TRAVEL_HEIGHT
+        if hand[2] < travel_z - _ALIGNED_XY and np.linalg.norm(hand[:2] - obj[:2]) < _CLOSE_XY:
+            return _move(hand, np.r_[hand[:2], travel_z], gain)  # lift clear before crossing over it
+        return _move(hand, np.r_[behind, travel_z], gain)
+    if hand[2] > obj[2] + _PUSH_HEIGHT + _ALIGNED_XY:
+        return _move(hand, np.r_[behind, obj[2] + _PUSH_HEIGHT], gain)
+    return _move(hand, np.r_[obj[:2] + _LOOKAHEAD * direction, obj[2] + _PUSH_HEIGHT], gain)
+
+
+def return_inside_controller(rect: Rect, cfg: RecoveryConfig) -> PolicyFn:
+    """Bring the object back toward the rectangle's centre.
+
+    Holding it: drag it straight toward the centre. Not holding it: get behind
+    it (on the side away from the centre) and push it toward the centre.
+    """
+    center = np.asarray(rect.center)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        hand, obj = obs[HAND], obs[OBJ]
+        held = np.linalg.norm(hand[:2] - obj[:2]) < _HOLD_XY and hand[2] - obj[2] < _HOLD_Z
+        if held:
+            inward = _unit(center - obj[:2], np.array([0.0, 1.0]))
+            return _move(hand, np.r_[obj[:2] + _LOOKAHEAD * inward, hand[2]], cfg.gain)
+        return _push_toward(obs, center, cfg.clearance, cfg.gain)
+
+    return act
+
+
+def shove_policy(cfg: RecoveryConfig) -> PolicyFn:
+    """Push the object from behind, without grasping, straight at the goal."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return _push_toward(obs, obs[GOAL][:2], cfg.clearance, cfg.gain)
+
+    return act
+
+
+def retreat_controller(env: FailureBenchEnv, cfg: RecoveryConfig) -> PolicyFn:
+    """Move the hand (and whatever it holds) straight away from the obstacle.
+
+    The target is `clearance` from the obstacle's bounding box, along the line
+    from its nearest point to the hand, at the hand's current height.
+    """
+    bodies = env.spec_.failure.obstacle_bodies
+    x_min, x_max, y_min, y_max = bodies_xy_box(env.model, env.data, bodies)  # obstacles are static
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        hand = obs[HAND]
+        nearest = np.array([np.clip(hand[0], x_min, x_max), np.clip(hand[1], y_min, y_max)])
+        away = _unit(hand[:2] - nearest, np.array([0.0, -1.0]))
+        return _move(hand, np.r_[nearest + cfg.clearance * away, hand[2]], cfg.gain)
+
+    return act
+
+
+def recovery_controller(env: FailureBenchEnv, cfg: RecoveryConfig) -> PolicyFn:
+    """The scripted recovery controller configured for `env`'s task."""
+    if cfg.controller == "return_inside":
+        boundary = env.spec_.failure.boundary
+        if boundary is None:
+            raise ValueError(f"{env.task}: recovery controller return_inside needs a boundary task")
+        return return_inside_controller(boundary, cfg)
+    return retreat_controller(env, cfg)
+
+
+def _lure_goal_outside(rect: Rect, margin: float, z: float, rng: np.random.Generator) -> np.ndarray:
+    """A point `margin` beyond a random edge of `rect` (uniform along that edge)."""
+    edge = rng.integers(4)
+    t = rng.uniform()
+    x = rect.x_min + t * (rect.x_max - rect.x_min)
+    y = rect.y_min + t * (rect.y_max - rect.y_min)
+    point = {0: (rect.x_min - margin, y), 1: (rect.x_max + margin, y),
+             2: (x, rect.y_min - margin), 3: (x, rect.y_max + margin)}[int(edge)]
+    return np.array([point[0], point[1], z])
+
+
+def lure_policy(env: FailureBenchEnv, obs: np.ndarray, cfg: NearFailureConfig, rc: RecoveryConfig,
+                rng: np.random.Generator) -> PolicyFn:
+    """A noisy expert headed for a failure this episode (see `NearFailureConfig`)."""
+    spec = env.spec_
+    goal_z = float(obs[GOAL][2])
+    if cfg.lure == "outside_boundary":
+        assert spec.failure.boundary is not None
+        base = with_goal(expert_policy(spec.expert), _lure_goal_outside(spec.failure.boundary, cfg.lure_margin,
+                                                                          goal_z, rng))
+    elif cfg.lure == "shove":
+        # Pushed from behind without grasping, the block runs ahead of the hand
+        # into the wall (a grasped block never touches it: the hand's own
+        # geoms hit the wall first).
+        base = shove_policy(rc)
+    else:
+        x_min, x_max, y_min, y_max = bodies_xy_box(env.model, env.data, spec.failure.obstacle_bodies)
+        base = with_goal(expert_policy(spec.expert), np.array([0.5 * (x_min + x_max), 0.5 * (y_min + y_max), goal_z]))
+    return noisy(base, rng, cfg.action_noise_std)
+
+
+def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator) -> Episode | None:
+    """One attempt: lure to a failure, rewind, recover. The recorded demo, or None if rejected."""
+    nf, rc = data_cfg.near_failure, data_cfg.recovery
+    obs, _ = env.reset()
+    policy = lure_policy(env, obs, nf, rc, rng)
+    snapshots = []
+    failed = False
+    for _ in range(env.max_episode_steps):
+        snapshots.append(env.snapshot())
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        if info["failure"]:
+            failed = True
+            break
+        if terminated or truncated:
+            break
+    k = int(rng.integers(nf.rewind_steps[0], nf.rewind_steps[1] + 1))
+    # snapshots[-1] is the state one step before the failure, snapshots[-k] k steps before.
+    if not failed or k > len(snapshots):
+        return None
+    obs = env.restore(snapshots[-k])
+    if env.is_failure():
+        return None
+    episode = run_episode(env, recovery_controller(env, rc), obs=obs, record=True, max_steps=rc.horizon)
+    if episode.failed or env.constraint_margin() < rc.min_final_margin:
+        return None
+    return episode
+
+
+def generate_recovery_demos(task: str, n_demos: int | None = None, seed: int = 0,
+                            config: DataGenConfig | None = None, progress: bool = True) -> Dataset:
+    """`n_demos` (default: the task's `recovery_demos`, 120) recovery demos, kind = recovery.
+
+    Each demo is an episode fragment: its last transition has timeout=True
+    (cut, not terminal). Raises RuntimeError if `max_attempts` attempts do not
+    yield enough demos (the controller or the config is wrong for the task).
+    """
+    spec: TaskSpec = load_task_spec(task)
+    cfg = config or load_data_config(spec)
+    n = cfg.recovery_demos if n_demos is None else n_demos
+    rng = np.random.default_rng(seed)
+    env = make_env(task, seed=seed, terminate_on_failure=True)
+    env.reset(seed=seed)
+    kept: list[Episode] = []
+    attempts = 0
+    started = time.perf_counter()
+    with tqdm(total=n, desc=f"{task} recovery demos", disable=not progress or None, leave=False) as bar:
+        while len(kept) < n:
+            if attempts >= cfg.near_failure.max_attempts:
+                raise RuntimeError(f"{task}: only {len(kept)} of {n} recovery demos after {attempts} attempts "
+                                   f"(near_failure.max_attempts); check the recovery settings in {spec.config_path}")
+            attempts += 1
+            episode = try_recovery(env, cfg, rng)
+            if episode is not None:
+                kept.append(episode)
+                bar.update(1)
+    env.close()
+    meta = {
+        "generator": "recovery_demos", "seed": seed, "n_demos": n, "attempts": attempts,
+        "acceptance_rate": n / attempts, "seconds": round(time.perf_counter() - started, 2),
+        "near_failure": asdict(cfg.near_failure), "recovery": asdict(cfg.recovery),
+    }
+    return episodes_to_dataset(task, kept, KIND_RECOVERY, meta)
