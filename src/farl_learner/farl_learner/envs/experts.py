@@ -6,6 +6,7 @@ obs (39,) -> action (4,) in [-1, 1].
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -14,14 +15,21 @@ from metaworld.policies import SawyerPushV3Policy, SawyerPushWallV3Policy, Sawye
 #: obs -> action in [-1, 1]^4; the policy interface used across FailureBench.
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
+#: Goal position in the observation; experts read their target from here.
+GOAL = slice(36, 39)
+
 _EXPERT_CLASSES = {
     "push": SawyerPushV3Policy,
     "soccer": SawyerSoccerV3Policy,
     "push_wall": SawyerPushWallV3Policy,
 }
 
-#: Goal position in the observation; experts read their target from here.
-GOAL = slice(36, 39)
+
+
+#: The experts stop moving once the object is this close to the goal (m),
+#: inside every task's success radius (push 0.05, soccer and push-wall 0.07).
+HOLD_RADIUS = 0.04
+OBJ = slice(4, 7)
 
 
 def expert_policy(name: str) -> PolicyFn:
@@ -29,11 +37,27 @@ def expert_policy(name: str) -> PolicyFn:
 
     Meta-World's experts use proportional gains that exceed the action range;
     the env clips anyway, clipping here keeps recorded actions in the space.
+    Once the object is within `HOLD_RADIUS` of the goal the expert holds still
+    (keeping its grip): left alone, Meta-World's push expert keeps nudging the
+    puck at the goal and, after ~100 steps there, can lift it and carry it off,
+    which would count as a boundary failure of the reference policy.
     """
     policy = _EXPERT_CLASSES[name]()
+    grip = 0.0
 
     def act(obs: np.ndarray) -> np.ndarray:
-        return np.clip(policy.get_action(np.asarray(obs, dtype=np.float64)), -1.0, 1.0).astype(np.float32)
+        nonlocal grip
+        obs = np.asarray(obs, dtype=np.float64)
+        if np.linalg.norm(obs[OBJ] - obs[GOAL]) < HOLD_RADIUS:
+            return np.array([0.0, 0.0, 0.0, grip], dtype=np.float32)
+        with warnings.catch_warnings():
+            # Meta-World warns on every call that its gains exceed the action
+            # range; the action is clipped right here, so it says nothing new.
+            warnings.simplefilter("ignore", UserWarning)
+            raw = policy.get_action(obs)
+        action = np.clip(raw, -1.0, 1.0).astype(np.float32)
+        grip = float(action[3])
+        return action
 
     return act
 

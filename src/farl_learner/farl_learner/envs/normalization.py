@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from farl_control.errors import FarlInputError
 
-from .experts import expert_policy, random_policy
+from .experts import expert_policy, noisy, random_policy
 from .failurebench import make_env
 from .rollout import run_episode
 from .spec import TASK_NAMES, failurebench_dir, load_task_spec
@@ -41,8 +40,13 @@ class PolicyStats:
 
 @dataclass(frozen=True)
 class TaskNormalization:
+    """Reference returns of one task. `noisy_expert` (the expert with the task's
+    failure-data noise) is informational: it shows how often an imperfect
+    policy violates the constraint, and is not part of the normalization."""
+
     random: PolicyStats
     expert: PolicyStats
+    noisy_expert: PolicyStats
     episodes: int
     seed: int
 
@@ -65,19 +69,30 @@ def measure_task(task: str, episodes: int, seed: int) -> TaskNormalization:
     rng = np.random.default_rng(seed)
     rand = _stats(task, lambda: random_policy(rng), episodes, seed, f"{task} random")
     expert = _stats(task, lambda: expert_policy(spec.expert), episodes, seed, f"{task} expert")
-    return TaskNormalization(rand, expert, episodes, seed)
+    from ..data.config import parse_data_config  # the data package builds on envs: import late
+
+    fd = parse_data_config(spec.data_section).failure_data
+    noisy_expert = _stats(task, lambda: noisy(expert_policy(spec.expert), rng, fd.noise_scale, fd.random_action_prob,
+                                              fd.noise_correlation), episodes, seed, f"{task} noisy expert")
+    return TaskNormalization(rand, expert, noisy_expert, episodes, seed)
 
 
 def measure_normalization(tasks: tuple[str, ...] = TASK_NAMES, episodes: int = 10, seed: int = 0,
                           out: Path | None = None) -> dict[str, TaskNormalization]:
-    """Measure every task and write the JSON file atomically (tmp + rename)."""
+    """Measure `tasks` and write the JSON file atomically (tmp + rename); entries
+    of other tasks already in the file are kept."""
     result = {task: measure_task(task, episodes, seed) for task in tasks}
     out = out or failurebench_dir() / NORMALIZATION_FILE
+    try:
+        entries = json.loads(out.read_text()).get("tasks", {})
+    except (OSError, ValueError, AttributeError):
+        entries = {}
+    entries.update({task: asdict(n) for task, n in result.items()})
     doc = {
-        "command": f"python -m farl_learner.envs.normalization --episodes {episodes} --seed {seed}",
+        "command": f"python -m farl_learner.envs.normalization_cli --episodes {episodes} --seed {seed}",
         "note": "0 = uniform random policy, 100 = scripted expert; raw returns of episodes that "
                 "terminate on failure, task episode length from config/failurebench/<task>.yaml",
-        "tasks": {task: asdict(n) for task, n in result.items()},
+        "tasks": entries,
     }
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -95,7 +110,7 @@ def load_normalization(path: str | None = None) -> dict[str, tuple[float, float]
         return {t: (float(v["random"]["mean_return"]), float(v["expert"]["mean_return"]))
                 for t, v in doc["tasks"].items()}
     except FileNotFoundError:
-        raise FarlInputError(file, "file not found; run python -m farl_learner.envs.normalization") from None
+        raise FarlInputError(file, "file not found; run python -m farl_learner.envs.normalization_cli") from None
     except (ValueError, KeyError, TypeError) as error:
         raise FarlInputError(file, f"malformed normalization file ({type(error).__name__}: {error})") from None
 
@@ -107,26 +122,3 @@ def normalized_return(task: str, raw_return: float) -> float:
         raise FarlInputError(failurebench_dir() / NORMALIZATION_FILE, f"no reference returns for task {task!r}")
     low, high = table[task]
     return 100.0 * (float(raw_return) - low) / (high - low)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: measure and write config/failurebench/normalization.json."""
-    import argparse
-
-    from farl_control.errors import exit_on_input_error
-
-    parser = argparse.ArgumentParser(prog="python -m farl_learner.envs.normalization", description=__doc__)
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tasks", nargs="*", default=list(TASK_NAMES), choices=TASK_NAMES)
-    args = parser.parse_args(argv)
-    with exit_on_input_error("normalization"):
-        result = measure_normalization(tuple(args.tasks), args.episodes, args.seed)
-    for task, n in result.items():
-        print(f"{task}: random {n.random.mean_return:.1f} (fail {n.random.failure_rate:.0%}) "
-              f"expert {n.expert.mean_return:.1f} (fail {n.expert.failure_rate:.0%}, "
-              f"success {n.expert.success_rate:.0%})", file=sys.stdout)
-
-
-if __name__ == "__main__":
-    main()

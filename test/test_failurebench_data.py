@@ -1,0 +1,74 @@
+"""Demo generation at tiny sizes: right kinds and counts, recoveries that really recover, caching."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farl_learner.data import (KIND_FAILURE, KIND_RECOVERY, KIND_TASK, build_offline_datasets, generate_failure_data,
+                               generate_recovery_demos, generate_task_demos, load_data_config, load_dataset)
+from farl_learner.data import build as build_module
+from farl_learner.envs import TASK_NAMES, expert_policy, load_task_spec
+
+
+def test_data_configs_match_the_paper():
+    for task in TASK_NAMES:
+        cfg = load_data_config(task)
+        assert cfg.task_demos == 20 and cfg.recovery_demos == 120
+        assert cfg.failure_data.n_transitions >= 20000
+
+
+def test_task_demos_kinds_and_counts():
+    ds = generate_task_demos("bounded_push", n_demos=2, seed=0, progress=False)
+    assert ds.n_episodes == 2 and set(ds.kind.tolist()) == {KIND_TASK}
+    assert not ds.cost.any()  # failing episodes are not kept as task demos
+    assert ds.obs.shape == (len(ds), 39) and ds.action.shape == (len(ds), 4)
+    assert np.abs(ds.action).max() <= 1.0
+    # every episode ends exactly once, by a terminal or a time-out transition
+    for ep in np.unique(ds.episode_id):
+        rows = np.flatnonzero(ds.episode_id == ep)
+        ends = ds.done[rows] | ds.timeout[rows]
+        assert ends[-1] and not ends[:-1].any()
+        np.testing.assert_allclose(ds.next_obs[rows[:-1]], ds.obs[rows[1:]])
+    assert ds.meta["generator"] == "task_demos" and ds.meta["attempts"] >= 2
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_recovery_demos_start_near_failure_and_stay_safe(task):
+    ds = generate_recovery_demos(task, n_demos=2, seed=0, progress=False)
+    horizon = load_data_config(task).recovery.horizon
+    assert ds.n_episodes == 2 and set(ds.kind.tolist()) == {KIND_RECOVERY}
+    assert not ds.cost.any() and not ds.done.any()
+    for ep in np.unique(ds.episode_id):
+        rows = np.flatnonzero(ds.episode_id == ep)
+        assert len(rows) <= horizon and ds.timeout[rows[-1]]
+    assert 0.0 < ds.meta["acceptance_rate"] <= 1.0
+
+
+def test_failure_data_exact_count_and_failures():
+    expert = expert_policy(load_task_spec("bounded_soccer").expert)
+    ds = generate_failure_data("bounded_soccer", expert, n_transitions=600, noise_scale=0.6, seed=1,
+                               noise_correlation=0.9, progress=False)
+    assert len(ds) == 600 and set(ds.kind.tolist()) == {KIND_FAILURE}
+    assert ds.timeout[-1] or ds.done[-1]
+    # a failure ends its episode: cost == 1 exactly on terminal transitions
+    np.testing.assert_array_equal(ds.cost > 0, ds.done & (ds.cost > 0))
+    assert ds.meta["failure_episodes"] == int(ds.cost.sum()) >= 1
+    assert ds.meta["noise_scale"] == 0.6
+
+
+def test_build_offline_datasets_caches(tmp_path, monkeypatch):
+    first = build_offline_datasets("obstructed_push", tmp_path, seed=0, n_task_demos=1, n_recovery_demos=1,
+                                   progress=False)
+    assert first.task_path.is_file() and first.recovery_path.is_file()
+    assert load_dataset(first.task_path, expect_task="obstructed_push").n_episodes == 1
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("cache miss")
+
+    monkeypatch.setattr(build_module, "generate_task_demos", must_not_run)
+    monkeypatch.setattr(build_module, "generate_recovery_demos", must_not_run)
+    again = build_offline_datasets("obstructed_push", tmp_path, seed=0, n_task_demos=1, n_recovery_demos=1)
+    assert again.task_path == first.task_path
+    np.testing.assert_array_equal(again.recovery.obs, first.recovery.obs)
+    # another seed is another cache entry
+    assert build_module.params_hash("obstructed_push", "task", 1, 1) != first.task_path.stem.rsplit("_", 1)[1]
