@@ -32,7 +32,15 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from farl_control.errors import exit_on_input_error
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Launch arguments (key:=value) may follow options (`farl run task --episodes 2 shield:=false`);
+    # argparse stops collecting positionals at the first option, so pick the rest up here.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [token for token in extra if ":=" not in token]
+    if unknown or (extra and not hasattr(args, "arguments")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.arguments = list(args.arguments) + extra
     module = importlib.import_module(args._module)
     with exit_on_input_error(f"farl {args.command}"):
         sys.exit(module.run(args) or 0)

@@ -29,7 +29,7 @@ class RunRecorder:
     def __init__(self, run_dir: Path, on_event: Callable[[dict], None] | None = None,
                  on_policy: Callable[[dict], None] | None = None):
         if not rclpy.ok():
-            rclpy.init()
+            rclpy.init(args=[])  # not sys.argv: launch arguments (key:=value) are not ROS remaps
         self.run_dir = run_dir
         self.on_event = on_event
         self.on_policy = on_policy
