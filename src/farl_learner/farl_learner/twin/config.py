@@ -55,6 +55,7 @@ class FailureSourceConfig:
     random_action_prob: float
     rewind_min: int
     rewind_max: int
+    max_steps: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class DataConfig:
     failure_transitions: int
     failure_noise_std: float
     failure_random_action_prob: float
+    failure_noise_correlation: float
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
         medium=_numbers(root.section("medium"), NoiseConfig),
         recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",)),
         failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
-                                 ints=("rewind_min", "rewind_max")),
+                                 ints=("rewind_min", "rewind_max", "max_steps")),
         data=_numbers(root.section("data"), DataConfig,
                       ints=("task_episodes", "recovery_episodes", "failure_transitions")),
         path=path,

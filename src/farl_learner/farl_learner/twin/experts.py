@@ -175,16 +175,26 @@ class TaskExpert:
 
 
 def noisy_policy(policy: PolicyFn, rng: np.random.Generator, noise_std: float, random_action_prob: float,
-                 action_dim: int = 3) -> PolicyFn:
-    """`policy` + N(0, noise_std) per action entry; a uniform random action with probability
-    `random_action_prob`; clipped to [-1, 1]."""
+                 action_dim: int = 3, correlation: float = 0.0) -> PolicyFn:
+    """`policy` + Gaussian action noise (std `noise_std`); a uniform random action with
+    probability `random_action_prob`; clipped to [-1, 1].
+
+    Same semantics as `farl_learner.envs.experts.noisy` (which is fixed to
+    Meta-World's 4-d actions): `correlation` in [0, 1) makes the noise an AR(1)
+    process with that coefficient and stationary std `noise_std` — sustained
+    drifts like an imperfect learned policy's, which white noise (cancelled by
+    a closed-loop expert) does not produce. One call = one episode's noise state.
+    """
+    state = np.zeros(action_dim)
+    innovation = noise_std * np.sqrt(1.0 - correlation**2)
 
     def act(obs: np.ndarray) -> np.ndarray:
+        nonlocal state
+        if noise_std > 0.0:
+            state = correlation * state + rng.normal(0.0, innovation, size=action_dim)
         if random_action_prob > 0.0 and rng.random() < random_action_prob:
             return rng.uniform(-1.0, 1.0, size=action_dim).astype(np.float32)
-        a = np.asarray(policy(obs), dtype=np.float64)
-        if noise_std > 0.0:
-            a = a + rng.normal(0.0, noise_std, size=a.shape)
+        a = np.asarray(policy(obs), dtype=np.float64) + state
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
     return act

@@ -1,0 +1,134 @@
+"""How fast the Fragile Push Wall training twin steps (env steps/s), and what its policies do.
+
+Writes benchmarks/results/twin_speed.json and .md (with the command that made them).
+
+    python benchmarks/twin_speed.py [--steps 600] [--episodes 20] [--task fragile_push_wall]
+
+Measures, single-threaded:
+- env steps/s with uniformly random actions (resets included) for the "fast"
+  controller (default) and franky-sim's own controller calls ("franky"), and
+  that both give the same trajectory;
+- the reset time;
+- over `--episodes` seeded episodes: success / failure rates and mean return
+  of the scripted expert, the medium expert, a random policy, and the expert
+  with the failure-data noise (AR(1), as `collect_failure_data` injects it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from farl_learner.twin.config import load_twin_config  # noqa: E402
+from farl_learner.twin.data import run_policy_episode  # noqa: E402
+from farl_learner.twin.env import FrankaTwinEnv, measure_steps_per_second  # noqa: E402
+from farl_learner.twin.experts import TaskExpert, medium_expert, noisy_policy, random_policy  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def policy_stats(env: FrankaTwinEnv, make_policy, episodes: int, seed: int) -> dict:
+    rows = []
+    for i in range(episodes):
+        ep = run_policy_episode(env, make_policy(), seed + i)
+        final_success = bool(env.spec_.success(env.positions()))
+        rows.append((ep.failed, final_success, ep.succeeded, ep.length, ep.ret))
+    r = np.asarray(rows, dtype=float)
+    return {"episodes": episodes, "failure_rate": r[:, 0].mean(), "success_rate_final": r[:, 1].mean(),
+            "success_rate_any_step": r[:, 2].mean(), "mean_length": r[:, 3].mean(), "mean_return": r[:, 4].mean()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="fragile_push_wall")
+    parser.add_argument("--steps", type=int, default=600, help="env steps per speed measurement")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per policy (0: skip)")
+    parser.add_argument("--out", default=str(RESULTS / "twin_speed"), help="output path without suffix")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+    twin = load_twin_config(args.task)
+    result: dict = {"task": args.task, "command": "python " + " ".join(shlex.quote(a) for a in [
+        "benchmarks/twin_speed.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_avg_1min_at_start": os.getloadavg()[0]}}
+    t0 = time.perf_counter()
+    fast = FrankaTwinEnv(args.task, controller="fast")
+    result["build_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    for s in range(20):
+        fast.reset(seed=s)
+    result["reset_ms"] = round((time.perf_counter() - t0) / 20 * 1000, 3)
+    result["control_period_s"] = fast.control_dt
+    result["physics_steps_per_env_step"] = fast.substeps
+
+    franky = FrankaTwinEnv(args.task, controller="franky")
+    actions = np.random.default_rng(0).uniform(-1, 1, (20, 3))
+    fast.reset(seed=0)
+    franky.reset(seed=0)
+    diff = max(float(np.max(np.abs(fast.step(a)[0] - franky.step(a)[0]))) for a in actions)
+    result["fast_vs_franky_max_obs_diff_20_steps"] = diff
+
+    result["speed"] = {"fast": measure_steps_per_second(fast, args.steps, seed=1),
+                       "franky": measure_steps_per_second(franky, max(args.steps // 3, 50), seed=1)}
+    for v in result["speed"].values():
+        for k in ("seconds", "steps_per_s", "physics_steps_per_s", "real_time_factor"):
+            v[k] = round(v[k], 2)
+
+    if args.episodes > 0:
+        expert = TaskExpert(fast.config, fast.spec_, twin.expert)
+        rng = np.random.default_rng(123)
+        d = twin.data
+        t0 = time.perf_counter()
+        result["policies"] = {
+            "expert": policy_stats(fast, lambda: expert, args.episodes, 1000),
+            "medium_expert": policy_stats(fast, lambda: medium_expert(expert, rng, twin.medium), args.episodes, 1000),
+            "expert_with_failure_data_noise": policy_stats(
+                fast, lambda: noisy_policy(expert, rng, d.failure_noise_std, d.failure_random_action_prob,
+                                           3, d.failure_noise_correlation), args.episodes, 1000),
+            "random": policy_stats(fast, lambda: random_policy(rng), args.episodes, 1000),
+        }
+        result["policies_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["load_avg_1min_at_end"] = os.getloadavg()[0]
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Twin speed: {args.task}", "", f"Command: `{result['command']}`", "",
+             f"Machine: {result['machine']['cpus']} CPUs (shared; 1-min load {result['machine']['load_avg_1min_at_start']:.2f}"
+             f" at start, {result['machine']['load_avg_1min_at_end']:.2f} at end), single-threaded, Python "
+             f"{result['machine']['python']}.", "",
+             f"One env step = {result['physics_steps_per_env_step']} MuJoCo steps of 1 ms "
+             f"(control period {result['control_period_s']} s).", "",
+             "| controller | env steps/s | physics steps/s | x real time |", "|---|---|---|---|"]
+    for name, v in result["speed"].items():
+        lines.append(f"| {name} | {v['steps_per_s']:.1f} | {v['physics_steps_per_s']:.0f} | {v['real_time_factor']:.1f} |")
+    lines += ["", f"Build {result['build_s']} s, reset {result['reset_ms']} ms; fast vs franky max |obs diff| over 20 "
+              f"random steps: {result['fast_vs_franky_max_obs_diff_20_steps']:.3g}."]
+    if "policies" in result:
+        lines += ["", f"Policies ({args.episodes} seeded episodes each, {result['policies_s']} s):", "",
+                  "| policy | failure rate | success (final) | success (any step) | mean return | mean length |",
+                  "|---|---|---|---|---|---|"]
+        for name, p in result["policies"].items():
+            lines.append(f"| {name} | {p['failure_rate']:.2f} | {p['success_rate_final']:.2f} | "
+                         f"{p['success_rate_any_step']:.2f} | {p['mean_return']:.1f} | {p['mean_length']:.1f} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

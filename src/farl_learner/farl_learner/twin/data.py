@@ -1,0 +1,308 @@
+"""Offline data of a twin task, in the shared dataset format (`farl_learner.data.format`).
+
+Three kinds, as in the paper:
+- task demos (kind 0): `data.task_episodes` episodes of the medium expert
+  (expert + noise); episodes that end in a failure are discarded and retried.
+- recovery demos (kind 1): `data.recovery_episodes` episodes of the scripted
+  recovery controller, each started from a sampled near-failure state: a
+  noisy expert without wall avoidance, lured toward a point behind the wall, runs until it fails at tick
+  t; the twin is rewound (MuJoCo state restore) to tick t - k, k uniform in
+  [rewind_min, rewind_max]; if that state is near-failure (`RecoveryController
+  .near_failure`) the controller takes over until it reaches its safe point
+  (the demo's last step is marked `timeout`: bootstrap) or `recovery.max_steps`.
+  Only recoveries without a failure are kept.
+- failure data (kind 2): `collect_failure_data` injects noise into any policy
+  callable (the offline-pretrained policy when there is one; the task expert
+  by default) and records whole episodes (they end at the failure) until
+  `data.failure_transitions` transitions.
+
+`build_twin_datasets(task, out_dir, seed, ...)` makes all three, one .npz per
+kind, cached under out_dir by a hash of every parameter that changes them.
+
+Every function takes an env factory (anything returning a `FrankaTwinEnv`-like
+env: gymnasium API plus get_state/set_state), so the same code runs on other
+twins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from farl_learner.data.episodes import episodes_to_dataset
+from farl_control.errors import FarlInputError
+from farl_learner.data.format import (FORMAT_VERSION, KIND_FAILURE, KIND_RECOVERY, KIND_TASK, Dataset,
+                                      load_dataset, save_dataset)
+from farl_learner.envs.rollout import Episode, run_episode
+
+from .config import TwinConfig, load_twin_config
+from .env import FrankaTwinEnv
+from .experts import PolicyFn, RecoveryController, TaskExpert, lured, medium_expert, noisy_policy
+
+#: Bump when generation code changes what it produces (invalidates caches).
+GENERATOR_VERSION = 1
+
+EnvFactory = Callable[[], FrankaTwinEnv]
+
+
+def run_policy_episode(env, policy: PolicyFn, seed: int | None, max_steps: int | None = None) -> Episode:
+    """One recorded episode of `policy` from `env.reset(seed=seed)` (FailureBench's `run_episode`)."""
+    obs, _ = env.reset(seed=seed)
+    return run_episode(env, policy, obs=obs, record=True, max_steps=max_steps)
+
+
+def _dataset(env, episodes: list[Episode], kind: int, meta: dict[str, Any]) -> Dataset:
+    if not episodes:
+        raise ValueError("no episodes to store")
+    return episodes_to_dataset(env.config.task, episodes, kind, meta)
+
+
+def _progress(total: int, desc: str, enabled: bool, unit: str = "ep"):
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def generate_task_demos(env, twin: TwinConfig, episodes: int, seed: int, progress: bool = True,
+                        max_attempts: int | None = None) -> Dataset:
+    """`episodes` medium-expert episodes without failure (kind 0)."""
+    rng = np.random.default_rng([seed, KIND_TASK])
+    expert = TaskExpert(env.config, env.spec_, twin.expert)
+    kept: list[Episode] = []
+    attempts = failures = 0
+    max_attempts = max_attempts or 5 * episodes + 10
+    with _progress(episodes, "twin task demos", progress) as bar:
+        while len(kept) < episodes:
+            if attempts >= max_attempts:
+                raise RuntimeError(f"only {len(kept)}/{episodes} failure-free task demos in {attempts} attempts")
+            attempts += 1
+            ep = run_policy_episode(env, medium_expert(expert, rng, twin.medium), int(rng.integers(1 << 31)))
+            if ep.failed:
+                failures += 1
+                continue
+            kept.append(ep)
+            bar.update(1)
+    stats = {"episodes": len(kept), "attempts": attempts, "failed_attempts": failures,
+             "success_rate": float(np.mean([ep.succeeded for ep in kept])) if kept else 0.0,
+             "mean_return": float(np.mean([ep.ret for ep in kept])) if kept else 0.0}
+    return _dataset(env, kept, KIND_TASK, {"generator": "twin.task_demos", "stats": stats})
+
+
+def lure_point(recovery: RecoveryController, env, twin: TwinConfig, rng: np.random.Generator) -> np.ndarray:
+    """A point behind the wall (beyond its face by `lure_beyond_wall`), near the target's lateral position."""
+    wall = recovery.wall
+    fs = twin.failure_sources
+    point = np.array(env.object_position(env.spec_.target)[:2], dtype=np.float64)
+    point[wall.axis] = wall.face - wall.sign * fs.lure_beyond_wall
+    other = 1 - wall.axis
+    point[other] = np.clip(point[other] + rng.uniform(-fs.lure_y_jitter, fs.lure_y_jitter),
+                           wall.span[0] + wall.half_object, wall.span[1] - wall.half_object)
+    return point
+
+
+def sample_near_failure(env, twin: TwinConfig, rng: np.random.Generator, recovery: RecoveryController,
+                        expert: PolicyFn) -> np.ndarray | None:
+    """Run a lured noisy `expert` (one without wall avoidance) to a failure and rewind before it.
+
+    Leaves the env in the near-failure state and returns its observation, or
+    None when the rollout did not fail or the rewound state is not near-failure.
+    """
+    fs = twin.failure_sources
+    obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+    policy = noisy_policy(lured(expert, env.spec_, lure_point(recovery, env, twin, rng)), rng,
+                          fs.noise_std, fs.random_action_prob, env.spec_.action_dim)
+    history = [(env.get_state(), obs)]  # history[i] = state and obs before step i
+    for _ in range(fs.max_steps):  # the task's time limit does not cut these rollouts
+        obs, _, terminated, _, info = env.step(policy(obs))
+        if info["failure"]:
+            break
+        if terminated:
+            return None
+        history.append((env.get_state(), obs))
+    else:
+        return None
+    i = len(history) - int(rng.integers(fs.rewind_min, fs.rewind_max + 1))  # len(history) = failing step
+    if i < 1:
+        return None
+    state, start_obs = history[i]
+    if not recovery.near_failure(start_obs, history[i - 1][1]):
+        return None
+    env.set_state(state)
+    return start_obs
+
+
+def run_recovery(env, recovery: RecoveryController, obs: np.ndarray, max_steps: int) -> tuple[Episode, bool]:
+    """The recovery controller from the env's current state until safe, failure or `max_steps`.
+
+    Returns the recorded episode (its last step is `done` on a failure, else a
+    `timeout`: reaching the safe point or the step cap cuts the demo) and
+    whether the safe point was reached.
+    """
+    recovery.reset()
+    ep = Episode()
+    safe = False
+    for t in range(max_steps):
+        action = np.asarray(recovery(obs), dtype=np.float32)
+        next_obs, reward, terminated, _, info = env.step(action)  # the task's time limit does not cut a demo
+        ep.ret += reward
+        ep.length += 1
+        ep.failed |= bool(info["failure"])
+        ep.succeeded |= bool(info["success"])
+        safe = not ep.failed and recovery.is_safe(next_obs)
+        end = bool(terminated or safe or t == max_steps - 1)
+        ep.add(obs, action, reward, info["cost"], bool(terminated), end and not terminated, next_obs)
+        obs = next_obs
+        if end:
+            ep.terminated = bool(terminated)
+            break
+    return ep, safe
+
+
+def generate_recovery_demos(env, twin: TwinConfig, episodes: int, seed: int, progress: bool = True,
+                            max_attempts: int | None = None) -> Dataset:
+    """`episodes` failure-free recoveries from sampled near-failure states (kind 1)."""
+    rng = np.random.default_rng([seed, KIND_RECOVERY])
+    # The lured expert ignores the wall (no wall margin): it pushes the block straight at it.
+    expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+    recovery = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
+    kept: list[Episode] = []
+    rollouts = unusable = recovery_failed = reached_safe = 0
+    max_attempts = max_attempts or 20 * episodes + 20
+    with _progress(episodes, "twin recovery demos", progress) as bar:
+        while len(kept) < episodes:
+            if rollouts >= max_attempts:
+                raise RuntimeError(f"only {len(kept)}/{episodes} recovery demos in {rollouts} lured rollouts")
+            rollouts += 1
+            start = sample_near_failure(env, twin, rng, recovery, expert)
+            if start is None:
+                unusable += 1
+                continue
+            ep, safe = run_recovery(env, recovery, start, twin.recovery.max_steps)
+            if ep.failed:
+                recovery_failed += 1
+                continue
+            reached_safe += safe
+            kept.append(ep)
+            bar.update(1)
+    n = len(kept)
+    stats = {"episodes": n, "lured_rollouts": rollouts, "rollouts_without_usable_near_failure": unusable,
+             "recoveries_that_failed": recovery_failed,
+             "recovery_success_rate": n / max(n + recovery_failed, 1),
+             "reached_safe_point": reached_safe,
+             "mean_length": float(np.mean([ep.length for ep in kept])) if kept else 0.0}
+    return _dataset(env, kept, KIND_RECOVERY, {"generator": "twin.recovery_demos", "stats": stats})
+
+
+def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noise_std: float,
+                         random_action_prob: float, correlation: float = 0.0, progress: bool = True,
+                         policy_name: str = "policy") -> Dataset:
+    """Failure data (kind 2) by noise injection into `policy` (obs → action in [-1, 1]).
+
+    The twin counterpart of `farl_learner.data.generate_failure_data` (which
+    builds FailureBench envs by task name): same recipe — AR(1) Gaussian noise
+    of stationary std `noise_std` plus random actions, whole episodes (they end
+    at a failure when the task terminates on failure), the last one cut at
+    `transitions` (timeout), every transition kept.
+    """
+    if transitions < 1:
+        raise ValueError(f"transitions must be >= 1, got {transitions}")
+    rng = np.random.default_rng([seed, KIND_FAILURE])
+    episodes: list[Episode] = []
+    total = 0
+    with _progress(transitions, "twin failure data", progress, unit="step") as bar:
+        while total < transitions:
+            noisy = noisy_policy(policy, rng, noise_std, random_action_prob, env.spec_.action_dim, correlation)
+            ep = run_policy_episode(env, noisy, int(rng.integers(1 << 31)), max_steps=transitions - total)
+            episodes.append(ep)
+            total += ep.length
+            bar.update(ep.length)
+    stats = {"episodes": len(episodes), "failure_episodes": int(sum(ep.failed for ep in episodes)),
+             "episode_failure_rate": float(np.mean([ep.failed for ep in episodes])),
+             "success_rate": float(np.mean([ep.succeeded for ep in episodes])),
+             "noise_std": noise_std, "random_action_prob": random_action_prob, "correlation": correlation,
+             "policy": policy_name}
+    return _dataset(env, episodes, KIND_FAILURE, {"generator": "twin.failure_data", "stats": stats})
+
+
+# ---- building and caching ---------------------------------------------------
+@dataclass
+class TwinDatasets:
+    """The three offline datasets of a twin task and where they are cached."""
+
+    task: Dataset
+    recovery: Dataset
+    failure: Dataset
+    paths: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # generation time per kind; 0 = from cache
+
+
+def dataset_key(env, twin: TwinConfig, seed: int, sizes: dict[str, int], failure_policy: str) -> str:
+    """Hash of everything that changes the generated data."""
+    blob = json.dumps({"format": FORMAT_VERSION, "version": GENERATOR_VERSION, "task": env.config.raw,
+                       "twin": twin.as_dict(), "seed": seed, "sizes": sizes, "failure_policy": failure_policy,
+                       "controller": env.controller}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "data/twin", seed: int = 0,
+                        task_episodes: int | None = None, recovery_episodes: int | None = None,
+                        failure_transitions: int | None = None, failure_policy: PolicyFn | None = None,
+                        failure_policy_name: str | None = None, twin_config: str | Path | None = None,
+                        env_factory: EnvFactory | None = None, progress: bool = True,
+                        force: bool = False) -> TwinDatasets:
+    """Task (kind 0), recovery (kind 1) and failure (kind 2) datasets of a twin task, cached.
+
+    Sizes default to the `data:` section of config/twin/<task>.yaml. Failure
+    data is noise injected into `failure_policy` (default: the scripted task
+    expert, standing in for the offline-pretrained policy until one exists); a
+    custom policy must come with a `failure_policy_name`, which keys the cache.
+    Files: out_dir/<task>-<hash>/{task,recovery,failure}.npz, reused when every
+    parameter matches (an unreadable file is regenerated; `force` regenerates all).
+    """
+    twin = load_twin_config(twin_config or task)
+    env = env_factory() if env_factory is not None else FrankaTwinEnv(task, controller=twin.controller)
+    sizes = {"task_episodes": twin.data.task_episodes if task_episodes is None else task_episodes,
+             "recovery_episodes": twin.data.recovery_episodes if recovery_episodes is None else recovery_episodes,
+             "failure_transitions": twin.data.failure_transitions if failure_transitions is None
+             else failure_transitions}
+    if failure_policy is not None and not failure_policy_name:
+        raise ValueError("a custom failure_policy needs a failure_policy_name (it keys the cache)")
+    policy_name = failure_policy_name or "task_expert"
+    key = dataset_key(env, twin, seed, sizes, policy_name)
+    folder = Path(out_dir) / f"{env.config.task}-{key}"
+    params = {"seed": seed, "sizes": sizes, "failure_policy": policy_name, "generator_version": GENERATOR_VERSION,
+              "cache_key": key, "twin_config": twin.as_dict()}
+    d = twin.data
+    jobs: dict[str, Callable[[], Dataset]] = {
+        "task": lambda: generate_task_demos(env, twin, sizes["task_episodes"], seed, progress),
+        "recovery": lambda: generate_recovery_demos(env, twin, sizes["recovery_episodes"], seed, progress),
+        "failure": lambda: collect_failure_data(
+            env, failure_policy or TaskExpert(env.config, env.spec_, twin.expert), sizes["failure_transitions"],
+            seed, d.failure_noise_std, d.failure_random_action_prob, d.failure_noise_correlation, progress,
+            policy_name),
+    }
+    out: dict[str, Dataset] = {}
+    paths: dict[str, Path] = {}
+    seconds: dict[str, float] = {}
+    for name, job in jobs.items():
+        path = paths[name] = folder / f"{name}.npz"
+        if path.is_file() and not force:
+            try:
+                out[name] = load_dataset(path, expect_task=env.config.task)
+                seconds[name] = 0.0
+                continue
+            except FarlInputError as error:
+                print(f"warning: regenerating unusable cache file: {error}", file=sys.stderr)
+        t0 = time.perf_counter()
+        dataset = job()
+        seconds[name] = round(time.perf_counter() - t0, 2)
+        dataset.meta.update(params, seconds=seconds[name])
+        save_dataset(path, dataset)
+        out[name] = dataset
+    return TwinDatasets(out["task"], out["recovery"], out["failure"], paths, seconds)

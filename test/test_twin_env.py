@@ -1,0 +1,137 @@
+"""The Fragile Push Wall training twin: dynamics, safety filter, failure predicate, reset, experts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farl_control.safety import SafetyLimits
+from farl_learner.twin.config import load_twin_config
+from farl_learner.twin.env import FrankaTwinEnv
+from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry
+
+
+@pytest.fixture(scope="module")
+def env():
+    return FrankaTwinEnv("fragile_push_wall")
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return load_twin_config("fragile_push_wall")
+
+
+def test_spaces_and_reset_observation(env):
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (env.spec_.obs_dim,) == (7,)
+    assert env.action_space.shape == (3,)
+    assert env.substeps == 100  # 10 Hz control tick = 100 physics steps of 1 ms
+    tcp = info["tcp"]
+    np.testing.assert_allclose(tcp, [0.55, 0.0, 0.52], atol=0.01)  # home, per the task config
+    np.testing.assert_allclose(obs[:3], tcp, atol=1e-6)
+    assert info["cost"] == 0.0 and not info["failure"]
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_tcp_moves_in_commanded_direction_at_commanded_speed(env, axis):
+    env.reset(seed=1)
+    action = np.zeros(3)
+    action[axis] = -0.8 if axis == 2 else 0.8  # 0.08 m/s; down for z, away from nothing
+    start = env.tcp_position()
+    for _ in range(10):  # 1 s
+        env.step(action)
+    moved = env.tcp_position() - start
+    expected = 0.8 * env.spec_.action_scale[axis] * np.sign(action[axis])
+    assert moved[axis] == pytest.approx(expected, rel=0.1)
+    others = [i for i in range(3) if i != axis]
+    assert np.all(np.abs(moved[others]) < 0.01)
+
+
+def test_failure_fires_with_block_against_wall_not_at_start(env):
+    _, info = env.reset(seed=2)
+    _, _, terminated, _, info = env.step(np.zeros(3))
+    assert not info["failure"] and info["cost"] == 0.0 and not terminated
+    wall = WallGeometry.from_config(env.config, "wall", "fragile_block")
+    x_touch = wall.face + wall.sign * wall.half_object  # block side flush with the wall face
+    env.set_object_position("fragile_block", (x_touch + wall.sign * 0.001, 0.0))  # 1 mm into the wall
+    _, _, terminated, _, info = env.step(np.zeros(3))
+    assert info["failure"] and info["cost"] == 1.0
+    assert terminated == env.spec_.terminate_on_failure
+
+
+def test_workspace_box_is_respected(env):
+    env.reset(seed=3)
+    lo = np.asarray(env.config.control.workspace_min)
+    for _ in range(60):  # 6 s straight down at full speed: would pass the floor of the box
+        _, _, _, _, info = env.step(np.array([0.0, 0.0, -1.0]))
+    assert info["tcp"][2] >= lo[2] - 0.003
+    assert info["tcp"][2] < lo[2] + 0.02  # and it did get close to it
+
+
+def test_filtered_velocity_matches_the_control_node_filter(env):
+    env.reset(seed=4)
+    limits = SafetyLimits.from_config(env.config.control)
+    v, clipped = env.filtered_velocity(np.array([1.0, 1.0, 1.0]))
+    assert np.linalg.norm(v) <= limits.max_linear_speed + 1e-9
+    np.testing.assert_allclose(v, [0.1, 0.1, 0.1], atol=1e-9)  # 0.173 m/s < 0.2: untouched
+    assert not clipped
+
+
+def test_reset_restores_the_scene(env):
+    obs0, _ = env.reset(seed=5)
+    blk0 = env.object_position("fragile_block")
+    for _ in range(5):
+        env.step(np.array([-1.0, 1.0, -1.0]))
+    env.set_object_position("fragile_block", (0.6, 0.1))
+    obs1, _ = env.reset(seed=5)
+    np.testing.assert_allclose(obs1, obs0, atol=1e-6)
+    np.testing.assert_allclose(env.object_position("fragile_block"), blk0, atol=1e-9)
+    assert env.steps == 0
+    jx, jy = env.config.scene.reset_jitter
+    start = env.config.scene.object("fragile_block").pos
+    assert abs(blk0[0] - start[0]) <= jx + 1e-9 and abs(blk0[1] - start[1]) <= jy + 1e-9
+
+
+def test_same_seed_same_trajectory_and_state_restore(env):
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (4, 3))
+    env.reset(seed=6)
+    first = [env.step(a)[0] for a in actions]
+    env.reset(seed=6)
+    saved = env.get_state()
+    second = [env.step(a)[0] for a in actions]
+    env.set_state(saved)
+    third = [env.step(a)[0] for a in actions]
+    np.testing.assert_allclose(first, second, atol=1e-6)
+    np.testing.assert_allclose(second, third, atol=1e-6)
+
+
+def test_fast_controller_matches_franky_sim_controller(env):
+    reference = FrankaTwinEnv("fragile_push_wall", controller="franky")
+    actions = np.random.default_rng(1).uniform(-1, 1, (3, 3))
+    env.reset(seed=7)
+    reference.reset(seed=7)
+    for a in actions:
+        np.testing.assert_allclose(env.step(a)[0], reference.step(a)[0], atol=1e-9)
+
+
+def test_expert_succeeds_without_failure(env, twin):
+    expert = TaskExpert(env.config, env.spec_, twin.expert)
+    obs, _ = env.reset(seed=0)
+    for _ in range(env.max_steps):
+        obs, _, terminated, truncated, info = env.step(expert(obs))
+        assert not info["failure"]
+        if terminated or truncated:
+            break
+    assert info["success"]
+
+
+def test_recovery_controller_near_failure_and_retreat(env, twin):
+    rec = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
+    obs, _ = env.reset(seed=0)
+    assert not rec.near_failure(obs)
+    near = obs.copy()
+    near[3] = rec.wall.face + rec.wall.sign * (rec.wall.half_object + 0.01)  # 1 cm gap
+    assert rec.near_failure(near)
+    near[:3] = [near[3] + rec.wall.sign * 0.06, near[4], 0.04]  # TCP low, behind the block
+    action = rec(near)
+    assert action[0] * rec.wall.sign > 0 and action[2] > 0  # away from the wall and up
