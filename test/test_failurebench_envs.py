@@ -163,3 +163,13 @@ def test_malformed_normalization_file_is_one_line(tmp_path):
     with pytest.raises(FarlInputError) as info:
         load_normalization(str(bad))
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_gymnasium_env_checker_passes():
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Meta-World's constant padding dims have low == high
+        check_env(make_env("obstructed_push", seed=0), skip_render_check=True)

@@ -64,6 +64,8 @@ class FailureDataConfig:
     noise_scale: float
     random_action_prob: float
     noise_correlation: float
+    #: Fraction of episodes that start from a near-failure state (see failure_data.py).
+    near_failure_start_prob: float
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def parse_data_config(s: Section) -> DataGenConfig:
                                 rc.number("min_final_margin")),
         failure_data=FailureDataConfig(fd.integer("n_transitions", minimum=1), fd.number("noise_scale", minimum=0.0),
                                        _probability(fd, "random_action_prob"),
-                                       fd.number("noise_correlation", minimum=0.0, maximum=0.999)),
+                                       fd.number("noise_correlation", minimum=0.0, maximum=0.999),
+                                       _probability(fd, "near_failure_start_prob")),
     )
 
 

@@ -165,11 +165,13 @@ def lure_policy(env: FailureBenchEnv, obs: np.ndarray, cfg: NearFailureConfig, r
     return noisy(base, rng, cfg.action_noise_std)
 
 
-def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator) -> Episode | None:
-    """One attempt: lure to a failure, rewind, recover. The recorded demo, or None if rejected."""
-    nf, rc = data_cfg.near_failure, data_cfg.recovery
+def sample_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
+                              rng: np.random.Generator) -> np.ndarray | None:
+    """Reset, lure to a failure, rewind k steps: the env is left in the near-failure
+    state and its observation is returned; None if this episode found no failure."""
+    nf = data_cfg.near_failure
     obs, _ = env.reset()
-    policy = lure_policy(env, obs, nf, rc, rng)
+    policy = lure_policy(env, obs, nf, data_cfg.recovery, rng)
     snapshots = []
     failed = False
     for _ in range(env.max_episode_steps):
@@ -185,7 +187,14 @@ def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.G
     if not failed or k > len(snapshots):
         return None
     obs = env.restore(snapshots[-k])
-    if env.is_failure():
+    return None if env.is_failure() else obs
+
+
+def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator) -> Episode | None:
+    """One attempt: lure to a failure, rewind, recover. The recorded demo, or None if rejected."""
+    rc = data_cfg.recovery
+    obs = sample_near_failure_state(env, data_cfg, rng)
+    if obs is None:
         return None
     episode = run_episode(env, recovery_controller(env, rc), obs=obs, record=True, max_steps=rc.horizon)
     if episode.failed or env.constraint_margin() < rc.min_final_margin:

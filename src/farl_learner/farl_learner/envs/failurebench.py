@@ -70,7 +70,12 @@ class SimSnapshot:
 
 
 class FailureBenchEnv(gym.Env):
-    """One FailureBench task. Build it with `make_env`."""
+    """One FailureBench task. Build it with `make_env`.
+
+    Attributes: `spec_` the `TaskSpec` (`spec` is Gymnasium's EnvSpec slot),
+    `task` its name, `mw` the underlying Meta-World env, `model`/`data` its
+    MuJoCo model and data, `predicate` the failure predicate.
+    """
 
     metadata = {"render_modes": []}
 
@@ -89,7 +94,10 @@ class FailureBenchEnv(gym.Env):
         self.model: mujoco.MjModel = self.mw.model
         self.data: mujoco.MjData = self.mw.data
         self.predicate: FailurePredicate = make_predicate(self.model, spec.failure)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(39,), dtype=np.float64)
+        # Meta-World clips every step's observation to these bounds (hand and
+        # object workspace, goal space).
+        bounds = self.mw.sawyer_observation_space
+        self.observation_space = gym.spaces.Box(bounds.low, bounds.high, dtype=np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION
         self._steps = 0
@@ -97,8 +105,10 @@ class FailureBenchEnv(gym.Env):
 
     # -- Gymnasium API -----------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
         if seed is not None:
             self.mw.seed(seed)
+            self.action_space.seed(seed)
         obs, _ = self.mw.reset()
         self._steps = 0
         self._obs = np.asarray(obs, dtype=np.float64)
