@@ -81,7 +81,11 @@ def test_pretrain_finetune_export_on_the_toy_task(tmp_path):
         "online.eval_episodes": 3})
     metrics = pretrain("toy", None, tmp_path / "pre", cfg, datasets=toy_datasets(seed=0, failure_episodes=60),
                        progress=False)
-    assert metrics["calibration"]["miss_rate"] <= 0.05
+    calibration = metrics["calibration"]
+    if calibration["limited_by"] == "miss_rate":
+        assert calibration["miss_rate"] <= 0.05
+    else:
+        assert calibration["limited_by"] == "needless_trigger_rate" and calibration["needless_trigger_rate"] <= 0.25
     assert set(metrics["timings"]) == {"task_policy_s", "recovery_policy_s", "world_model_s", "calibration_s"}
     assert json.loads((tmp_path / "pre" / "pretrain.json").read_text())["config"]["risk"]["horizon"] == 4
 

@@ -81,3 +81,15 @@ def test_steps_to_failure_counts_within_each_episode():
     data = Transitions.from_arrays({"obs": np.zeros((n, 2)), "action": np.zeros((n, 1)), "next_obs": np.zeros((n, 2)),
                                     "cost": cost, "episode_id": episode})
     assert steps_to_failure(data).tolist() == [2, 1, 0, np.inf, np.inf, 1, 0]
+
+
+def test_calibration_raises_epsilon_when_it_would_trigger_on_most_safe_states():
+    rng = np.random.default_rng(1)
+    to_failure = np.where(rng.random(2000) < 0.3, 2.0, np.inf)
+    risk = rng.uniform(0.0, 1.0, 2000)  # an uninformative world model: the same risks for both
+    strict = calibrate_epsilon(risk, to_failure, horizon=4, target_miss_rate=0.05)
+    assert strict.limited_by == "miss_rate" and strict.needless_trigger_rate > 0.9
+    capped = calibrate_epsilon(risk, to_failure, horizon=4, target_miss_rate=0.05, max_needless_trigger_rate=0.25)
+    assert capped.limited_by == "needless_trigger_rate"
+    assert capped.needless_trigger_rate <= 0.25 and capped.epsilon_safe > strict.epsilon_safe
+    assert capped.miss_rate > 0.05  # the price, reported honestly

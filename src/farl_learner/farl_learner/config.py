@@ -163,6 +163,8 @@ class RiskConfig:
     """Discount of the per-step failure probabilities in C_H."""
     target_miss_rate: float = 0.05
     """eps_safe is the largest threshold whose miss rate on held-out failure-preceding states is <= this."""
+    max_needless_trigger_rate: float = 0.25
+    """...unless that eps would trigger on more than this fraction of held-out safe states (then eps rises)."""
     holdout_fraction: float = 0.2
     """Fraction of failure-data episodes held out from world-model training for calibration."""
     epsilon_safe: float = 0.0
@@ -304,6 +306,7 @@ def _validate(instance: Any, path: str | Path, prefix: str) -> None:
             "horizon": instance.horizon >= 0,
             "gamma_risk": 0.0 < instance.gamma_risk <= 1.0,
             "target_miss_rate": 0.0 <= instance.target_miss_rate < 1.0,
+            "max_needless_trigger_rate": 0.0 <= instance.max_needless_trigger_rate <= 1.0,
             "holdout_fraction": 0.0 < instance.holdout_fraction < 1.0,
             "epsilon_safe": instance.epsilon_safe >= 0.0,
         }

@@ -84,20 +84,28 @@ class Calibration:
     """Fraction of states with no failure within H steps whose C_H > eps: the shield would act needlessly."""
     n_failure_preceding: int
     n_safe: int
+    limited_by: str = "given"
+    """Which target set eps: "miss_rate", "needless_trigger_rate", or "given" (a fixed eps)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def calibrate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int,
-                      target_miss_rate: float) -> Calibration:
-    """The largest eps_safe whose held-out miss rate is at most the target.
+def calibrate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int, target_miss_rate: float,
+                      max_needless_trigger_rate: float = 1.0) -> Calibration:
+    """The largest eps_safe whose held-out miss rate is at most the target, unless it triggers too often.
 
     A state is failure-preceding when its episode fails within H steps (the
     window C_H looks at). With the failure-preceding risks sorted ascending and
     m = floor(target * n) misses allowed, any eps below the (m+1)-th smallest
     risk misses at most m of them; eps is put half-way between the m-th and
     (m+1)-th so it is not fitted to the edge of one sample.
+
+    A world model that cannot tell some failure-preceding states from safe ones
+    drives that eps toward 0, and a shield that swaps in pi_rec almost always
+    leaves the task policy nothing to learn from. So eps is raised, if needed,
+    until at most `max_needless_trigger_rate` of the safe held-out states
+    trigger; `limited_by` says which of the two targets set eps.
     """
     positive = steps_to_failure <= horizon
     pos = np.sort(risk[positive])
@@ -107,8 +115,14 @@ def calibrate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: i
     upper = pos[m]
     lower = pos[m - 1] if m > 0 else 0.0
     epsilon = float((lower + upper) / 2) if lower < upper else float(np.nextafter(upper, -np.inf))
-    epsilon = max(epsilon, 0.0)
-    return evaluate_epsilon(risk, steps_to_failure, horizon, epsilon, target_miss_rate)
+    epsilon, limited_by = max(epsilon, 0.0), "miss_rate"
+    neg = np.sort(risk[~positive])
+    if len(neg) and np.mean(neg > epsilon) > max_needless_trigger_rate:
+        allowed = int(np.floor(max_needless_trigger_rate * len(neg)))  # safe states that may still trigger
+        epsilon, limited_by = float(neg[len(neg) - allowed - 1]), "needless_trigger_rate"
+    result = evaluate_epsilon(risk, steps_to_failure, horizon, epsilon, target_miss_rate)
+    result.limited_by = limited_by
+    return result
 
 
 def evaluate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int, epsilon: float,

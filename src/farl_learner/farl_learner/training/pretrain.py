@@ -126,7 +126,8 @@ def calibrate(world_model, policy, holdout: Transitions, cfg: FarlConfig) -> dic
         result = evaluate_epsilon(risk, to_failure, cfg.risk.horizon, cfg.risk.epsilon_safe, cfg.risk.target_miss_rate)
         source = "config"
     else:
-        result = calibrate_epsilon(risk, to_failure, cfg.risk.horizon, cfg.risk.target_miss_rate)
+        result = calibrate_epsilon(risk, to_failure, cfg.risk.horizon, cfg.risk.target_miss_rate,
+                                   cfg.risk.max_needless_trigger_rate)
         source = "calibrated"
     return {**result.to_dict(), "source": source, "horizon": cfg.risk.horizon, "gamma_risk": cfg.risk.gamma_risk,
             "holdout_transitions": len(holdout), "risk_max_possible": float(sum(
