@@ -56,6 +56,13 @@ def test_failure_data_exact_count_and_failures():
     assert ds.meta["noise_scale"] == 0.6
 
 
+def test_failure_data_from_near_failure_starts_contains_failures():
+    ds = generate_failure_data("fragile_push_wall", expert_policy("push_wall"), n_transitions=300, seed=0,
+                               near_failure_start_prob=1.0, progress=False)
+    assert len(ds) == 300 and ds.meta["near_failure_starts"] >= 1
+    assert ds.cost.sum() >= 1
+
+
 def test_build_offline_datasets_caches(tmp_path, monkeypatch):
     first = build_offline_datasets("obstructed_push", tmp_path, seed=0, n_task_demos=1, n_recovery_demos=1,
                                    progress=False)

@@ -31,6 +31,12 @@ def test_spaces_and_info_keys(env):
     assert info["cost"] in (0.0, 1.0) and isinstance(info["failure"], bool) and isinstance(info["success"], bool)
 
 
+def test_non_finite_action_is_refused(env):
+    env.reset()
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(np.array([0.0, np.nan, 0.0, 0.0]))
+
+
 def test_predicate_fires_on_constructed_failure_and_not_on_safe_state(env):
     failure_state(env)
     assert env.is_failure()

@@ -1,8 +1,7 @@
 """Typed data-generation settings: the `data:` section of config/failurebench/<task>.yaml."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from farl_control.yaml_loading import Section
 
@@ -70,15 +69,14 @@ class FailureDataConfig:
 
 @dataclass(frozen=True)
 class DataGenConfig:
+    """Everything that determines a task's generated demos (besides the seed)."""
+
     task_demos: int
     recovery_demos: int
     medium_expert: MediumExpertConfig
     near_failure: NearFailureConfig
     recovery: RecoveryConfig
     failure_data: FailureDataConfig
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _probability(s: Section, name: str) -> float:

@@ -116,7 +116,10 @@ class FailureBenchEnv(gym.Env):
         return self._obs.copy(), {"failure": failure, "cost": float(failure), "success": False}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=np.float32).reshape(4), -1.0, 1.0)
+        action = np.asarray(action, dtype=np.float32).reshape(4)
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"{self.task}: non-finite action {action.tolist()}")
+        action = np.clip(action, -1.0, 1.0)
         obs, reward, _, _, mw_info = self.mw.step(action)
         self._steps += 1
         self._obs = np.asarray(obs, dtype=np.float64)
