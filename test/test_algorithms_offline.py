@@ -74,10 +74,11 @@ def test_world_model_learns_the_rare_failures():
 def test_pretrain_finetune_export_on_the_toy_task(tmp_path):
     cfg = apply_overrides(FarlConfig(task="toy"), {
         "networks.policy_hidden": [32, 32], "networks.value_hidden": [32, 32],
-        "bc.ensemble_size": 2, "bc.steps": 200, "offline.critic_steps": 200, "offline.policy_steps": 50,
-        "recovery_bc.steps": 200, "recovery_offline.critic_steps": 100, "recovery_offline.policy_steps": 50,
-        "world_model.steps": 300, "world_model.hidden": [32, 32], "world_model.latent_dim": 8,
-        "risk.horizon": 4, "ppo.num_steps": 200, "ppo.update_epochs": 2, "ppo.num_minibatches": 2,
+        "bc.ensemble_size": 2, "bc.steps": 100, "offline.critic_steps": 100, "offline.policy_steps": 30,
+        "recovery_bc.steps": 100, "recovery_offline.critic_steps": 50, "recovery_offline.policy_steps": 30,
+        "world_model.steps": 150, "world_model.hidden": [32, 32], "world_model.latent_dim": 8,
+        "world_model.batch_size": 64, "risk.horizon": 4, "ppo.num_steps": 100, "ppo.update_epochs": 2,
+        "ppo.num_minibatches": 2,
         "online.eval_episodes": 3})
     metrics = pretrain("toy", None, tmp_path / "pre", cfg, datasets=toy_datasets(seed=0, failure_episodes=60),
                        progress=False)
@@ -89,10 +90,10 @@ def test_pretrain_finetune_export_on_the_toy_task(tmp_path):
     assert set(metrics["timings"]) == {"task_policy_s", "recovery_policy_s", "world_model_s", "calibration_s"}
     assert json.loads((tmp_path / "pre" / "pretrain.json").read_text())["config"]["risk"]["horizon"] == 4
 
-    result = finetune("toy", tmp_path / "pre", tmp_path / "ft", method="farl", steps=400, cfg=cfg,
+    result = finetune("toy", tmp_path / "pre", tmp_path / "ft", method="farl", steps=200, cfg=cfg,
                       env=ReachEnv(seed=0), progress=False, count_needless=True)
     counters = result["counters"]
-    assert counters["steps"] == 400 and counters["updates"] == 2
+    assert counters["steps"] == 200 and counters["updates"] == 2
     assert counters["failure_episodes"] == sum(counters["episode_failed"])
     assert counters["needless_checked"] == counters["shield_triggers"] >= counters["needless_triggers"]
     assert counters["shield_misses"] + counters["recovery_failures"] == counters["failure_steps"]

@@ -147,8 +147,10 @@ class WorldModelConfig:
     """Weight of the TD(0) value loss."""
     discount: float = 0.99
     """Discount of the value head."""
+    failure_fraction: float = 0.25
+    """Fraction of each batch's sequences that start within `horizon` steps before a failure."""
     constraint_pos_weight: float = 0.0
-    """BCE weight of failure steps; 0 = automatic (#safe / #failure, capped at 100)."""
+    """BCE weight of failure steps; 0 = automatic (#safe / #failure steps in sampled batches, capped at 100)."""
     grad_clip: float = 20.0
     """Global gradient-norm clip."""
 
@@ -318,7 +320,8 @@ def _validate(instance: Any, path: str | Path, prefix: str) -> None:
     elif isinstance(instance, BCConfig):
         checks = {"ensemble_size": instance.ensemble_size >= 1}
     elif isinstance(instance, WorldModelConfig):
-        checks = {"horizon": instance.horizon >= 1, "latent_dim": instance.latent_dim >= 1}
+        checks = {"horizon": instance.horizon >= 1, "latent_dim": instance.latent_dim >= 1,
+                  "failure_fraction": 0.0 <= instance.failure_fraction < 1.0}
     for key, ok in checks.items():
         if not ok:
             raise ConfigError(path, f"out of range: {getattr(instance, key)!r}", key=f"{prefix}{key}")
