@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -160,9 +160,11 @@ def save_dataset(path: str | Path, dataset: Dataset) -> Path:
         created=meta.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         sha256={name: array_sha256(arr) for name, arr in arrays.items()},
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A unique name opened exclusively (not mkstemp: its files are 0600, a
+    # dataset should get the usual umask permissions).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as stream:
+        with open(tmp, "xb") as stream:
             np.savez_compressed(stream, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
             stream.flush()
             os.fsync(stream.fileno())
