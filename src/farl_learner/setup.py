@@ -14,7 +14,9 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
     ],
-    install_requires=["setuptools", "numpy"],
+    # torch is pinned: an unpinned requirement pulls a multi-GB CUDA build.
+    install_requires=["setuptools", "numpy", "torch==2.13.0", "gymnasium", "metaworld", "mujoco", "onnx",
+                      "onnxruntime", "tqdm", "matplotlib", "pyyaml"],
     zip_safe=True,
     maintainer="FARL-ROS maintainers",
     maintainer_email="maintainers@farl-ros.org",
