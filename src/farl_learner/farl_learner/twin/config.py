@@ -66,6 +66,7 @@ class DataConfig:
     failure_noise_std: float
     failure_random_action_prob: float
     failure_noise_correlation: float
+    failure_lure_prob: float
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from farl_learner.data.episodes import episodes_to_dataset
 from farl_control.errors import FarlInputError
+from farl_learner.data.episodes import episodes_to_dataset
 from farl_learner.data.format import (FORMAT_VERSION, KIND_FAILURE, KIND_RECOVERY, KIND_TASK, Dataset,
                                       load_dataset, save_dataset)
 from farl_learner.envs.rollout import Episode, run_episode
@@ -201,7 +201,8 @@ def generate_recovery_demos(env, twin: TwinConfig, episodes: int, seed: int, pro
 
 def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noise_std: float,
                          random_action_prob: float, correlation: float = 0.0, progress: bool = True,
-                         policy_name: str = "policy") -> Dataset:
+                         policy_name: str = "policy", lure_prob: float = 0.0,
+                         twin: TwinConfig | None = None) -> Dataset:
     """Failure data (kind 2) by noise injection into `policy` (obs → action in [-1, 1]).
 
     The twin counterpart of `farl_learner.data.generate_failure_data` (which
@@ -209,16 +210,29 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
     of stationary std `noise_std` plus random actions, whole episodes (they end
     at a failure when the task terminates on failure), the last one cut at
     `transitions` (timeout), every transition kept.
+
+    `lure_prob` adds goal noise: in that fraction of episodes the policy's
+    target input is moved to a lure point behind the wall (as for recovery
+    sampling, `failure_sources` of the twin config), so that a policy that
+    does its job well still produces failures in useful numbers.
     """
     if transitions < 1:
         raise ValueError(f"transitions must be >= 1, got {transitions}")
     rng = np.random.default_rng([seed, KIND_FAILURE])
+    if lure_prob > 0.0:
+        twin = twin or load_twin_config(env.config.task)
+        lurer = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
     episodes: list[Episode] = []
-    total = 0
+    total = lured_episodes = 0
     with _progress(transitions, "twin failure data", progress, unit="step") as bar:
         while total < transitions:
-            noisy = noisy_policy(policy, rng, noise_std, random_action_prob, env.spec_.action_dim, correlation)
-            ep = run_policy_episode(env, noisy, int(rng.integers(1 << 31)), max_steps=transitions - total)
+            obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+            acting = policy
+            if lure_prob > 0.0 and rng.random() < lure_prob:
+                acting = lured(policy, env.spec_, lure_point(lurer, env, twin, rng))
+                lured_episodes += 1
+            noisy = noisy_policy(acting, rng, noise_std, random_action_prob, env.spec_.action_dim, correlation)
+            ep = run_episode(env, noisy, obs=obs, record=True, max_steps=transitions - total)
             episodes.append(ep)
             total += ep.length
             bar.update(ep.length)
@@ -226,7 +240,7 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
              "episode_failure_rate": float(np.mean([ep.failed for ep in episodes])),
              "success_rate": float(np.mean([ep.succeeded for ep in episodes])),
              "noise_std": noise_std, "random_action_prob": random_action_prob, "correlation": correlation,
-             "policy": policy_name}
+             "lure_prob": lure_prob, "lured_episodes": lured_episodes, "policy": policy_name}
     return _dataset(env, episodes, KIND_FAILURE, {"generator": "twin.failure_data", "stats": stats})
 
 
@@ -285,7 +299,7 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
         "failure": lambda: collect_failure_data(
             env, failure_policy or TaskExpert(env.config, env.spec_, twin.expert), sizes["failure_transitions"],
             seed, d.failure_noise_std, d.failure_random_action_prob, d.failure_noise_correlation, progress,
-            policy_name),
+            policy_name, d.failure_lure_prob, twin),
     }
     out: dict[str, Dataset] = {}
     paths: dict[str, Path] = {}

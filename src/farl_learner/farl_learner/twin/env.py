@@ -20,7 +20,10 @@ Per tick, exactly as on the robot side:
    torques and MuJoCo advances one step.
 
 Observation, reward and episode rules come from `TaskSpec.from_config` (the
-code the shield and episode monitor use). `info["cost"]` is 1 when the
+code the shield and episode monitor use); as on the robot side
+(`farl_control.episode_tracker`), an episode ends at a success, at a failure
+when `episode.terminate_on_failure`, or after `episode.max_steps` ticks
+(truncated). `info["cost"]` is 1 when the
 failure predicate (`SimScene.failure`: contact between `failure.bodies`) holds
 at any of the tick's physics steps — a bounce off the wall inside a tick is
 not missed.
@@ -250,7 +253,9 @@ class FrankaTwinEnv(gym.Env):
         failure = contact
         success = self.spec_.success(pos)
         reward = self.spec_.reward(pos, success)
-        terminated = bool(failure and self.spec_.terminate_on_failure)
+        # The robot side's episode rules (farl_control.episode_tracker): a success ends the
+        # episode, a failure ends it when the task terminates on failure; else the time limit.
+        terminated = bool(success or (failure and self.spec_.terminate_on_failure))
         truncated = (not terminated) and self.steps >= self.max_steps
         info = {"cost": float(failure), "failure": failure, "success": success, "tcp": pos[TCP],
                 "velocity": linear, "clipped": clipped}
