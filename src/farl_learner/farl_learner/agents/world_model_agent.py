@@ -8,7 +8,7 @@ and at every step k (weighted rho^k, masked past the episode's end) ask
     next obs     ||decode(next(z_k, a_k)) - s_{k+1}||^2      (normalised units)
     reward       (reward(z_k, a_k) - r_k)^2
     constraint   BCE(constraint(z_k, a_k), c_k), failure steps weighted by pos_weight
-    value        (V(z_k) - sg(r_k + gamma (1 - done_k) V(encode(s_{k+1}))))^2
+    value        (symlog V(z_k) - symlog sg(r_k + gamma (1 - done_k) V(encode(s_{k+1}))))^2
 
 Training through the same multi-step rollouts C_H later runs keeps the
 constraint head accurate on *predicted* latents, not only encoded ones.
@@ -30,6 +30,7 @@ from tqdm import trange
 
 from ..config import WorldModelConfig
 from ..models import WorldModel
+from ..models.world_model import symlog
 from .transitions import Transitions
 
 
@@ -81,7 +82,7 @@ def world_model_loss(wm: WorldModel, seq: dict[str, torch.Tensor], cfg: WorldMod
         bce = F.binary_cross_entropy_with_logits(wm.constraint(z, a), seq["cost"][k],
                                                  pos_weight=pos_weight_t, reduction="none")
         terms["constraint"] += (w * bce).sum()
-        terms["value"] += (w * (wm.V(z) - value_target[k]) ** 2).sum()
+        terms["value"] += (w * (wm.V_symlog(z) - symlog(value_target[k])) ** 2).sum()
         z = wm.next(z, a)
         terms["consistency"] += (w * ((z - next_z_target[k]) ** 2).mean(-1)).sum()
         terms["next_obs"] += (w * ((wm.decode_normalized(z) - next_obs_target[k]) ** 2).mean(-1)).sum()

@@ -19,6 +19,14 @@ from torch import nn
 from .layers import Normalizer, mlp
 
 
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
 class WorldModel(nn.Module):
     """encode(s) -> z; next(z, a) -> z'; reward, constraint (failure logit), value, decode."""
 
@@ -31,7 +39,7 @@ class WorldModel(nn.Module):
         self._dynamics = mlp(latent_dim + action_dim, hidden, latent_dim)  # (z, a) -> z'
         self._reward = mlp(latent_dim + action_dim, hidden, 1)  # (z, a) -> r
         self._constraint = mlp(latent_dim + action_dim, hidden, 1)  # (z, a) -> logit P(C(s, a) = 1)
-        self._value = mlp(latent_dim, hidden, 1)  # z -> V(s)
+        self._value = mlp(latent_dim, hidden, 1)  # z -> symlog V(s)
         self._decoder = mlp(latent_dim, hidden, obs_dim)  # z -> s (normalised)
         # Every latent (encoded or predicted) is layer-normalised without affine
         # parameters, so a rollout cannot drift to a different scale than the
@@ -55,6 +63,12 @@ class WorldModel(nn.Module):
         return torch.sigmoid(self.constraint(z, a))
 
     def V(self, z: torch.Tensor) -> torch.Tensor:
+        """The state value in reward units."""
+        return symexp(self.V_symlog(z))
+
+    def V_symlog(self, z: torch.Tensor) -> torch.Tensor:
+        """symlog(V): returns reach the hundreds in Meta-World; regressing them in symlog
+        space (as TD-MPC2/DreamerV3 do) keeps the value loss from drowning the other heads."""
         return self._value(z).squeeze(-1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
