@@ -15,6 +15,14 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("farl_control.launcher", "start a task's ROS 2 stack until Ctrl-C (like ros2 launch)"),
     "run": ("farl_learner.main_job", "the main job: run a task's stack in simulation and write a report"),
+    "demos": ("farl_learner.commands.demos", "generate (or reuse cached) task and recovery demos of a task"),
+    "pretrain": ("farl_learner.commands.pretrain", "offline: task policy, failure data, recovery policy, "
+                                                   "world model, eps_safe"),
+    "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
+    "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
+    "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),
+    "bench": ("farl_learner.commands.bench", "benchmark Uni-O4 vs FARL on FailureBench (same checkpoints, seeds, "
+                                             "budget)"),
 }
 
 

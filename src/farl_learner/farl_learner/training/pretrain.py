@@ -35,12 +35,14 @@ from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
 
 
 def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
-             datasets: dict[str, Transitions] | None = None, progress: bool = True) -> dict:
+             datasets: dict[str, Transitions] | None = None, progress: bool = True,
+             failure_transitions: int | None = None) -> dict:
     """Train pi_task, pi_rec and the world model, calibrate eps_safe; returns the metrics written to pretrain.json.
 
     `datasets` ({"task", "recovery"[, "failure"]} -> Transitions) replaces
     FailureBench data (toy tasks, tests); without a "failure" entry the
-    failure data is generated from the pretrained policy.
+    failure data is generated from the pretrained policy (`failure_transitions`
+    samples; None = the task YAML's failure_data.n_transitions).
     """
     cfg = cfg or load_farl_config(task)
     out_dir = Path(out_dir)
@@ -55,7 +57,7 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
 
     if "failure" not in data:
         start = time.perf_counter()
-        data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress)
+        data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress, failure_transitions)
         timings["failure_data_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -102,7 +104,8 @@ def load_demos(task: str, data_dir: str | Path, seed: int, progress: bool) -> di
     return {"task": Transitions.from_arrays(demos.task), "recovery": Transitions.from_arrays(demos.recovery)}
 
 
-def failure_data(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, progress: bool) -> Transitions:
+def failure_data(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, progress: bool,
+                 n_transitions: int | None = None) -> Transitions:
     """Failure data by noise injection into the pretrained policy's mean (cached in out_dir)."""
     from ..data import generate_failure_data, load_dataset, save_dataset
 
@@ -112,8 +115,8 @@ def failure_data(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, pr
         def policy_fn(obs: np.ndarray) -> np.ndarray:
             return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
 
-        save_dataset(path, generate_failure_data(task, policy_fn, seed=seed, policy_name="uni-o4 task policy",
-                                                 progress=progress))
+        save_dataset(path, generate_failure_data(task, policy_fn, n_transitions=n_transitions, seed=seed,
+                                                 policy_name="uni-o4 task policy", progress=progress))
     return Transitions.from_arrays(load_dataset(path, expect_task=task))
 
 

@@ -1,0 +1,325 @@
+"""`farl bench failurebench`: Uni-O4 vs FARL on FailureBench, as in the paper's simulation table.
+
+Per task: one pretraining (seed --pretrain-seed) gives the checkpoints BOTH
+methods start from; then, for every seed, FARL (shield on) and Uni-O4 (shield
+off) fine-tune online for the same `--steps` environment steps. Order: all
+pretrainings, then seed by seed over all tasks, so an interrupted run still
+covers every task. Results are rewritten after every run:
+
+    <out>/failurebench.json   per task and method, lists over seeds (see RESULT_KEYS),
+                              plus pretraining times, the budget and the exact command
+    <out>/failurebench.md     ours vs the paper (failure episodes, % change, normalized return)
+    <out>/failurebench.png    failure episodes and normalized return per task
+
+Run folders (checkpoints, per-run JSON) go to --work (default runs/bench/failurebench).
+A finished run folder (finetune.json with the same steps) is reused, so a
+re-run with the same arguments resumes where an interrupted one stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from farl_control.errors import FarlInputError
+
+from .common import PROFILES, add_budget_arguments, load_config, parse_overrides, task_names
+
+METHODS = ("uni-o4", "farl")
+RESULT_KEYS = ("failure_episodes", "failure_steps", "episodes", "normalized_return_before",
+               "normalized_return_after", "shield_trigger_rate", "shield_misses", "recovery_failures",
+               "wall_seconds", "steps_per_second")
+
+#: The paper's simulation numbers (PAPER.md): failure episodes in 10^6 steps, normalized return before -> after.
+PAPER = {
+    "bounded_push": {"uni-o4": (1518.3, 20.30, 98.54), "farl": (951.0, 26.01, 100.19)},
+    "bounded_soccer": {"uni-o4": (1744.7, 12.70, 107.27), "farl": (878.7, 15.01, 122.98)},
+    "fragile_push_wall": {"uni-o4": (4320.3, -15.85, 74.26), "farl": (3393.0, 0.06, 78.51)},
+    "obstructed_push": {"uni-o4": (5601.3, 12.76, 121.28), "farl": (1914.7, 10.84, 122.36)},
+}
+PAPER_STEPS = 1_000_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", choices=("failurebench",), help="benchmark suite (failurebench)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="tasks (default: all four)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="online seeds (default 0 1 2)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="online steps per run, the same for every task and method (default: config, 10^6)")
+    parser.add_argument("--pretrain-seed", type=int, default=0, help="seed of the shared pretraining (default 0)")
+    parser.add_argument("--data", default="data/failurebench", help="demo cache folder (default data/failurebench)")
+    parser.add_argument("--work", default="runs/bench/failurebench", help="folder of the per-run outputs")
+    parser.add_argument("--out", default="benchmarks/results", help="folder of failurebench.{json,md,png}")
+    parser.add_argument("--no-plot", action="store_true", help="skip failurebench.png")
+    add_budget_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    tasks = args.tasks or list(task_names())
+    known = task_names()
+    for task in tasks:
+        if task not in known:
+            raise FarlInputError(None, f"unknown task {task!r}; known: {', '.join(known)}", key="--tasks")
+    if args.steps is not None and args.steps < 1:
+        raise FarlInputError(None, f"must be >= 1, got {args.steps}", key="--steps")
+    if not args.seeds:
+        raise FarlInputError(None, "need at least one seed", key="--seeds")
+    extra = parse_overrides(args.overrides)
+    configs = {task: load_config(task, args.profile, {**extra, "seed": args.pretrain_seed}) for task in tasks}
+    steps = args.steps if args.steps is not None else configs[tasks[0]][0].online.total_steps
+    work, out = Path(args.work), Path(args.out)
+    results = {
+        "suite": "failurebench",
+        "command": command_line(args, tasks),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
+        "budget": {"online_steps": steps, "paper_online_steps": PAPER_STEPS, "seeds": args.seeds,
+                   "pretrain_seed": args.pretrain_seed, "profile": args.profile,
+                   "profile_overrides": PROFILES[args.profile], "extra_overrides": extra,
+                   "torch_threads": 1, "hardware": "CPU only (2 shared cores)"},
+        "pretraining": {},
+        "tasks": {},
+    }
+    for task in tasks:
+        results["tasks"][task] = {m: {"online_steps": steps, "seeds": [], **{k: [] for k in RESULT_KEYS}}
+                                  for m in METHODS}
+
+    from .finetune import finetune_run
+    from .pretrain import pretrain_task
+
+    total_runs = len(tasks) * (1 + len(args.seeds) * len(METHODS))
+    done = 0
+    for task in tasks:
+        cfg, budget = configs[task]
+        model = work / task / "pretrained"
+        done += 1
+        print(f"[{done}/{total_runs}] pretrain {task} ({args.profile})", flush=True)
+        if (model / "command.json").is_file() and (model / "calibration.json").is_file():
+            seconds = json.loads((model / "command.json").read_text())["wall_seconds"]
+            metrics = json.loads((model / "pretrain.json").read_text())
+        else:
+            metrics, seconds = pretrain_task(task, args.data, model, cfg, budget, progress=True)
+        results["pretraining"][task] = {"wall_seconds": seconds, "timings": metrics["timings"],
+                                        "epsilon_safe": metrics["calibration"]["epsilon_safe"],
+                                        "calibration": {k: metrics["calibration"].get(k) for k in
+                                                        ("miss_rate", "needless_trigger_rate", "limited_by")},
+                                        "data": metrics["data"], "model_dir": str(model)}
+        write_outputs(results, out, plot=not args.no_plot)
+
+    for seed in args.seeds:
+        for task in tasks:
+            cfg, budget = configs[task]
+            for method in METHODS:
+                done += 1
+                run_dir = work / task / method / f"seed{seed}"
+                print(f"[{done}/{total_runs}] finetune {task} {method} seed {seed}: {steps} steps", flush=True)
+                previous = run_dir / "finetune.json"
+                if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
+                    metrics = json.loads(previous.read_text())
+                else:
+                    metrics = finetune_run(task, work / task / "pretrained", run_dir, method, steps, seed, cfg,
+                                           budget, progress=True)
+                add_run(results["tasks"][task][method], metrics, seed)
+                c = metrics["counters"]
+                print(f"    {c['failure_episodes']} failure episodes / {c['episodes']}, triggers "
+                      f"{c['shield_triggers']}, normalized return {metrics['before']['normalized_return']:.1f} -> "
+                      f"{metrics['after']['normalized_return']:.1f}, {metrics['steps_per_second']:.0f} steps/s",
+                      flush=True)
+                write_outputs(results, out, plot=not args.no_plot)
+    results["complete"] = True
+    results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_outputs(results, out, plot=not args.no_plot)
+    print(f"{out / 'failurebench.md'}: done")
+    return 0
+
+
+def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
+    """The exact `farl bench` command that reproduces this run (every option spelled out)."""
+    parts = ["farl", "bench", args.suite, "--tasks", *tasks, "--seeds", *map(str, args.seeds)]
+    if args.steps is not None:
+        parts += ["--steps", str(args.steps)]
+    parts += ["--pretrain-seed", str(args.pretrain_seed), "--profile", args.profile, "--data", args.data,
+              "--work", args.work, "--out", args.out]
+    for pair in args.overrides:
+        parts += ["--set", pair]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def add_run(entry: dict, metrics: dict, seed: int) -> None:
+    c = metrics["counters"]
+    entry["seeds"].append(seed)
+    entry["failure_episodes"].append(c["failure_episodes"])
+    entry["failure_steps"].append(c["failure_steps"])
+    entry["episodes"].append(c["episodes"])
+    entry["normalized_return_before"].append(metrics["before"]["normalized_return"])
+    entry["normalized_return_after"].append(metrics["after"]["normalized_return"])
+    entry["shield_trigger_rate"].append(c["shield_triggers"] / max(c["steps"], 1))
+    entry["shield_misses"].append(c["shield_misses"])
+    entry["recovery_failures"].append(c["recovery_failures"])
+    entry["wall_seconds"].append(metrics["online_seconds"])
+    entry["steps_per_second"].append(metrics["steps_per_second"])
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _std(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    m = sum(values) / len(values)
+    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _pm(values: list, digits: int = 1) -> str:
+    m, s = _mean(values), _std(values)
+    return "n/a" if m is None else (f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else ""))
+
+
+def _change(new: float | None, base: float | None) -> str:
+    if new is None or base is None or base == 0:
+        return "n/a"
+    return f"{100.0 * (new - base) / base:+.1f} %"
+
+
+def write_outputs(results: dict, out: Path, plot: bool = True) -> None:
+    from ..training.io import write_json
+
+    write_json(out / "failurebench.json", results)
+    (out / "failurebench.md").write_text(render_markdown(results))
+    if plot:
+        try:
+            render_plot(results, out / "failurebench.png")
+        except ImportError:  # matplotlib is optional for the numbers
+            pass
+
+
+def render_markdown(results: dict) -> str:
+    budget = results["budget"]
+    steps = budget["online_steps"]
+    lines = [
+        "# FailureBench: Uni-O4 vs FARL (ours vs the paper)",
+        "",
+        ("**Partial results**: the run had not finished all tasks and seeds when this file was written; "
+         "every number below says over how many seeds it is." if not results["complete"] else
+         "Complete run."),
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        f"Budget: **{steps:,} online steps per run** (the paper: {budget['paper_online_steps']:,}), "
+        f"online seeds {budget['seeds']}, one shared pretraining per task (seed {budget['pretrain_seed']}) that "
+        f"both methods start from; pretraining profile `{budget['profile']}` "
+        f"(overrides: `{json.dumps(budget['profile_overrides'])}`"
+        + (f", extra `{json.dumps(budget['extra_overrides'])}`" if budget["extra_overrides"] else "")
+        + f"); {budget['hardware']}, torch threads {budget['torch_threads']}.",
+        "",
+        "## Failure episodes during online fine-tuning",
+        "",
+        f"Ours: mean ± std over seeds, in {steps:,} steps (n = seeds finished). Paper: in {PAPER_STEPS:,} steps.",
+        "",
+        "| task | n | Uni-O4 (ours) | FARL (ours) | change (ours) | Uni-O4 (paper) | FARL (paper) | change (paper) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    changes_ours, changes_paper = [], []
+    for task, methods in results["tasks"].items():
+        u, f = methods["uni-o4"], methods["farl"]
+        n = min(len(u["seeds"]), len(f["seeds"]))
+        mu, mf = _mean(u["failure_episodes"][:n]), _mean(f["failure_episodes"][:n])
+        pu, pf = PAPER[task]["uni-o4"][0], PAPER[task]["farl"][0]
+        if n and mu:
+            changes_ours.append(100.0 * (mf - mu) / mu)
+        changes_paper.append(100.0 * (pf - pu) / pu)
+        lines.append(f"| {task} | {n} | {_pm(u['failure_episodes'][:n])} | {_pm(f['failure_episodes'][:n])} | "
+                     f"{_change(mf, mu) if n else 'n/a'} | {pu} | {pf} | {_change(pf, pu)} |")
+    lines.append(f"| mean | | | | {_fmt(_mean(changes_ours))} % | | | {_fmt(_mean(changes_paper))} % |")
+    lines += [
+        "",
+        "## Normalized return, before → after fine-tuning",
+        "",
+        "0 = uniform random policy, 100 = scripted expert (config/failurebench/normalization.json); deterministic "
+        "evaluation episodes without the shield. Before is the same checkpoint for both methods; its evaluation "
+        "seed differs per online seed.",
+        "",
+        "| task | Uni-O4 (ours) | FARL (ours) | Uni-O4 (paper) | FARL (paper) |",
+        "|---|---|---|---|---|",
+    ]
+    for task, methods in results["tasks"].items():
+        cells = []
+        for m in METHODS:
+            e = methods[m]
+            cells.append(f"{_pm(e['normalized_return_before'])} → {_pm(e['normalized_return_after'])}"
+                         if e["seeds"] else "n/a")
+        p = PAPER[task]
+        lines.append(f"| {task} | {cells[0]} | {cells[1]} | {p['uni-o4'][1]:.2f} → {p['uni-o4'][2]:.2f} | "
+                     f"{p['farl'][1]:.2f} → {p['farl'][2]:.2f} |")
+    lines += [
+        "",
+        "## The shield and the cost of a run",
+        "",
+        "| task | pretraining (s) | eps_safe | FARL trigger rate | FARL shield misses | FARL recovery failures "
+        "| Uni-O4 steps/s | FARL steps/s | Uni-O4 wall (s) | FARL wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, methods in results["tasks"].items():
+        pre = results["pretraining"].get(task, {})
+        u, f = methods["uni-o4"], methods["farl"]
+        lines.append(f"| {task} | {_fmt(pre.get('wall_seconds'), 0)} | {_fmt(pre.get('epsilon_safe'), 3)} | "
+                     f"{_pm(f['shield_trigger_rate'], 3)} | {_pm(f['shield_misses'])} | "
+                     f"{_pm(f['recovery_failures'])} | {_pm(u['steps_per_second'], 0)} | "
+                     f"{_pm(f['steps_per_second'], 0)} | {_pm(u['wall_seconds'], 0)} | {_pm(f['wall_seconds'], 0)} |")
+    lines += ["", "Shield misses: failures with a task action the shield let through in the H+1 steps before; "
+                  "recovery failures: failures with only recovery actions in that window.", ""]
+    lines += ["## Where we fall short and why", "", SHORTFALL_PLACEHOLDER, ""]
+    return "\n".join(lines)
+
+
+#: Replaced by hand-written analysis in the committed results (render keeps the marker for re-runs).
+SHORTFALL_PLACEHOLDER = ("_Written after the run: see the notes below the tables (if absent, this file was "
+                         "regenerated by `farl bench` and the analysis must be added)._")
+
+
+def render_plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results["tasks"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.38
+    colors = {"uni-o4": "#999999", "farl": "#1f77b4"}
+    for k, m in enumerate(METHODS):
+        xs = [i + (k - 0.5) * width for i in range(len(tasks))]
+        fe = [_mean(results["tasks"][t][m]["failure_episodes"]) or 0.0 for t in tasks]
+        fs = [_std(results["tasks"][t][m]["failure_episodes"]) or 0.0 for t in tasks]
+        axes[0].bar(xs, fe, width, yerr=fs, color=colors[m], label=m, capsize=3)
+        before = [_mean(results["tasks"][t][m]["normalized_return_before"]) or 0.0 for t in tasks]
+        after = [_mean(results["tasks"][t][m]["normalized_return_after"]) or 0.0 for t in tasks]
+        axes[1].bar(xs, after, width, color=colors[m], label=f"{m} after")
+        axes[1].scatter(xs, before, color="black", marker="_", s=200, zorder=3,
+                        label="before (same checkpoint)" if k == 0 else None)
+    steps = results["budget"]["online_steps"]
+    axes[0].set_title(f"failure episodes in {steps:,} online steps (mean ± std over seeds)")
+    axes[1].set_title("normalized return after fine-tuning (bars), before (ticks)")
+    for ax in axes:
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels([t.replace("_", "\n") for t in tasks])
+        ax.legend(fontsize=8)
+    if not results["complete"]:
+        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
