@@ -10,8 +10,9 @@ Measures, single-threaded:
   that both give the same trajectory;
 - the reset time;
 - over `--episodes` seeded episodes: success / failure rates and mean return
-  of the scripted expert, the medium expert, a random policy, and the expert
-  with the failure-data noise (AR(1), as `collect_failure_data` injects it).
+  of the scripted expert, the medium expert, a random policy, and the
+  failure-data recipe (the default stand-in policy + AR(1) action noise as
+  `collect_failure_data` injects it), without and with its goal lure.
 """
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from farl_learner.twin.config import load_twin_config  # noqa: E402
-from farl_learner.twin.data import run_policy_episode  # noqa: E402
+from farl_learner.envs.rollout import run_episode  # noqa: E402
+from farl_learner.twin.data import default_failure_policy, lure_point  # noqa: E402
 from farl_learner.twin.env import FrankaTwinEnv, measure_steps_per_second  # noqa: E402
-from farl_learner.twin.experts import TaskExpert, medium_expert, noisy_policy, random_policy  # noqa: E402
+from farl_learner.twin.experts import (RecoveryController, TaskExpert, lured, medium_expert,  # noqa: E402
+                                      noisy_policy, random_policy)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,12 +42,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def policy_stats(env: FrankaTwinEnv, make_policy, episodes: int, seed: int) -> dict:
     rows = []
     for i in range(episodes):
-        ep = run_policy_episode(env, make_policy(), seed + i)
-        final_success = bool(env.spec_.success(env.positions()))
-        rows.append((ep.failed, final_success, ep.succeeded, ep.length, ep.ret))
+        obs, _ = env.reset(seed=seed + i)
+        ep = run_episode(env, make_policy(), obs=obs, record=False)
+        rows.append((ep.failed, ep.succeeded, ep.length, ep.ret))
     r = np.asarray(rows, dtype=float)
-    return {"episodes": episodes, "failure_rate": r[:, 0].mean(), "success_rate_final": r[:, 1].mean(),
-            "success_rate_any_step": r[:, 2].mean(), "mean_length": r[:, 3].mean(), "mean_return": r[:, 4].mean()}
+    return {"episodes": episodes, "failure_rate": r[:, 0].mean(), "success_rate": r[:, 1].mean(),
+            "mean_length": r[:, 2].mean(), "mean_return": r[:, 3].mean()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,16 +94,28 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.episodes > 0:
         expert = TaskExpert(fast.config, fast.spec_, twin.expert)
+        stand_in = default_failure_policy(fast, twin)
+        lurer = RecoveryController(fast.config, fast.spec_, twin.expert, twin.recovery)
         rng = np.random.default_rng(123)
         d = twin.data
+
+        def failure_data_policy(lure_prob: float):
+            def make():
+                base = stand_in
+                if rng.random() < lure_prob:  # the episode is already reset: the lure sees this episode's block
+                    base = lured(stand_in, fast.spec_, lure_point(lurer, fast, twin, rng))
+                return noisy_policy(base, rng, d.failure_noise_std, d.failure_random_action_prob, 3,
+                                    d.failure_noise_correlation)
+            return make
+
         t0 = time.perf_counter()
         result["policies"] = {
             "expert": policy_stats(fast, lambda: expert, args.episodes, 1000),
             "medium_expert": policy_stats(fast, lambda: medium_expert(expert, rng, twin.medium), args.episodes, 1000),
-            "expert_with_failure_data_noise": policy_stats(
-                fast, lambda: noisy_policy(expert, rng, d.failure_noise_std, d.failure_random_action_prob,
-                                           3, d.failure_noise_correlation), args.episodes, 1000),
             "random": policy_stats(fast, lambda: random_policy(rng), args.episodes, 1000),
+            "failure_data_recipe_without_lure": policy_stats(fast, failure_data_policy(0.0), args.episodes, 1000),
+            f"failure_data_recipe_lure_{d.failure_lure_prob:g}": policy_stats(
+                fast, failure_data_policy(d.failure_lure_prob), args.episodes, 1000),
         }
         result["policies_s"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_1min_at_end"] = os.getloadavg()[0]
@@ -120,12 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     lines += ["", f"Build {result['build_s']} s, reset {result['reset_ms']} ms; fast vs franky max |obs diff| over 20 "
               f"random steps: {result['fast_vs_franky_max_obs_diff_20_steps']:.3g}."]
     if "policies" in result:
-        lines += ["", f"Policies ({args.episodes} seeded episodes each, {result['policies_s']} s):", "",
-                  "| policy | failure rate | success (final) | success (any step) | mean return | mean length |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", f"Policies ({args.episodes} seeded episodes each, {result['policies_s']} s; an episode ends "
+                  f"at success, failure or {fast.max_steps} ticks):", "",
+                  "| policy | failure rate | success rate | mean return | mean length |",
+                  "|---|---|---|---|---|"]
         for name, p in result["policies"].items():
-            lines.append(f"| {name} | {p['failure_rate']:.2f} | {p['success_rate_final']:.2f} | "
-                         f"{p['success_rate_any_step']:.2f} | {p['mean_return']:.1f} | {p['mean_length']:.1f} |")
+            lines.append(f"| {name} | {p['failure_rate']:.2f} | {p['success_rate']:.2f} | "
+                         f"{p['mean_return']:.1f} | {p['mean_length']:.1f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -13,8 +13,9 @@ Three kinds, as in the paper:
   Only recoveries without a failure are kept.
 - failure data (kind 2): `collect_failure_data` injects noise into any policy
   callable (the offline-pretrained policy when there is one; the task expert
-  by default) and records whole episodes (they end at the failure) until
-  `data.failure_transitions` transitions.
+  without wall avoidance by default): AR(1) action noise, random actions and,
+  in `data.failure_lure_prob` of the episodes, a goal moved behind the wall;
+  whole episodes (they end at the failure) until `data.failure_transitions`.
 
 `build_twin_datasets(task, out_dir, seed, ...)` makes all three, one .npz per
 kind, cached under out_dir by a hash of every parameter that changes them.
@@ -95,13 +96,18 @@ def generate_task_demos(env, twin: TwinConfig, episodes: int, seed: int, progres
 
 
 def lure_point(recovery: RecoveryController, env, twin: TwinConfig, rng: np.random.Generator) -> np.ndarray:
-    """A point behind the wall (beyond its face by `lure_beyond_wall`), near the target's lateral position."""
+    """A point behind the wall (beyond its face by `lure_beyond_wall`); along the wall it lies
+    uniformly between the block and the target (± `lure_y_jitter`), so lured pushes hit the
+    wall at every angle between head-on and along the task's own path."""
     wall = recovery.wall
     fs = twin.failure_sources
-    point = np.array(env.object_position(env.spec_.target)[:2], dtype=np.float64)
-    point[wall.axis] = wall.face - wall.sign * fs.lure_beyond_wall
+    block = env.object_position(env.spec_.pushed_object)[:2]
+    target = env.object_position(env.spec_.target)[:2]
     other = 1 - wall.axis
-    point[other] = np.clip(point[other] + rng.uniform(-fs.lure_y_jitter, fs.lure_y_jitter),
+    point = np.zeros(2)
+    point[wall.axis] = wall.face - wall.sign * fs.lure_beyond_wall
+    along = block[other] + rng.uniform(0.0, 1.0) * (target[other] - block[other])
+    point[other] = np.clip(along + rng.uniform(-fs.lure_y_jitter, fs.lure_y_jitter),
                            wall.span[0] + wall.half_object, wall.span[1] - wall.half_object)
     return point
 
@@ -244,6 +250,12 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
     return _dataset(env, episodes, KIND_FAILURE, {"generator": "twin.failure_data", "stats": stats})
 
 
+def default_failure_policy(env, twin: TwinConfig) -> PolicyFn:
+    """Stand-in for the offline-pretrained policy: the task expert without its wall avoidance
+    (a cloned policy has no explicit wall rule either)."""
+    return TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+
+
 # ---- building and caching ---------------------------------------------------
 @dataclass
 class TwinDatasets:
@@ -273,8 +285,8 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
     """Task (kind 0), recovery (kind 1) and failure (kind 2) datasets of a twin task, cached.
 
     Sizes default to the `data:` section of config/twin/<task>.yaml. Failure
-    data is noise injected into `failure_policy` (default: the scripted task
-    expert, standing in for the offline-pretrained policy until one exists); a
+    data is noise injected into `failure_policy` (default: `default_failure_policy`,
+    standing in for the offline-pretrained policy until one exists); a
     custom policy must come with a `failure_policy_name`, which keys the cache.
     Files: out_dir/<task>-<hash>/{task,recovery,failure}.npz, reused when every
     parameter matches (an unreadable file is regenerated; `force` regenerates all).
@@ -287,7 +299,7 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
              else failure_transitions}
     if failure_policy is not None and not failure_policy_name:
         raise ValueError("a custom failure_policy needs a failure_policy_name (it keys the cache)")
-    policy_name = failure_policy_name or "task_expert"
+    policy_name = failure_policy_name or "task_expert_without_wall_avoidance"
     key = dataset_key(env, twin, seed, sizes, policy_name)
     folder = Path(out_dir) / f"{env.config.task}-{key}"
     params = {"seed": seed, "sizes": sizes, "failure_policy": policy_name, "generator_version": GENERATOR_VERSION,
@@ -297,7 +309,7 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
         "task": lambda: generate_task_demos(env, twin, sizes["task_episodes"], seed, progress),
         "recovery": lambda: generate_recovery_demos(env, twin, sizes["recovery_episodes"], seed, progress),
         "failure": lambda: collect_failure_data(
-            env, failure_policy or TaskExpert(env.config, env.spec_, twin.expert), sizes["failure_transitions"],
+            env, failure_policy or default_failure_policy(env, twin), sizes["failure_transitions"],
             seed, d.failure_noise_std, d.failure_random_action_prob, d.failure_noise_correlation, progress,
             policy_name, d.failure_lure_prob, twin),
     }
