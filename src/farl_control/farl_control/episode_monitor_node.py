@@ -30,19 +30,17 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from .episode_tracker import EpisodeResult, EpisodeTracker, transitions_payload
-from .errors import exit_on_input_error
+from .node_main import run_node
 from .task_config import load_task_config
 from .task_spec import TCP, TaskSpec
 
@@ -229,22 +227,7 @@ class EpisodeMonitorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        with exit_on_input_error(PROGRAM):
-            node = EpisodeMonitorNode()
-        node.start()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PROGRAM, EpisodeMonitorNode, args, on_start=lambda node: node.start())
 
 
 if __name__ == "__main__":

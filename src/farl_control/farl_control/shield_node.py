@@ -26,18 +26,17 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from .errors import FarlInputError, exit_on_input_error
+from .errors import FarlInputError
+from .node_main import run_node
 from .paths import resolve_config_path
 from .ros_conversions import make_twist
 from .shield_markers import decision_markers, marker_array, static_markers
@@ -192,20 +191,7 @@ class ShieldNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        with exit_on_input_error(PROGRAM):
-            node = ShieldNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PROGRAM, ShieldNode, args)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ import queue
 import sys
 import threading
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from farl_control.errors import FarlInputError, exit_on_input_error
+from farl_control.errors import FarlInputError
+from farl_control.node_main import run_node
 from farl_control.paths import resolve_config_path
 from farl_control.task_config import load_task_config
 from farl_control.task_spec import TaskSpec
@@ -96,7 +96,12 @@ class LearnerNode(Node):
                 self.get_logger().error(f"ignoring an episode: {error}")
                 continue
             if self.core.ready():
-                announcement = self.core.update()
+                try:
+                    announcement = self.core.update()
+                except Exception as error:  # noqa: BLE001 - the worker must survive one bad update
+                    self.get_logger().error(f"PPO update / export failed, keeping version {self.core.version}: "
+                                            f"{type(error).__name__}: {error}")
+                    continue
                 self.policy_pub.publish(String(data=json.dumps(announcement.as_dict())))
                 stats = self.core.last_stats
                 self.get_logger().info(
@@ -115,19 +120,7 @@ class LearnerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        with exit_on_input_error(PROGRAM):
-            node = LearnerNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PROGRAM, LearnerNode, args, threads=2)
 
 
 if __name__ == "__main__":

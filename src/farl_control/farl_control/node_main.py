@@ -1,0 +1,59 @@
+"""`main()` of the online nodes (shield, episode monitor, learner): spin until a signal, exit cleanly.
+
+With rclpy's own signal handler, SIGINT shuts the context down under a
+spinning executor, which then raises ExternalShutdownException (not
+KeyboardInterrupt) — a traceback, and with a worker thread still inside
+torch or rcl at interpreter exit, "terminate called without an active
+exception" (an abort). As franka_node does: our own handler sets an event, the
+executor spins in a thread, and shutdown goes node.shutdown() → executor →
+join → destroy → rclpy shutdown, exit code 0.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Callable
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from .errors import exit_on_input_error
+
+
+def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 3,
+             on_start: Callable[[Node], None] | None = None) -> None:
+    """Build the node (a FarlInputError → one error line, exit 2), spin it until SIGINT/SIGTERM, tear down.
+
+    The node's optional `shutdown()` runs first on the way out (e.g. the monitor's "aborted" event).
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    node: Node | None = None
+    executor = MultiThreadedExecutor(num_threads=threads)
+    spin: threading.Thread | None = None
+    try:
+        with exit_on_input_error(program):
+            node = make_node()
+        if on_start is not None:
+            on_start(node)
+        executor.add_node(node)
+        spin = threading.Thread(target=executor.spin, daemon=True, name=f"{program}-spin")
+        spin.start()
+        while not done.wait(0.1):
+            if not spin.is_alive():  # the executor died under us: nothing is served any more
+                print(f"{program}: error: executor stopped", file=sys.stderr, flush=True)
+                break
+    finally:
+        if node is not None and hasattr(node, "shutdown"):
+            node.shutdown()
+        executor.shutdown(timeout_sec=1.0)
+        if spin is not None:
+            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
