@@ -67,11 +67,18 @@ class EpisodeMonitorNode(Node):
             description="Stop starting episodes after this many (0 = run until shut down)"))
         self.declare_parameter("reset_timeout_s", 60.0, ParameterDescriptor(
             description="How long a /farl/robot/reset may take before the monitor reports it and retries"))
+        self.declare_parameter("wait_for_learner", False, ParameterDescriptor(
+            description="Start the first episode only once a learner listens on /farl/learner/transitions "
+                        "(its episodes would be lost otherwise); later episodes never wait"))
+        self.declare_parameter("learner_wait_s", 120.0, ParameterDescriptor(
+            description="Give up waiting for the learner after this long and run without it"))
         config = load_task_config(self.get_parameter("task_config").value)
         self.spec = TaskSpec.from_config(config)
         self.teleop_hold_s = config.control.teleop_hold_s
         self.max_episodes = int(self.get_parameter("max_episodes").value)
         self.reset_timeout_s = float(self.get_parameter("reset_timeout_s").value)
+        self.wait_for_learner = bool(self.get_parameter("wait_for_learner").value)
+        self.learner_wait_s = float(self.get_parameter("learner_wait_s").value)
         self.tracker = EpisodeTracker(self.spec)
         self._lock = threading.Lock()
         self.positions: dict[str, np.ndarray] = {}
@@ -188,8 +195,21 @@ class EpisodeMonitorNode(Node):
             self.get_logger().error(f"reset failed: {response.message}; retrying")
         return bool(response.success)
 
+    def _await_learner(self) -> None:
+        """Before the first episode: a learner that starts later than the stack would miss it (volatile topic)."""
+        deadline = time.monotonic() + self.learner_wait_s
+        while self.transitions.get_subscription_count() == 0 and not self._stopping.is_set():
+            if time.monotonic() > deadline:
+                self.get_logger().warning(f"no learner on {TRANSITIONS_TOPIC} after {self.learner_wait_s:g} s: "
+                                          "running episodes without one")
+                return
+            self.get_logger().info("waiting for the learner before the first episode", throttle_duration_sec=10.0)
+            self._stopping.wait(0.2)
+
     def _episode_loop(self) -> None:
         """Reset → start → wait for the end, until max_episodes or shutdown."""
+        if self.wait_for_learner:
+            self._await_learner()
         while not self._stopping.is_set():
             with self._lock:
                 ready = all(s in self.positions for s in self.spec.sources)

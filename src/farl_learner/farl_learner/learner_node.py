@@ -12,7 +12,8 @@ Topics
                                  (farl_control.episode_tracker.transitions_payload)
   pub /farl/learner/policy       std_msgs/String JSON {"path", "version", "sha256" (of manifest.json)}
   pub /farl/learner/status       std_msgs/String JSON {"version", "updates", "episodes", "steps",
-                                 "pending_episodes", "last_update": {...PPO stats, update_seconds}}
+                                 "pending_episodes", "busy" (an update is running or due),
+                                 "last_update": {...PPO stats, update_seconds}}
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class LearnerNode(Node):
         self.create_timer(1.0, self._publish_status)
         self._inbox: queue.Queue[dict] = queue.Queue()
         self._stop = threading.Event()
+        self._busy = False  # an update is running (status "busy": the main job waits for it before shutdown)
         self._worker = threading.Thread(target=self._work, daemon=True, name="ppo-worker")
         self._worker.start()
         resumed = f"resumed at version {self.core.version}" if self.core.resumed else "starting from the pretrained policy"
@@ -96,12 +98,15 @@ class LearnerNode(Node):
                 self.get_logger().error(f"ignoring an episode: {error}")
                 continue
             if self.core.ready():
+                self._busy = True
                 try:
                     announcement = self.core.update()
                 except Exception as error:  # noqa: BLE001 - the worker must survive one bad update
                     self.get_logger().error(f"PPO update / export failed, keeping version {self.core.version}: "
                                             f"{type(error).__name__}: {error}")
                     continue
+                finally:
+                    self._busy = False
                 self.policy_pub.publish(String(data=json.dumps(announcement.as_dict())))
                 stats = self.core.last_stats
                 self.get_logger().info(
@@ -111,12 +116,19 @@ class LearnerNode(Node):
     def _publish_status(self) -> None:
         core = self.core
         body = {"version": core.version, "updates": core.updates, "episodes": core.episodes_seen,
-                "steps": core.steps_seen, "pending_episodes": len(core.pending), "last_update": core.last_stats}
+                "steps": core.steps_seen, "pending_episodes": len(core.pending) + self._inbox.qsize(),
+                "busy": self._busy or core.ready() or self._inbox.qsize() > 0, "last_update": core.last_stats}
         self.status_pub.publish(String(data=json.dumps(body)))
 
     def shutdown(self) -> None:
         self._stop.set()
         self._worker.join(timeout=5.0)
+        if self._worker.is_alive():
+            # An update is still inside torch: interpreter teardown under it aborts the process.
+            # Leave now; learner_state.pt and the exported folders are only ever replaced atomically,
+            # so a restart resumes from the last finished version.
+            self.get_logger().warning(f"update to v{self.core.version + 1} still running: exiting without it")
+            os._exit(0)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -3,8 +3,8 @@
 Default: safe online fine-tuning in simulation. Starts the whole stack of
 config/stacks/<task>.yaml (simulated FR3, control node, episode monitor,
 shield, learner) for `--episodes` episodes, prints one line per episode
-(verdict, return, failures, shield triggers, policy version), then shuts every
-node down (the arm is stopped first) and writes report.md with plots and
+(verdict, return, failures, shield triggers, policy version), waits (bounded)
+for the learner's update on the last episodes, then shuts every node down (the arm is stopped first) and writes report.md with plots and
 summary.json into the run folder. `shield:=false` runs the same stack as the
 Uni-O4 baseline.
 
@@ -35,6 +35,7 @@ STARTUP_TIMEOUT_S = 60.0
 
 DEFAULT_EPISODES = 12
 EPISODE_TIMEOUT_S = 120.0  # no verdict for this long: something is stuck, stop and report
+LEARNER_DRAIN_S = 90.0  # after the last episode, wait this long at most for the learner's last update
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +193,19 @@ class FarlRun:
                   f"shield triggers {counts.get('shield_triggers', 0)} | policy v{event.get('policy_version', 0)}",
                   flush=True)
 
+    def _drain_learner(self, recorder) -> None:
+        """The last episodes' PPO update is still running when the monitor finishes: let it land."""
+        deadline = time.monotonic() + LEARNER_DRAIN_S
+        print("[farl run] waiting for the learner to finish its update on the last episodes", flush=True)
+        while not self.interrupted and time.monotonic() < deadline:
+            status = recorder.learner_status
+            if status and not status.get("busy") and int(status.get("episodes", 0)) >= self.episodes:
+                return
+            time.sleep(0.2)
+        if not self.interrupted:
+            print(f"[farl run] learner still busy after {LEARNER_DRAIN_S:.0f} s (status {recorder.learner_status}); "
+                  "stopping anyway", flush=True)
+
     def run(self) -> int:
         from .report import write_report
         from .run_recorder import RunRecorder
@@ -220,6 +234,8 @@ class FarlRun:
                           "(see the node output above)", flush=True)
                     break
                 recorder.finished.wait(0.5)
+            if recorder.finished.is_set() and not self.interrupted and self.values["learn"] == "true":
+                self._drain_learner(recorder)
         finally:
             launcher.shutdown()
             recorder.close()

@@ -1,7 +1,8 @@
 """Records what a run of the stack did, from the ROS graph, as JSON lines.
 
 The main job and the stack benchmark listen to the episode monitor's events,
-the shield's per-tick decisions and the learner's policy announcements and
+the shield's per-tick decisions and the learner's policy announcements (and
+keep the learner's latest /farl/learner/status, not recorded) and
 append each to a .jsonl file in the run folder (flushed per line, so a crash
 keeps everything recorded so far). The report is built from these files only.
 """
@@ -41,6 +42,8 @@ class RunRecorder:
         self.node.create_subscription(String, "/farl/episode/events", self._on_event, RELIABLE)
         self.node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 100)
         self.node.create_subscription(String, "/farl/learner/policy", self._on_policy, LATCHED)
+        self.learner_status: dict = {}
+        self.node.create_subscription(String, "/farl/learner/status", self._on_learner_status, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -80,6 +83,12 @@ class RunRecorder:
         self._write("policies", policy)
         if self.on_policy is not None:
             self.on_policy(policy)
+
+    def _on_learner_status(self, msg: String) -> None:
+        try:
+            self.learner_status = json.loads(msg.data)
+        except ValueError:
+            pass
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=1.0)

@@ -1,0 +1,72 @@
+"""`farl run` end to end: the main job on franky-sim for two episodes with an untrained model folder.
+
+Runs the real command line (`farl run fragile_push_wall --episodes 2
+models_dir:=… episodes_per_update:=1`) as a child process and checks what an
+operator gets: per-episode lines, a policy update, a clean shutdown (exit 0)
+and the report (report.md, summary.json, PNG plots, the recorded JSON lines).
+A probe on the same ROS domain also sees the episode monitor's transitions.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from farl_control.ros_probe import RosProbe
+from model_folders import untrained_folder
+from test_franka_node_sim import free_ip
+
+pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
+
+
+@pytest.mark.timeout(240)
+def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
+    models = untrained_folder(tmp_path / "models")
+    out = tmp_path / "run"
+    probe = RosProbe("farl_run_probe")
+    transitions: list[dict] = []
+    lock = threading.Lock()
+
+    def on_transitions(msg: String) -> None:
+        with lock:
+            transitions.append(json.loads(msg.data))
+
+    probe.node.create_subscription(String, "/farl/learner/transitions", on_transitions,
+                                   QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        t0 = time.monotonic()
+        job = processes.start("farl_run", [sys.executable, "-m", "farl_learner.cli", "run", "fragile_push_wall",
+                                           "--episodes", "2", "--out", str(out), f"models_dir:={models}",
+                                           "episodes_per_update:=1", f"robot_ip:={free_ip()}"])
+        code = job.popen.wait(timeout=200)
+        elapsed = time.monotonic() - t0
+    finally:
+        probe.close()
+    log = job.log_text()
+    assert code == 0, log[-6000:]
+    lines = [line for line in log.splitlines() if line.startswith("[farl run] episode ")]
+    assert len(lines) == 2, log[-6000:]
+    assert "learner: policy v1 announced" in log
+    assert "Traceback" not in log and "terminate called" not in log, log[-6000:]
+    for name in ("report.md", "summary.json", "episodes.png", "shield.png", "events.jsonl", "decisions.jsonl",
+                 "policies.jsonl"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["decisions"] >= 2
+    assert summary["policy_versions"] and summary["policy_versions"][0] == 1
+    assert (out / "learner" / "policies" / "v0001" / "manifest.json").is_file()
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [e["type"] for e in events if e["type"] in ("start", "finished")] == ["start", "start", "finished"]
+    with lock:
+        got = list(transitions)
+    assert len(got) == 2 and [t["episode"] for t in got] == [1, 2]
+    print(f"\nfarl run: 2 episodes in {elapsed:.0f} s wall (incl. start-up and shutdown), "
+          f"{summary['decisions']} decisions, policy versions {summary['policy_versions']}, "
+          f"shield latency {summary['shield_latency_ms']}")
