@@ -12,7 +12,8 @@ Measures, single-threaded:
 - over `--episodes` seeded episodes: success / failure rates and mean return
   of the scripted expert, the medium expert, a random policy, and the
   failure-data recipe (the default stand-in policy + AR(1) action noise as
-  `collect_failure_data` injects it), without and with its goal lure.
+  `collect_failure_data` injects it), without and with its goal lure, in
+  task-length episodes and in the longer failure-data episodes.
 """
 from __future__ import annotations
 
@@ -39,12 +40,17 @@ from farl_learner.twin.experts import (RecoveryController, TaskExpert, lured, me
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def policy_stats(env: FrankaTwinEnv, make_policy, episodes: int, seed: int) -> dict:
+def policy_stats(env: FrankaTwinEnv, make_policy, episodes: int, seed: int, max_steps: int | None = None) -> dict:
     rows = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        ep = run_episode(env, make_policy(), obs=obs, record=False)
-        rows.append((ep.failed, ep.succeeded, ep.length, ep.ret))
+    task_limit = env.max_steps
+    env.max_steps = max_steps or task_limit
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            ep = run_episode(env, make_policy(), obs=obs, record=False)
+            rows.append((ep.failed, ep.succeeded, ep.length, ep.ret))
+    finally:
+        env.max_steps = task_limit
     r = np.asarray(rows, dtype=float)
     return {"episodes": episodes, "failure_rate": r[:, 0].mean(), "success_rate": r[:, 1].mean(),
             "mean_length": r[:, 2].mean(), "mean_return": r[:, 3].mean()}
@@ -113,9 +119,13 @@ def main(argv: list[str] | None = None) -> None:
             "expert": policy_stats(fast, lambda: expert, args.episodes, 1000),
             "medium_expert": policy_stats(fast, lambda: medium_expert(expert, rng, twin.medium), args.episodes, 1000),
             "random": policy_stats(fast, lambda: random_policy(rng), args.episodes, 1000),
-            "failure_data_recipe_without_lure": policy_stats(fast, failure_data_policy(0.0), args.episodes, 1000),
-            f"failure_data_recipe_lure_{d.failure_lure_prob:g}": policy_stats(
+            "failure_data_noise_without_lure": policy_stats(fast, failure_data_policy(0.0), args.episodes, 1000),
+            f"failure_data_noise_lure_{d.failure_lure_prob:g}": policy_stats(
                 fast, failure_data_policy(d.failure_lure_prob), args.episodes, 1000),
+            f"failure_data_noise_without_lure_{d.failure_max_episode_steps}_ticks": policy_stats(
+                fast, failure_data_policy(0.0), args.episodes, 1000, d.failure_max_episode_steps),
+            f"failure_data_recipe_lure_{d.failure_lure_prob:g}_{d.failure_max_episode_steps}_ticks": policy_stats(
+                fast, failure_data_policy(d.failure_lure_prob), args.episodes, 1000, d.failure_max_episode_steps),
         }
         result["policies_s"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_1min_at_end"] = os.getloadavg()[0]
@@ -136,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
               f"random steps: {result['fast_vs_franky_max_obs_diff_20_steps']:.3g}."]
     if "policies" in result:
         lines += ["", f"Policies ({args.episodes} seeded episodes each, {result['policies_s']} s; an episode ends "
-                  f"at success, failure or {fast.max_steps} ticks):", "",
+                  f"at success, failure or {fast.max_steps} ticks unless the row says otherwise):", "",
                   "| policy | failure rate | success rate | mean return | mean length |",
                   "|---|---|---|---|---|"]
         for name, p in result["policies"].items():

@@ -67,6 +67,7 @@ class DataConfig:
     failure_random_action_prob: float
     failure_noise_correlation: float
     failure_lure_prob: float
+    failure_max_episode_steps: int
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
         failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
                                  ints=("rewind_min", "rewind_max", "max_steps")),
         data=_numbers(root.section("data"), DataConfig,
-                      ints=("task_episodes", "recovery_episodes", "failure_transitions")),
+                      ints=("task_episodes", "recovery_episodes", "failure_transitions",
+                            "failure_max_episode_steps")),
         path=path,
     )
     fs = cfg.failure_sources

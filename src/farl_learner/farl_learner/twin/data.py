@@ -26,6 +26,7 @@ twins.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -205,10 +206,18 @@ def generate_recovery_demos(env, twin: TwinConfig, episodes: int, seed: int, pro
     return _dataset(env, kept, KIND_RECOVERY, {"generator": "twin.recovery_demos", "stats": stats})
 
 
+@contextlib.contextmanager
+def _restore(env, max_steps: int):
+    try:
+        yield
+    finally:
+        env.max_steps = max_steps
+
+
 def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noise_std: float,
                          random_action_prob: float, correlation: float = 0.0, progress: bool = True,
                          policy_name: str = "policy", lure_prob: float = 0.0,
-                         twin: TwinConfig | None = None) -> Dataset:
+                         twin: TwinConfig | None = None, max_episode_steps: int | None = None) -> Dataset:
     """Failure data (kind 2) by noise injection into `policy` (obs → action in [-1, 1]).
 
     The twin counterpart of `farl_learner.data.generate_failure_data` (which
@@ -221,6 +230,10 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
     target input is moved to a lure point behind the wall (as for recovery
     sampling, `failure_sources` of the twin config), so that a policy that
     does its job well still produces failures in useful numbers.
+
+    `max_episode_steps` (default: the task's) may exceed the task's time limit:
+    the observation holds no time, so later transitions are as valid for the
+    world model, and noisy policies need the time to reach the wall at all.
     """
     if transitions < 1:
         raise ValueError(f"transitions must be >= 1, got {transitions}")
@@ -230,7 +243,9 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
         lurer = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
     episodes: list[Episode] = []
     total = lured_episodes = 0
-    with _progress(transitions, "twin failure data", progress, unit="step") as bar:
+    task_limit = env.max_steps
+    env.max_steps = int(max_episode_steps or task_limit)
+    with _progress(transitions, "twin failure data", progress, unit="step") as bar, _restore(env, task_limit):
         while total < transitions:
             obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
             acting = policy
@@ -246,7 +261,8 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
              "episode_failure_rate": float(np.mean([ep.failed for ep in episodes])),
              "success_rate": float(np.mean([ep.succeeded for ep in episodes])),
              "noise_std": noise_std, "random_action_prob": random_action_prob, "correlation": correlation,
-             "lure_prob": lure_prob, "lured_episodes": lured_episodes, "policy": policy_name}
+             "lure_prob": lure_prob, "lured_episodes": lured_episodes, "policy": policy_name,
+             "max_episode_steps": int(max_episode_steps or task_limit)}
     return _dataset(env, episodes, KIND_FAILURE, {"generator": "twin.failure_data", "stats": stats})
 
 
@@ -311,7 +327,7 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
         "failure": lambda: collect_failure_data(
             env, failure_policy or default_failure_policy(env, twin), sizes["failure_transitions"],
             seed, d.failure_noise_std, d.failure_random_action_prob, d.failure_noise_correlation, progress,
-            policy_name, d.failure_lure_prob, twin),
+            policy_name, d.failure_lure_prob, twin, d.failure_max_episode_steps),
     }
     out: dict[str, Dataset] = {}
     paths: dict[str, Path] = {}
@@ -332,3 +348,35 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
         save_dataset(path, dataset)
         out[name] = dataset
     return TwinDatasets(out["task"], out["recovery"], out["failure"], paths, seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m farl_learner.twin.data --task fragile_push_wall --out data/twin --seed 0 [sizes]"""
+    import argparse
+
+    from farl_control.errors import exit_on_input_error
+
+    parser = argparse.ArgumentParser(prog="python -m farl_learner.twin.data",
+                                     description="Build (or reuse) a twin task's offline datasets.")
+    parser.add_argument("--task", default="fragile_push_wall")
+    parser.add_argument("--out", default="data/twin")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task-episodes", type=int)
+    parser.add_argument("--recovery-episodes", type=int)
+    parser.add_argument("--failure-transitions", type=int)
+    parser.add_argument("--force", action="store_true", help="regenerate even when cached")
+    args = parser.parse_args(argv)
+    with exit_on_input_error("farl_learner.twin.data"):
+        t0 = time.perf_counter()
+        built = build_twin_datasets(args.task, args.out, args.seed, args.task_episodes, args.recovery_episodes,
+                                    args.failure_transitions, force=args.force)
+        for name in ("task", "recovery", "failure"):
+            ds = getattr(built, name)
+            stats = ds.meta.get("stats", {})
+            print(f"{name:9s} {len(ds):6d} transitions {ds.n_episodes:4d} episodes "
+                  f"{int((ds.cost > 0).sum()):4d} failures  {built.seconds[name]:7.1f} s  {built.paths[name]}  {stats}")
+        print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
