@@ -1,0 +1,250 @@
+"""Shield tick latency, and the franka node's control-loop jitter while the learner trains.
+
+1. ShieldRuntime.decide (pi_task sample + C_H rollout + pi_rec when triggered: the
+   three single-threaded ONNX Runtime calls of one control tick), this process
+   pinned to one core with os.sched_setaffinity, p50/p99 over --ticks calls on
+   observations around the home pose, for:
+   - the untrained small model folder of the tests (test/model_folders.py, 32x32 MLPs);
+   - an untrained folder of the shipped networks' size (config/farl/fragile_push_wall.yaml:
+     256x256 MLPs, latent 64, H = 10), the same graphs as a pretrained export;
+   - the shipped config/models/fragile_push_wall, if it exists;
+   each once with eps_safe never reached (2 ONNX calls) and once always triggered (3 calls).
+   Target: <= 1 ms per tick.
+2. franky-sim + franka_node (10 Hz) + learner_node; the franka node's command loop
+   period p50/p99 (its /farl/robot/status, last 200 periods, as benchmarks/control_latency.py
+   reads it) while a slow velocity command streams, with the learner idle, then with
+   the learner training PPO continuously on synthetic episodes (one 100-step episode
+   sent whenever the learner has nothing to do), side by side in one run.
+
+Prints a table and writes benchmarks/results/shield_latency.{json,md} with the command.
+
+    python benchmarks/shield_latency.py [--ticks 3000] [--phase-s 30] [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ["PYTHONUNBUFFERED"] = "1"
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))  # model_folders: test model folders without training
+
+from farl_control.processes import ManagedProcess  # noqa: E402
+from farl_control.shield_runtime import ShieldRuntime  # noqa: E402
+from model_folders import OBS_DIM, TASK, untrained_folder  # noqa: E402
+
+HOME_OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)
+SHIPPED = REPO / "config" / "models" / TASK
+WARMUP = 200
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def decide_latency(folder: Path, ticks: int, triggered: bool) -> dict:
+    """p50/p99/max of decide() in ms; wall clock around the call (includes the Python around ONNX)."""
+    runtime = ShieldRuntime(folder, TASK, OBS_DIM, 3, epsilon_override=-1.0 if triggered else 1e9, seed=0)
+    rng = np.random.default_rng(0)
+    obs = HOME_OBS + 0.05 * rng.standard_normal((ticks + WARMUP, OBS_DIM)).astype(np.float32)
+    times, cpu, sources = [], [], set()
+    for i, o in enumerate(obs):
+        c = time.thread_time()
+        t = time.perf_counter()
+        d = runtime.decide(o)
+        dt = (time.perf_counter() - t) * 1e3
+        dc = (time.thread_time() - c) * 1e3
+        if i >= WARMUP:
+            times.append(dt)
+            cpu.append(dc)
+            sources.add(d.source)
+    return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "max_ms": max(times), "ticks": len(times),
+            "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99), "sources": sorted(sources)}
+
+
+def shield_part(ticks: int, work: Path) -> list[dict]:
+    allowed = sorted(os.sched_getaffinity(0))
+    folders = [("untrained small (32x32, latent 16)", untrained_folder(work / "small")),
+               ("untrained full size (256x256, latent 64)",
+                untrained_folder(work / "full", hidden=(256, 256), latent_dim=64))]
+    if (SHIPPED / "manifest.json").is_file():
+        folders.append(("shipped config/models/fragile_push_wall", SHIPPED))
+    core = allowed[-1]
+    os.sched_setaffinity(0, {core})
+    rows = []
+    try:
+        for label, folder in folders:
+            for triggered in (False, True):
+                r = decide_latency(folder, ticks, triggered)
+                r.update(model=label, folder=str(folder), triggered=triggered, core=core)
+                rows.append(r)
+                print(f"shield decide | {label:<42} | {'pi_rec (3 calls)' if triggered else 'pi_task (2 calls)':<17} "
+                      f"| p50 {r['p50_ms']:.3f} ms | p99 {r['p99_ms']:.3f} ms | max {r['max_ms']:.2f} ms "
+                      f"| CPU p50 {r['cpu_p50_ms']:.3f} p99 {r['cpu_p99_ms']:.3f} ms", flush=True)
+    finally:
+        os.sched_setaffinity(0, set(allowed))  # the processes of part 2 must not inherit the pin
+    return rows
+
+
+# ---------------------------------------------------------------- part 2: loop jitter
+
+
+def synthetic_episode(rng: np.random.Generator, episode: int, n: int = 100) -> dict:
+    obs = (HOME_OBS + 0.05 * rng.standard_normal((n + 1, OBS_DIM))).tolist()
+    action = rng.uniform(-1, 1, (n, 3)).tolist()
+    return {"task": TASK, "episode": episode, "reason": "timeout", "policy_version": 0, "episode_return": 0.0,
+            "obs": obs[:-1], "action": action, "action_task": action, "log_prob": [0.0] * n,
+            "source": ["task"] * n, "risk": [0.0] * n, "reward": rng.standard_normal(n).tolist(),
+            "cost": [0.0] * n, "next_obs": obs[1:], "done": [False] * n}
+
+
+def jitter_part(phase_s: float, work: Path) -> list[dict]:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from farl_control.ros_probe import RosProbe
+    from test_franka_node_sim import free_ip
+
+    ip = free_ip()
+    models = work / "full"
+    env = dict(os.environ)
+    logs = work / "logs"
+    procs: list[ManagedProcess] = []
+    probe = None
+    rows = []
+    try:
+        procs.append(ManagedProcess("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"],
+                                    env=env, log_path=logs / "sim_robot.log", cwd=REPO))
+        procs.append(ManagedProcess("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}",
+                                               "-p", "simulated:=sim"], env=env, log_path=logs / "franka.log", cwd=REPO))
+        procs.append(ManagedProcess("learner", ["learner_node", "--ros-args", "-p", f"models_dir:={models}",
+                                                "-p", f"run_dir:={work / 'learner'}", "-p", "episodes_per_update:=1"],
+                                    env=env, log_path=logs / "learner.log", cwd=REPO))
+        probe = RosProbe("shield_latency_bench")
+        learner_status: dict = {}
+
+        def on_status(msg: String) -> None:
+            learner_status.clear()
+            learner_status.update(json.loads(msg.data))
+
+        probe.node.create_subscription(String, "/farl/learner/status", on_status, 10)
+        feed = probe.node.create_publisher(String, "/farl/learner/transitions",
+                                           QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and learner_status
+                              and feed.get_subscription_count() > 0, 90.0):
+            raise RuntimeError("stack did not come up:\n" + "\n".join(p.log_text()[-2000:] for p in procs))
+        assert probe.call("reset", timeout_s=60.0).success
+        stop_stream = threading.Event()
+
+        def stream() -> None:  # a slow back-and-forth in y keeps the node in autonomous mode
+            k = 0
+            while not stop_stream.is_set():
+                probe.send((0.0, 0.02 if (k // 40) % 2 == 0 else -0.02, 0.0))
+                k += 1
+                time.sleep(0.1)
+
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        rng = np.random.default_rng(0)
+        total_sent = 0
+        for phase in ("learner idle", "learner training"):
+            t0 = time.monotonic()
+            updates0 = int(learner_status.get("updates", 0))
+            sent = 0
+            update_s = []
+            while time.monotonic() - t0 < phase_s:
+                # Next episode once the learner has taken every episode sent so far and is idle:
+                # back-to-back PPO updates for the whole phase (a stale status cannot double-feed).
+                if phase == "learner training" and not learner_status.get("busy", True) \
+                        and int(learner_status.get("episodes", 0)) >= total_sent:
+                    total_sent += 1
+                    sent += 1
+                    feed.publish(String(data=json.dumps(synthetic_episode(rng, total_sent))))
+                last = learner_status.get("last_update") or {}
+                if last.get("update_seconds") and (not update_s or update_s[-1] != last["update_seconds"]):
+                    update_s.append(last["update_seconds"])
+                time.sleep(0.1)
+            status = dict(probe.status)
+            row = {"phase": phase, "loop_period_p50_ms": float(status.get("loop_period_p50_ms") or "nan"),
+                   "loop_period_p99_ms": float(status.get("loop_period_p99_ms") or "nan"),
+                   "mode": status.get("mode"), "phase_s": round(time.monotonic() - t0, 1),
+                   "ppo_updates": int(learner_status.get("updates", 0)) - updates0, "episodes_fed": sent,
+                   "sim_real_time_factor": probe.real_time_factor(t0, time.monotonic())}
+            if update_s:
+                row["update_seconds_median"] = float(np.median(update_s))
+            rows.append(row)
+            print(f"franka loop    | {phase:<17} | period p50 {row['loop_period_p50_ms']:.2f} ms | "
+                  f"p99 {row['loop_period_p99_ms']:.2f} ms | PPO updates {row['ppo_updates']} | "
+                  f"sim rtf {row['sim_real_time_factor'] or float('nan'):.2f}", flush=True)
+        stop_stream.set()
+        streamer.join(timeout=1.0)
+    finally:
+        if probe is not None:
+            probe.close()
+        for p in reversed(procs):
+            p.stop(grace_s=5.0)
+    return rows
+
+
+def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict], command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_note": "shared machine: other engineers' jobs ran at the same time (load average at start "
+                         f"{os.getloadavg()[0]:.1f})"}
+    (out / "shield_latency.json").write_text(json.dumps({**meta, "shield_decide": shield_rows,
+                                                         "control_loop": loop_rows}, indent=2) + "\n")
+    lines = ["# Shield tick latency and control-loop jitter with the learner training", "",
+             f"Command: `{command}`  ", f"Machine: {meta['machine']}; {meta['date']}; {meta['load_note']}.", "",
+             "## ShieldRuntime.decide, one core (os.sched_setaffinity), target <= 1 ms", "",
+             "Wall = perf_counter around the call (includes being preempted on the shared core);",
+             "CPU = the thread's CPU time for the call (the work itself).", "",
+             "| model folder | branch | wall p50 ms | wall p99 ms | wall max ms | CPU p50 ms | CPU p99 ms | ticks |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in shield_rows:
+        branch = "pi_rec substituted (3 ONNX calls)" if r["triggered"] else "pi_task (2 ONNX calls)"
+        lines.append(f"| {r['model']} | {branch} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.2f} | "
+                     f"{r['cpu_p50_ms']:.3f} | {r['cpu_p99_ms']:.3f} | {r['ticks']} |")
+    lines += ["", "## franka node command loop (10 Hz, 100 ms nominal), last 200 periods of /farl/robot/status", "",
+              "| learner | period p50 ms | period p99 ms | PPO updates in phase | median update s | sim RTF |",
+              "|---|---|---|---|---|---|"]
+    for r in loop_rows:
+        rtf = r.get("sim_real_time_factor")
+        lines.append(f"| {r['phase']} | {r['loop_period_p50_ms']:.2f} | {r['loop_period_p99_ms']:.2f} | "
+                     f"{r['ppo_updates']} | {r.get('update_seconds_median', float('nan')):.1f} | "
+                     f"{'n/a' if rtf is None else f'{rtf:.2f}'} |")
+    (out / "shield_latency.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=3000)
+    parser.add_argument("--phase-s", type=float, default=30.0, help="seconds per learner phase (>= 20: 200 periods)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--skip-loop", action="store_true", help="only the shield latency part")
+    args = parser.parse_args()
+    command = "python benchmarks/shield_latency.py " + shlex.join(sys.argv[1:])
+    work = Path(tempfile.mkdtemp(prefix="farl_shield_bench_"))
+    shield_rows = shield_part(args.ticks, work)
+    loop_rows = [] if args.skip_loop else jitter_part(args.phase_s, work)
+    write_results(args.out, shield_rows, loop_rows, command.strip())
+    print(f"results: {args.out / 'shield_latency.md'}")
+
+
+if __name__ == "__main__":
+    main()
