@@ -115,6 +115,9 @@ def test_fast_controller_matches_franky_sim_controller(env):
     reference.reset(seed=7)
     for a in actions:
         np.testing.assert_allclose(env.step(a)[0], reference.step(a)[0], atol=1e-9)
+    # Same torques, same finger PD: the whole MuJoCo state is bit-identical.
+    assert np.array_equal(env.data.qpos, reference.data.qpos)
+    assert np.array_equal(env.data.qvel, reference.data.qvel)
 
 
 def test_expert_succeeds_without_failure(env, twin):

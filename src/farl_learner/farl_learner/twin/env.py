@@ -52,6 +52,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from franky_sim.constants import FRANKA_HAND_FORCE_LIMIT
+
 from farl_control.safety import AUTONOMOUS, Command, SafetyLimits, filter_twist
 from farl_control.sim_scene import SimScene
 from farl_control.task_config import TaskConfig, load_task_config
@@ -79,7 +81,8 @@ class _FastCartesianVelocity:
       dq_d   = J^T (J J^T + 1e-4 I)^-1 v
       tau    = clip(kv (dq_d - dq) + nle(q, dq) - g(q), tau_lim)     (joint_velocity_control)
       tau_mj = clip(tau + g(q), tau_lim)                              (torque_control + _torque_control)
-    The hand keeps its own PD (`robot._pre_step`), as in `sim.step()`.
+    and the hand's finger PD (`FrankaMujocoRobot._pre_step`, run by `sim.step()`)
+    elementwise as franky-sim does it, without its Python loops.
     """
 
     def __init__(self, robot) -> None:
@@ -95,6 +98,8 @@ class _FastCartesianVelocity:
         self.hi = np.asarray(robot.torque_limit_high, dtype=np.float64)
         self.qa = np.asarray(robot._qpos_addrs)
         self.da = np.asarray(robot._dof_addrs)
+        self.fqa = np.asarray(robot._finger_qpos_addrs)
+        self.fda = np.asarray(robot._finger_dof_addrs)
         self.eye6 = np.eye(6)
         self.frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
 
@@ -113,6 +118,18 @@ class _FastCartesianVelocity:
     def apply(self, data: mujoco.MjData, twist: np.ndarray) -> None:
         data.qfrc_applied[self.da] = self.torques(data, twist)
         self.robot._applied_torques = data.qfrc_applied[self.da].copy()
+
+    def hand(self, data: mujoco.MjData) -> None:
+        """franky-sim's FrankaMujocoRobot._pre_step (finger PD with velocity and force limits), vectorised."""
+        r = self.robot
+        q = data.qpos[self.fqa]
+        dq = data.qvel[self.fda]
+        tau = r._kp_hand * (r._hand_goal_width / 2 - q) - r._kv_hand * dq
+        braking = (np.abs(dq) > r._hand_goal_velocity) & (np.sign(dq) == np.sign(tau))
+        tau = np.where(braking, -r._kv_hand * dq, tau)
+        tau = np.clip(tau, max(-FRANKA_HAND_FORCE_LIMIT, -r._hand_goal_force),
+                      min(FRANKA_HAND_FORCE_LIMIT, r._hand_goal_force))
+        data.qfrc_applied[self.fda] = tau
 
     def tcp_position(self, data: mujoco.MjData) -> np.ndarray:
         q = data.qpos[self.qa].copy()
@@ -240,7 +257,7 @@ class FrankaTwinEnv(gym.Env):
         for _ in range(self.substeps):
             if self.controller == "fast":
                 self._fast.apply(self.data, twist)
-                self.robot._pre_step()  # hand PD, as sim.step() does
+                self._fast.hand(self.data)  # the finger PD that sim.step() runs before mj_step
                 mujoco.mj_step(self.model, self.data)
             else:
                 self.robot.cartesian_velocity_control(twist, None)
