@@ -43,7 +43,10 @@ RECOVERY_ACTION = (-0.5, 0.0, 0.0)
 # per period, then franky's deceleration ramp.
 STOP_BOUND_S = CTRL.command_timeout_s + 2 * PERIOD + 0.4
 SWAP_BOUND_S = 1.0  # announcement -> first decision made with the new policy
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# As the episode monitor publishes them (the shield subscribes transient local: a volatile publisher
+# would not even match).
+EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -58,7 +61,7 @@ class ShieldProbe:
         node = probe.node
         node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 200)
         node.create_subscription(TwistStamped, "/farl/robot/command", self._on_command, 200)
-        self.events = node.create_publisher(String, "/farl/episode/events", RELIABLE)
+        self.events = node.create_publisher(String, "/farl/episode/events", EVENTS_QOS)
         self.policy = node.create_publisher(String, "/farl/learner/policy", LATCHED)
         self.episode = 0
 
@@ -284,6 +287,18 @@ def test_arm_stops_within_watchdog_bound_when_shield_is_killed(shield, stack, mo
     assert after < 0.002
     assert status.get("watchdog") == "tripped" or int(status.get("watchdog_trips", "0")) > 0
     assert next(p for p in pool.started if p.name == "franka").alive()
+
+    # A restarted shield picks up what it missed (transient local): the running episode from the
+    # events and the latest policy announcement (v8), and acts again without anyone re-sending them.
+    t_restart = time.monotonic()
+    pool.start("shield_restarted", ["shield_node", "--ros-args", "-p", f"models_dir:={models / 'v1'}"])
+    episode = str(shield.episode)
+    assert probe.wait_for(lambda: any(d["episode"] == episode for _, d in shield.decisions_since(t_restart)),
+                          30.0), "the restarted shield did not resume the running episode"
+    resumed = [d for _, d in shield.decisions_since(t_restart) if d["episode"] == episode]
+    print(f"restarted shield acting on episode {episode} with policy v{resumed[0]['policy_version']} "
+          f"{shield.decisions_since(t_restart)[0][0] - t_restart:.1f} s after its start")
+    assert probe.wait_for(lambda: shield.decisions_since(t_restart)[-1][1]["policy_version"] == "8", 5.0)
 
 
 def _speed(probe: RosProbe, window_s: float) -> float:

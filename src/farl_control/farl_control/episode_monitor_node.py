@@ -35,7 +35,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -50,8 +50,13 @@ TRANSITIONS_TOPIC = "/farl/learner/transitions"
 DECISION_TOPIC = "/farl/shield/decision"
 SCENE_STATE_TOPIC = "/farl/sim/scene_state"
 RESET_SERVICE = "/farl/robot/reset"
-# Events and transitions must not be dropped: reliable, with history for late joiners.
+# Events and transitions must not be dropped: reliable. Events also keep a history for late
+# joiners (transient local): a shield that starts, or restarts, after an episode's `start` still
+# learns that the episode runs. Transitions stay volatile: a restarted learner must not train
+# twice on episodes it already used.
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def decision_values(msg: DiagnosticStatus) -> dict[str, str]:
@@ -97,7 +102,7 @@ class EpisodeMonitorNode(Node):
         self.create_subscription(String, SCENE_STATE_TOPIC, self._on_scene_state, 10, callback_group=fast)
         self.create_subscription(TwistStamped, "/farl/teleop/command", self._on_teleop, 10, callback_group=fast)
         self.create_subscription(DiagnosticStatus, DECISION_TOPIC, self._on_decision, 10, callback_group=fast)
-        self.events = self.create_publisher(String, EVENTS_TOPIC, RELIABLE)
+        self.events = self.create_publisher(String, EVENTS_TOPIC, EVENTS_QOS)
         self.transitions = self.create_publisher(String, TRANSITIONS_TOPIC, RELIABLE)
         self.reset_client = self.create_client(Trigger, RESET_SERVICE, callback_group=MutuallyExclusiveCallbackGroup())
         self._episode_thread = threading.Thread(target=self._episode_loop, daemon=True)

@@ -31,7 +31,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
@@ -50,7 +50,11 @@ DECISION_TOPIC = "/farl/shield/decision"
 MARKERS_TOPIC = "/farl/shield/markers"
 EVENTS_TOPIC = "/farl/episode/events"
 POLICY_TOPIC = "/farl/learner/policy"
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# Late joiners get what they missed: the monitor's recent events (is an episode running?) and the
+# learner's latest policy announcement (both published transient local).
+EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ENDING_EVENTS = {"success", "failure", "timeout", "aborted", "finished"}
 
 
@@ -98,8 +102,10 @@ class ShieldNode(Node):
             if name != TCP:
                 self.create_subscription(PoseStamped, f"/farl/objects/{name}",
                                          lambda m, n=name: self._on_pose(n, m), 10, callback_group=inputs)
-        self.create_subscription(String, EVENTS_TOPIC, self._on_event, RELIABLE, callback_group=inputs)
-        self.create_subscription(String, POLICY_TOPIC, self._on_policy, RELIABLE,
+        # Events in order (one at a time): a late joiner's burst of history must end in the latest state.
+        self.create_subscription(String, EVENTS_TOPIC, self._on_event, EVENTS_QOS,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(String, POLICY_TOPIC, self._on_policy, LATCHED,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.command_pub = self.create_publisher(TwistStamped, COMMAND_TOPIC, 10)
         self.decision_pub = self.create_publisher(DiagnosticStatus, DECISION_TOPIC, 10)
