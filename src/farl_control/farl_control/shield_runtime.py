@@ -8,8 +8,9 @@ calls per tick.
 
 A new task policy arrives as a complete model folder (its own manifest): it is
 verified — checksum of the manifest as announced, the manifest's own file
-checksums, same task, same shapes, same H — and only then swapped in, under a
-lock, between two ticks. Anything wrong leaves the running policy in place.
+checksums, same task, same shapes, same H — and only then swapped in, with its
+eps_safe (unless overridden), under a lock, between two ticks. Anything wrong
+leaves the running policy in place.
 """
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class ShieldRuntime:
         self.shield_enabled = shield_enabled
         self.explore = explore
         self.rng = np.random.default_rng(seed)
+        self.epsilon_override = epsilon_override
         self.epsilon = float(epsilon_override if epsilon_override is not None else manifest.epsilon_safe)
         self._graphs = _Graphs(manifest)
         self.policy_version = int(manifest.models["policy"].get("version", 0))
@@ -83,7 +85,7 @@ class ShieldRuntime:
     def decide(self, obs: np.ndarray) -> ShieldDecision:
         started = time.perf_counter()
         with self._lock:
-            graphs, version = self._graphs, self.policy_version
+            graphs, version, epsilon = self._graphs, self.policy_version, self.epsilon
         x = np.asarray(obs, dtype=np.float32).reshape(1, self.obs_dim)
         mean, log_std = graphs.policy.run(["action_mean", "log_std"], {"obs": x})
         mean, log_std = mean[0].astype(np.float64), np.asarray(log_std, dtype=np.float64).reshape(-1)
@@ -93,12 +95,12 @@ class ShieldRuntime:
         risk, step_prob, hand_path = graphs.risk.run(
             ["risk", "step_prob", "hand_path"], {"obs": x, "task_action": action_task.reshape(1, -1)})
         risk_value = float(risk[0])
-        if self.shield_enabled and risk_value > self.epsilon:
+        if self.shield_enabled and risk_value > epsilon:
             action = np.clip(graphs.recovery.run(["action_mean"], {"obs": x})[0][0], -1.0, 1.0).astype(np.float32)
             source = "recovery"
         else:
             action, source = action_task, "task"
-        return ShieldDecision(action, action_task, log_prob, source, risk_value, self.epsilon,
+        return ShieldDecision(action, action_task, log_prob, source, risk_value, epsilon,
                               np.asarray(step_prob[0]), np.asarray(hand_path[0]),
                               (time.perf_counter() - started) * 1e3, version)
 
@@ -119,3 +121,6 @@ class ShieldRuntime:
         with self._lock:
             self._graphs = graphs
             self.policy_version = int(version)
+            # The new folder's eps_safe vouches for its risk graph (which rolls out the new policy).
+            if self.epsilon_override is None:
+                self.epsilon = float(manifest.epsilon_safe)

@@ -1,0 +1,73 @@
+"""ShieldRuntime without ROS, on known-risk model folders (C_H = tcp.x; constant pi_task, pi_rec)."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from farl_control.errors import FarlInputError
+from farl_control.shield_runtime import ShieldRuntime
+from model_folders import OBS_DIM, TASK, known_risk_folder
+
+OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)
+
+
+def _sha(folder) -> str:
+    return hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+
+
+def _at(x: float) -> np.ndarray:
+    obs = OBS.copy()
+    obs[0] = x
+    return obs
+
+
+def test_recovery_exactly_above_epsilon(tmp_path):
+    runtime = ShieldRuntime(known_risk_folder(tmp_path / "m", epsilon_safe=0.58), TASK, OBS_DIM, 3)
+    for x in np.linspace(0.50, 0.66, 81):
+        d = runtime.decide(_at(x))
+        assert d.risk == pytest.approx(np.float32(x), abs=1e-6)
+        assert d.source == ("recovery" if d.risk > 0.58 else "task")
+        np.testing.assert_allclose(d.action, (-0.5, 0, 0) if d.source == "recovery" else (0.5, 0, 0), atol=1e-6)
+        np.testing.assert_allclose(d.action_task, (0.5, 0, 0), atol=1e-6)
+        assert d.step_prob.shape == (11,) and d.hand_path.shape == (11, 3)
+        np.testing.assert_allclose(d.hand_path[-1], _at(x)[:3], atol=1e-6)
+
+
+def test_shield_disabled_never_substitutes(tmp_path):
+    runtime = ShieldRuntime(known_risk_folder(tmp_path / "m"), TASK, OBS_DIM, 3, shield_enabled=False)
+    assert runtime.decide(_at(0.9)).source == "task"
+
+
+def test_swap_adopts_the_new_folders_epsilon_unless_overridden(tmp_path):
+    v1 = known_risk_folder(tmp_path / "v1", epsilon_safe=0.58)
+    v2 = known_risk_folder(tmp_path / "v2", action=(0.2, 0, 0), epsilon_safe=0.62, policy_version=2)
+    runtime = ShieldRuntime(v1, TASK, OBS_DIM, 3)
+    assert runtime.decide(_at(0.60)).source == "recovery"
+    runtime.swap_policy(v2, _sha(v2), 2)
+    d = runtime.decide(_at(0.60))
+    assert (d.source, d.epsilon, d.policy_version) == ("task", pytest.approx(0.62), 2)
+    np.testing.assert_allclose(d.action_task, (0.2, 0, 0), atol=1e-6)
+    pinned = ShieldRuntime(v1, TASK, OBS_DIM, 3, epsilon_override=0.5)
+    pinned.swap_policy(v2, _sha(v2), 2)
+    assert pinned.decide(_at(0.55)).epsilon == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("problem", ["sha", "truncated", "task", "horizon"])
+def test_bad_policy_refused_old_one_keeps_running(tmp_path, problem):
+    runtime = ShieldRuntime(known_risk_folder(tmp_path / "v1"), TASK, OBS_DIM, 3)
+    bad = known_risk_folder(tmp_path / "bad", action=(0.1, 0, 0), policy_version=2,
+                            task="bounded_push" if problem == "task" else TASK,
+                            horizon=5 if problem == "horizon" else 10)
+    sha = "0" * 64 if problem == "sha" else _sha(bad)
+    if problem == "truncated":
+        data = (bad / "risk.onnx").read_bytes()
+        (bad / "risk.onnx").write_bytes(data[:100])
+    with pytest.raises(FarlInputError) as error:
+        runtime.swap_policy(bad, sha, 2)
+    assert {"sha": "differs from the announcement", "truncated": "sha256 differs from manifest.json",
+            "task": "models are for task 'bounded_push'", "horizon": "horizon 5 differs"}[problem] in str(error.value)
+    d = runtime.decide(_at(0.55))
+    assert d.policy_version == 1
+    np.testing.assert_allclose(d.action_task, (0.5, 0, 0), atol=1e-6)
