@@ -75,7 +75,7 @@ class EpisodeMonitorNode(Node):
         self.declare_parameter("wait_for_learner", False, ParameterDescriptor(
             description="Start the first episode only once a learner listens on /farl/learner/transitions "
                         "(its episodes would be lost otherwise); later episodes never wait"))
-        self.declare_parameter("learner_wait_s", 120.0, ParameterDescriptor(
+        self.declare_parameter("learner_wait_s", 60.0, ParameterDescriptor(
             description="Give up waiting for the learner after this long and run without it"))
         config = load_task_config(self.get_parameter("task_config").value)
         self.spec = TaskSpec.from_config(config)

@@ -193,16 +193,18 @@ class FarlRun:
                   f"shield triggers {counts.get('shield_triggers', 0)} | policy v{event.get('policy_version', 0)}",
                   flush=True)
 
-    def _drain_learner(self, recorder) -> None:
+    def _drain_learner(self, recorder, learner) -> None:
         """The last episodes' PPO update is still running when the monitor finishes: let it land."""
         deadline = time.monotonic() + LEARNER_DRAIN_S
         print("[farl run] waiting for the learner to finish its update on the last episodes", flush=True)
-        while not self.interrupted and time.monotonic() < deadline:
+        while not self.interrupted and time.monotonic() < deadline and learner is not None and learner.alive():
             status = recorder.learner_status
             if status and not status.get("busy") and int(status.get("episodes", 0)) >= self.episodes:
                 return
             time.sleep(0.2)
-        if not self.interrupted:
+        if learner is None or not learner.alive():
+            print("[farl run] the learner is not running: no last update", flush=True)
+        elif not self.interrupted:
             print(f"[farl run] learner still busy after {LEARNER_DRAIN_S:.0f} s (status {recorder.learner_status}); "
                   "stopping anyway", flush=True)
 
@@ -235,7 +237,8 @@ class FarlRun:
                     break
                 recorder.finished.wait(0.5)
             if recorder.finished.is_set() and not self.interrupted and self.values["learn"] == "true":
-                self._drain_learner(recorder)
+                learner = next((p for n, p in launcher.processes if n.name == "learner"), None)
+                self._drain_learner(recorder, learner)
         finally:
             launcher.shutdown()
             recorder.close()
