@@ -271,7 +271,10 @@ def test_arm_stops_within_watchdog_bound_when_shield_is_killed(shield, stack, mo
     shield.start_episode()
     assert _wait_version(shield, t, 8) is not None
     t_start = time.monotonic()
-    assert probe.wait_for(lambda: _speed(probe, 0.2) > 0.06, 5.0), "the arm did not reach the commanded speed"
+    # Commanded 0.08 m/s in simulated time; under CPU load franky-sim runs at a real-time factor of
+    # ~0.5, so the wall-clock speed can be half that.
+    assert probe.wait_for(lambda: _speed(probe, 0.2) > 0.03, 8.0), \
+        f"the arm did not get moving: {_speed(probe, 0.2):.3f} m/s"
     moving_speed = _speed(probe, 0.2)
     shield_proc = next(p for p in pool.started if p.name == "shield")
     t_kill = time.monotonic()
