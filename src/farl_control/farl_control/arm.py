@@ -134,7 +134,10 @@ class FrankyArm:
         with self._lock:
             try:
                 r.move(motion, asynchronous=True)
-            except franky.Exception as error:
+            except (franky.Exception, RuntimeError) as error:
+                # RuntimeError: franky's motion planner (Ruckig) failing inside the previous asynchronous
+                # motion, e.g. "Motion planner failed with error code -110", rethrown here. Seen under
+                # heavy CPU load; it is not a franky.Exception and used to end the control loop.
                 self._on_error(error)
                 return ZERO3, ZERO3
         return linear, angular
@@ -154,7 +157,7 @@ class FrankyArm:
                 self._preempted = True
                 r.stop()
                 return True
-            except franky.Exception as error:
+            except (franky.Exception, RuntimeError) as error:
                 self._on_error(error)
                 return not r.poll_motion() if self._safe_poll(r) else False
 
@@ -201,7 +204,7 @@ class FrankyArm:
         try:
             r.poll_motion()
             return True
-        except franky.Exception:
+        except (franky.Exception, RuntimeError):
             return False
 
     def _on_error(self, error: Exception) -> None:
