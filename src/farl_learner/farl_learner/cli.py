@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demos": ("farl_learner.commands.demos", "generate (or reuse cached) task and recovery demos of a task"),
     "pretrain": ("farl_learner.commands.pretrain", "offline: task policy, failure data, recovery policy, "
                                                    "world model, eps_safe"),
+    "pretrain-twin": ("farl_learner.commands.pretrain_twin", "offline pretraining in a real-robot task's training "
+                                                             "twin, exported as the stack's model folder"),
     "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
     "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
     "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),

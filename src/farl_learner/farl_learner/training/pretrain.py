@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,13 +37,16 @@ from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
 
 def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
              datasets: dict[str, Transitions] | None = None, progress: bool = True,
-             failure_transitions: int | None = None) -> dict:
+             failure_transitions: int | None = None,
+             failure_source: Callable[[GaussianPolicy], Transitions] | None = None) -> dict:
     """Train pi_task, pi_rec and the world model, calibrate eps_safe; returns the metrics written to pretrain.json.
 
     `datasets` ({"task", "recovery"[, "failure"]} -> Transitions) replaces
     FailureBench data (toy tasks, tests); without a "failure" entry the
     failure data is generated from the pretrained policy (`failure_transitions`
-    samples; None = the task YAML's failure_data.n_transitions).
+    samples; None = the task YAML's failure_data.n_transitions), or by
+    `failure_source(pretrained_policy)` when given (the training twins, whose
+    envs FailureBench's generator does not build).
     """
     cfg = cfg or load_farl_config(task)
     out_dir = Path(out_dir)
@@ -57,7 +61,10 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
 
     if "failure" not in data:
         start = time.perf_counter()
-        data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress, failure_transitions)
+        if failure_source is not None:
+            data["failure"] = failure_source(task_agent.policy)
+        else:
+            data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress, failure_transitions)
         timings["failure_data_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
