@@ -48,7 +48,7 @@ class LearnerNode(Node):
         super().__init__("learner")
         describe = lambda text: ParameterDescriptor(description=text)  # noqa: E731
         self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml", describe("Task YAML"))
-        self.declare_parameter("farl_config", "farl/fragile_push_wall.yaml",
+        self.declare_parameter("farl_config", "farl/franka/fragile_push_wall.yaml",
                                describe("FARL hyper-parameters (PPO, risk), relative to config/"))
         self.declare_parameter("models_dir", "models/fragile_push_wall",
                                describe("Pretrained model folder (torch checkpoints + calibration.json)"))
