@@ -22,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
 from conftest import ProcessPool
 from farl_control.ros_probe import RosProbe, dist
@@ -61,6 +62,8 @@ class ShieldProbe:
         node = probe.node
         node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 200)
         node.create_subscription(TwistStamped, "/farl/robot/command", self._on_command, 200)
+        self.markers: list[tuple[float, MarkerArray]] = []
+        node.create_subscription(MarkerArray, "/farl/shield/markers", self._on_markers, 50)
         self.events = node.create_publisher(String, "/farl/episode/events", EVENTS_QOS)
         self.policy = node.create_publisher(String, "/farl/learner/policy", LATCHED)
         self.episode = 0
@@ -69,6 +72,10 @@ class ShieldProbe:
         values = {kv.key: kv.value for kv in msg.values}
         with self.lock:
             self.decisions.append((time.monotonic(), values))
+
+    def _on_markers(self, msg: MarkerArray) -> None:
+        with self.lock:
+            self.markers.append((time.monotonic(), msg))
 
     def _on_command(self, msg: TwistStamped) -> None:
         v = msg.twist.linear
@@ -181,6 +188,22 @@ def test_recovery_action_exactly_when_risk_exceeds_epsilon(shield):
           f"[{min(risks):.4f}, {max(risks):.4f}] around eps {EPS}")
     assert n_task >= 5 and n_rec >= 5, "the arm must have been driven across the threshold both ways"
     assert max(risks) < EPS + 0.03, "recovery must hold the TCP near the threshold"
+
+    # What rviz shows: per tick a trigger sphere (large + red when pi_rec acted), the risk text, the
+    # predicted TCP path (H+1 points), and the workspace box and scene.
+    with shield.lock:
+        arrays = [m for t, m in shield.markers if t >= t0]
+    assert len(arrays) >= len(decisions) - 2
+    fired_seen = calm_seen = False
+    for array in arrays:
+        by_ns = {m.ns: m for m in array.markers}
+        assert {"trigger", "risk", "predicted_path", "workspace", "scene/wall"} <= set(by_ns), sorted(by_ns)
+        assert len(by_ns["predicted_path"].points) == 11 and by_ns["trigger"].header.frame_id == "base"
+        fired = "RECOVERY" in by_ns["risk"].text
+        assert (by_ns["trigger"].scale.x > 0.05) == fired and (by_ns["trigger"].color.r > 0.9) == fired
+        fired_seen |= fired
+        calm_seen |= not fired
+    assert fired_seen and calm_seen
 
 
 def _wait_version(shield, t_announce: float, version: int, timeout_s: float = 5.0) -> float | None:
