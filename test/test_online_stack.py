@@ -96,7 +96,7 @@ def stack(online_stack, request):
         print(online_stack[0].logs())
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(200)  # includes the module stack start-up
 def test_episodes_reach_the_learner_and_a_new_policy_comes_back(stack):
     pool, probe, rec, base = stack
     t0 = time.monotonic()
