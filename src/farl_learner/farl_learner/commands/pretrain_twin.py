@@ -13,7 +13,11 @@ in-process), then exported as the model folder the ROS 2 stack loads
     3. failure data: noise injected into THAT pretrained policy's mean in the twin
        (twin.data.collect_failure_data: AR(1) action noise + random actions, plus
        the twin's documented goal lure in `failure_lure_prob` of the episodes),
-       cached under --data by a hash of the policy's weights
+       cached under --data by a hash of the policy's weights; when that gives fewer
+       than --min-failure-episodes failure episodes (the pretrained policy is cautious:
+       0 of 42 at the default size), the twin's stand-in failure set from
+       build_twin_datasets (the expert without wall avoidance, same noise and lure
+       recipe) is added, and pretrain.json says so
     4. recovery policy, 5. world model, 6. eps_safe calibration on held-out
        failure episodes (training.pretrain.pretrain, unchanged recipe)
     7. export: policy.onnx, recovery.onnx, risk.onnx, manifest.json (obs layout =
@@ -59,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failure-lure-prob", type=float, default=None,
                         help="fraction of failure-data episodes with the goal lured behind the wall "
                              "(default: twin YAML data.failure_lure_prob)")
+    parser.add_argument("--min-failure-episodes", type=int, default=20,
+                        help="below this many failure episodes from the pretrained policy, its data is combined "
+                             "with the twin's stand-in failure set (build_twin_datasets) [default: 20]")
     parser.add_argument("--latency-samples", type=int, default=500, help="shield decide() calls timed [default: 500]")
     add_budget_arguments(parser)
 
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import load_farl_config
     from ..training.io import write_json
+    from ..twin.data import build_twin_datasets
 
     started = time.perf_counter()
     config_path = resolve_config_path(args.config)
@@ -95,11 +103,30 @@ def run(args: argparse.Namespace) -> int:
     failure_info: dict = {}
 
     def failure_source(policy):
+        from ..agents.transitions import Transitions
+
         stages.set_postfix_str("failure data (noise into the pretrained policy)")
         data, info = twin_failure_data(args.task, policy, args.data, cfg.seed, args.failure_transitions,
                                        args.failure_lure_prob)
-        failure_info.update(info)
-        return data
+        failure_info["pretrained_policy"] = info
+        failed = int(info["stats"].get("failure_episodes", 0))
+        if failed >= args.min_failure_episodes:
+            failure_info["combined_with_stand_in"] = False
+            return data
+        # Too few failures to train the constraint head and calibrate eps_safe on: add the
+        # twin's own failure set (build_twin_datasets: the expert without wall avoidance, same
+        # noise recipe and goal lure), which reaches the wall in about half its episodes.
+        stages.set_postfix_str("failure data (+ twin stand-in set)")
+        built = build_twin_datasets(args.task, args.data, seed=cfg.seed, progress=True)
+        stand_in = Transitions.from_arrays(built.failure)
+        failure_info["combined_with_stand_in"] = True
+        failure_info["reason"] = (f"noise into the pretrained policy gave {failed} failure episodes "
+                                  f"(< --min-failure-episodes {args.min_failure_episodes})")
+        failure_info["stand_in"] = {"path": str(built.paths["failure"]), "seconds": built.seconds["failure"],
+                                    "transitions": len(stand_in), "stats": built.failure.meta.get("stats", {})}
+        print(f"failure data: {failure_info['reason']}; combined with the twin's stand-in failure set "
+              f"({built.failure.meta.get('stats', {}).get('failure_episodes')} failure episodes)", file=sys.stderr)
+        return Transitions.concat([data, stand_in])
 
     stages.set_postfix_str("task policy, failure data, recovery, world model, eps_safe")
     from ..training.pretrain import pretrain
@@ -138,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         "command": command or f"farl pretrain-twin {args.task} --out {args.out}",
         "task": args.task, "config": str(args.config), "data": str(args.data),
         "budget": {"profile": args.profile, "overrides": overrides, "failure_transitions": args.failure_transitions,
-                   "failure_lure_prob": failure_info.get("lure_prob")},
+                   "failure_lure_prob": failure_info.get("pretrained_policy", {}).get("lure_prob"),
+                   "min_failure_episodes": args.min_failure_episodes},
         "wall_seconds": wall})
     cal = metrics["calibration"]
     print(f"{out}: pretrained {args.task} in {wall:.0f} s; eps_safe {cal['epsilon_safe']:.4g} "
