@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     result["speed"] = {"fast": measure_steps_per_second(fast, args.steps, seed=1),
                        "franky": measure_steps_per_second(franky, max(args.steps // 3, 50), seed=1)}
     for v in result["speed"].values():
-        for k in ("seconds", "steps_per_s", "physics_steps_per_s", "real_time_factor"):
+        for k in ("seconds", "steps_per_s", "physics_steps_per_s", "real_time_factor", "cpu_seconds",
+                  "steps_per_cpu_s"):
             v[k] = round(v[k], 2)
 
     if args.episodes > 0:
@@ -139,9 +140,13 @@ def main(argv: list[str] | None = None) -> None:
              f"{result['machine']['python']}.", "",
              f"One env step = {result['physics_steps_per_env_step']} MuJoCo steps of 1 ms "
              f"(control period {result['control_period_s']} s).", "",
-             "| controller | env steps/s | physics steps/s | x real time |", "|---|---|---|---|"]
+             "| controller | env steps/s (wall) | env steps per CPU-s | physics steps/s (wall) | x real time (wall) |",
+             "|---|---|---|---|---|"]
     for name, v in result["speed"].items():
-        lines.append(f"| {name} | {v['steps_per_s']:.1f} | {v['physics_steps_per_s']:.0f} | {v['real_time_factor']:.1f} |")
+        lines.append(f"| {name} | {v['steps_per_s']:.1f} | {v['steps_per_cpu_s']:.1f} | "
+                     f"{v['physics_steps_per_s']:.0f} | {v['real_time_factor']:.1f} |")
+    lines += ["", "Wall-clock rates drop when other jobs share the CPU (see the load above); per CPU-second "
+              "is what one free core gives."]
     lines += ["", f"Build {result['build_s']} s, reset {result['reset_ms']} ms; fast vs franky max |obs diff| over 20 "
               f"random steps: {result['fast_vs_franky_max_obs_diff_20_steps']:.3g}."]
     if "policies" in result:

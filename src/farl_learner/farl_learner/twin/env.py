@@ -307,17 +307,19 @@ class FrankaTwinEnv(gym.Env):
 
 
 def measure_steps_per_second(env: FrankaTwinEnv, steps: int, seed: int = 0) -> dict[str, Any]:
-    """Wall-clock env steps/s with uniformly random actions (resets included)."""
+    """Env steps/s with uniformly random actions (resets included): per wall-clock second and
+    per CPU second of this process (the latter does not drop when other jobs share the CPU)."""
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     resets = 0
     for _ in range(steps):
         _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.spec_.action_dim))
         if term or trunc:
             env.reset(seed=int(rng.integers(1 << 30)))
             resets += 1
-    dt = time.perf_counter() - t0
-    return {"steps": steps, "seconds": dt, "steps_per_s": steps / dt,
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"steps": steps, "seconds": dt, "steps_per_s": steps / dt, "cpu_seconds": cpu,
+            "steps_per_cpu_s": steps / cpu if cpu > 0 else float("nan"),
             "physics_steps_per_s": steps * env.substeps / dt, "resets": resets,
             "real_time_factor": steps * env.control_dt / dt}
