@@ -7,5 +7,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$REPO/scripts/setup.sh"
 # shellcheck source=env.sh
 source "$REPO/scripts/env.sh"
+# The virtualenv's bin/ first: node executables (franka_node, …) and farl resolve from it.
+export VIRTUAL_ENV="$REPO/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
 cd "$REPO"
 exec "$REPO/.venv/bin/farl" run "$@"

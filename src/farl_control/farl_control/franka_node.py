@@ -50,6 +50,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from .arm import ArmError, ArmState, FrankyArm
+from .spin_thread import SpinThread
 from .errors import FarlInputError, exit_on_input_error
 from .ros_conversions import make_joint_state, make_pose, make_status, twist_to_command
 from .safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
@@ -366,7 +367,7 @@ def main(args: list[str] | None = None) -> None:
             node = FrankaNode()
         node.start()
         executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin = SpinThread(executor, name=PROGRAM)
         spin.start()
         while not done.wait(0.1):
             if node.shutdown_event.is_set():
@@ -379,10 +380,10 @@ def main(args: list[str] | None = None) -> None:
     finally:
         if node is not None:
             node.shutdown()  # stops the arm whatever brought us here
-        executor.shutdown(timeout_sec=1.0)
-        if spin is not None:
-            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
-        if node is not None:
+        stopped = spin.stop() if spin is not None else True
+        if spin is None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None and stopped:  # never destroy under a thread still spinning it
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -21,6 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from .errors import exit_on_input_error
+from .spin_thread import SpinThread
 
 
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 3,
@@ -42,7 +43,7 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         if on_start is not None:
             on_start(node)
         executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True, name=f"{program}-spin")
+        spin = SpinThread(executor, name=f"{program}-spin")
         spin.start()
         while not done.wait(0.1):
             if not spin.is_alive():  # the executor died under us: nothing is served any more
@@ -51,9 +52,9 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
     finally:
         if node is not None and hasattr(node, "shutdown"):
             node.shutdown()
-        executor.shutdown(timeout_sec=1.0)
-        if spin is not None:
-            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
-        if node is not None:
-            node.destroy_node()
+        stopped = spin.stop() if spin is not None else True
+        if spin is None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None and stopped:
+            node.destroy_node()  # not under a spin thread still running: it raises InvalidHandle
         rclpy.try_shutdown()

@@ -41,6 +41,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from .spin_thread import SpinThread
 from .errors import FarlInputError, exit_on_input_error
 from .ros_conversions import make_pose, wxyz_to_xyzw
 from .sim_scene import SimScene
@@ -130,7 +131,7 @@ def main(args: list[str] | None = None) -> None:
             raise FarlInputError(None, f"{error}; is another simulator using {node.robot_ip}:1337? "
                                        "pick another robot_ip") from None
         executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin = SpinThread(executor, name=PROGRAM)
         spin.start()
         while not done.wait(0.2):
             if node.stop_event.is_set():  # the simulation loop died
@@ -143,10 +144,10 @@ def main(args: list[str] | None = None) -> None:
     finally:
         if node is not None:
             node.shutdown()
-        executor.shutdown(timeout_sec=1.0)
-        if spin is not None:
-            spin.join(timeout=2.0)  # a spin thread still inside rcl at exit aborts the process
-        if node is not None:
+        stopped = spin.stop() if spin is not None else True
+        if spin is None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None and stopped:  # never destroy under a thread still spinning it
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
