@@ -5,8 +5,10 @@
    pinned to one core with os.sched_setaffinity, p50/p99 over --ticks calls on
    observations around the home pose, for:
    - the untrained small model folder of the tests (test/model_folders.py, 32x32 MLPs);
-   - an untrained folder of the shipped networks' size (config/farl/fragile_push_wall.yaml:
-     256x256 MLPs, latent 64, H = 10), the same graphs as a pretrained export;
+   - untrained folders of the FR3 twin's sizes (config/farl/franka/fragile_push_wall.yaml:
+     policy 64x64, world model 128x128, latent 32) and of the FailureBench sizes
+     (config/farl/fragile_push_wall.yaml: 256x256, latent 64), H = 10: the same graphs
+     as a pretrained export;
    - the shipped config/models/fragile_push_wall, if it exists;
    each once with eps_safe never reached (2 ONNX calls) and once always triggered (3 calls).
    Target: <= 1 ms per tick.
@@ -35,7 +37,8 @@ import time
 from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+# Our own domain even when scripts/env.sh exported its default 42: other stacks on this machine use that.
+os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(100, 200))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
@@ -79,8 +82,10 @@ def decide_latency(folder: Path, ticks: int, triggered: bool) -> dict:
 
 def shield_part(ticks: int, work: Path) -> list[dict]:
     allowed = sorted(os.sched_getaffinity(0))
-    folders = [("untrained small (32x32, latent 16)", untrained_folder(work / "small")),
-               ("untrained full size (256x256, latent 64)",
+    folders = [("untrained, test size (32x32, latent 16)", untrained_folder(work / "small")),
+               ("untrained, FR3 twin size (policy 64x64, WM 128x128, latent 32)",
+                untrained_folder(work / "twin", hidden=(64, 64), world_model_hidden=(128, 128), latent_dim=32)),
+               ("untrained, FailureBench size (256x256, latent 64)",
                 untrained_folder(work / "full", hidden=(256, 256), latent_dim=64))]
     if (SHIPPED / "manifest.json").is_file():
         folders.append(("shipped config/models/fragile_push_wall", SHIPPED))
@@ -93,7 +98,7 @@ def shield_part(ticks: int, work: Path) -> list[dict]:
                 r = decide_latency(folder, ticks, triggered)
                 r.update(model=label, folder=str(folder), triggered=triggered, core=core)
                 rows.append(r)
-                print(f"shield decide | {label:<42} | {'pi_rec (3 calls)' if triggered else 'pi_task (2 calls)':<17} "
+                print(f"shield decide | {label:<62} | {'pi_rec (3 calls)' if triggered else 'pi_task (2 calls)':<17} "
                       f"| p50 {r['p50_ms']:.3f} ms | p99 {r['p99_ms']:.3f} ms | max {r['max_ms']:.2f} ms "
                       f"| CPU p50 {r['cpu_p50_ms']:.3f} p99 {r['cpu_p99_ms']:.3f} ms", flush=True)
     finally:
@@ -113,6 +118,17 @@ def synthetic_episode(rng: np.random.Generator, episode: int, n: int = 100) -> d
             "cost": [0.0] * n, "next_obs": obs[1:], "done": [False] * n}
 
 
+def real_time_factor(probe, t0: float, t1: float) -> float | None:
+    """Sim s per wall s over [t0, t1] from /farl/sim/scene_state, counting only forward steps of sim_time
+    (it jumps back on a scene reset)."""
+    with probe.lock:
+        pts = [p for p in probe.scene_times if t0 <= p[0] <= t1]
+    if len(pts) < 2:
+        return None
+    sim = sum(max(0.0, b[1] - a[1]) for a, b in zip(pts, pts[1:]))
+    return sim / (pts[-1][0] - pts[0][0])
+
+
 def jitter_part(phase_s: float, work: Path) -> list[dict]:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
@@ -121,7 +137,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
     from test_franka_node_sim import free_ip
 
     ip = free_ip()
-    models = work / "full"
+    models = work / "full"  # the largest networks: the heaviest PPO updates
     env = dict(os.environ)
     logs = work / "logs"
     procs: list[ManagedProcess] = []
@@ -184,7 +200,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
                    "loop_period_p99_ms": float(status.get("loop_period_p99_ms") or "nan"),
                    "mode": status.get("mode"), "phase_s": round(time.monotonic() - t0, 1),
                    "ppo_updates": int(learner_status.get("updates", 0)) - updates0, "episodes_fed": sent,
-                   "sim_real_time_factor": probe.real_time_factor(t0, time.monotonic())}
+                   "sim_real_time_factor": real_time_factor(probe, t0, time.monotonic())}
             if update_s:
                 row["update_seconds_median"] = float(np.median(update_s))
             rows.append(row)
@@ -201,17 +217,25 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
     return rows
 
 
-def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict], command: str) -> None:
+def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict] | None, command: str,
+                  load: float) -> None:
+    """loop_rows None (--skip-loop): keep the control-loop rows and their command from the previous results."""
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_note": "shared machine: other engineers' jobs ran at the same time (load average at start "
-                         f"{os.getloadavg()[0]:.1f})"}
-    (out / "shield_latency.json").write_text(json.dumps({**meta, "shield_decide": shield_rows,
-                                                         "control_loop": loop_rows}, indent=2) + "\n")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    note = f"shared machine, other engineers' jobs running (load average {load:.1f} at start)"
+    shield_run = {"command": command, "date": stamp, "machine": machine, "load_note": note}
+    loop_run = shield_run
+    previous = out / "shield_latency.json"
+    if loop_rows is None:
+        old = json.loads(previous.read_text()) if previous.is_file() else {}
+        loop_rows, loop_run = old.get("control_loop", []), old.get("control_loop_run", {})
+    (out / "shield_latency.json").write_text(json.dumps({
+        "shield_decide_run": shield_run, "shield_decide": shield_rows,
+        "control_loop_run": loop_run, "control_loop": loop_rows}, indent=2) + "\n")
     lines = ["# Shield tick latency and control-loop jitter with the learner training", "",
-             f"Command: `{command}`  ", f"Machine: {meta['machine']}; {meta['date']}; {meta['load_note']}.", "",
              "## ShieldRuntime.decide, one core (os.sched_setaffinity), target <= 1 ms", "",
+             f"Command: `{command}`  ", f"Machine: {machine}; {stamp}; {note}.", "",
              "Wall = perf_counter around the call (includes being preempted on the shared core);",
              "CPU = the thread's CPU time for the call (the work itself).", "",
              "| model folder | branch | wall p50 ms | wall p99 ms | wall max ms | CPU p50 ms | CPU p99 ms | ticks |",
@@ -221,6 +245,9 @@ def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict], com
         lines.append(f"| {r['model']} | {branch} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.2f} | "
                      f"{r['cpu_p50_ms']:.3f} | {r['cpu_p99_ms']:.3f} | {r['ticks']} |")
     lines += ["", "## franka node command loop (10 Hz, 100 ms nominal), last 200 periods of /farl/robot/status", "",
+              f"Command: `{loop_run.get('command', 'n/a')}`  ",
+              f"Machine: {loop_run.get('machine', 'n/a')}; {loop_run.get('date', 'n/a')}; "
+              f"{loop_run.get('load_note', '')}.", "",
               "| learner | period p50 ms | period p99 ms | PPO updates in phase | median update s | sim RTF |",
               "|---|---|---|---|---|---|"]
     for r in loop_rows:
@@ -236,13 +263,15 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=3000)
     parser.add_argument("--phase-s", type=float, default=30.0, help="seconds per learner phase (>= 20: 200 periods)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--skip-loop", action="store_true", help="only the shield latency part")
+    parser.add_argument("--skip-loop", action="store_true",
+                        help="only the shield latency part (the control-loop rows of the previous results are kept)")
     args = parser.parse_args()
     command = "python benchmarks/shield_latency.py " + shlex.join(sys.argv[1:])
     work = Path(tempfile.mkdtemp(prefix="farl_shield_bench_"))
+    load = os.getloadavg()[0]
     shield_rows = shield_part(args.ticks, work)
-    loop_rows = [] if args.skip_loop else jitter_part(args.phase_s, work)
-    write_results(args.out, shield_rows, loop_rows, command.strip())
+    loop_rows = None if args.skip_loop else jitter_part(args.phase_s, work)
+    write_results(args.out, shield_rows, loop_rows, command.strip(), load)
     print(f"results: {args.out / 'shield_latency.md'}")
 
 

@@ -17,7 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 # DDS stays on loopback; each test session gets its own domain so concurrent
 # sessions (or a running stack) never see each other's topics.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+# Forced, not setdefault: scripts/env.sh exports ROS_DOMAIN_ID=42 into every shell that sources it, so
+# with setdefault every session on the machine shared domain 42 (commands and status crossed between
+# concurrent test runs). FARL_TEST_DOMAIN_ID pins one on purpose.
+os.environ["ROS_DOMAIN_ID"] = (os.environ.get("FARL_TEST_DOMAIN_ID")
+                               or str(random.Random(os.getpid()).randint(100, 200)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

@@ -131,7 +131,8 @@ def known_risk_folder(folder: str | Path, *, action: Sequence[float] = (0.5, 0.0
 
 
 def untrained_folder(folder: str | Path, *, hidden: Sequence[int] = (32, 32), latent_dim: int = 16,
-                     epsilon_safe: float = 1000.0, seed: int = 0, horizon: int = HORIZON) -> Path:
+                     world_model_hidden: Sequence[int] | None = None, epsilon_safe: float = 1000.0, seed: int = 0,
+                     horizon: int = HORIZON) -> Path:
     """Fresh small networks: torch checkpoints (the learner's start) + the exported ONNX folder (the shield's).
 
     The default eps_safe is far above any C_H (<= sum_k 0.9^k ~ 6.9), so the
@@ -154,7 +155,7 @@ def untrained_folder(folder: str | Path, *, hidden: Sequence[int] = (32, 32), la
     policy = GaussianPolicy(OBS_DIM, ACTION_DIM, hidden)
     recovery = GaussianPolicy(OBS_DIM, ACTION_DIM, hidden)
     value = ValueNetwork(OBS_DIM, hidden)
-    world_model = WorldModel(OBS_DIM, ACTION_DIM, latent_dim=latent_dim, hidden=hidden)
+    world_model = WorldModel(OBS_DIM, ACTION_DIM, latent_dim=latent_dim, hidden=world_model_hidden or hidden)
     for module in (policy, recovery, value, world_model):
         module.normalizer.fit(data)
     save_checkpoint(folder / CHECKPOINTS["task_policy"], "policy", policy)
