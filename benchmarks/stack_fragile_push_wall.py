@@ -139,10 +139,14 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["farl", "shield_off"])
     args = parser.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    # A private DDS domain: another stack on this machine in the same domain (scripts/env.sh's
+    # default 42) would have its learner's policies and its shield's decisions cross over.
+    if "BENCH_ROS_DOMAIN_ID" in os.environ or os.environ.get("ROS_DOMAIN_ID", "42") == "42":
+        os.environ["ROS_DOMAIN_ID"] = os.environ.get("BENCH_ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     results = {"command": "python benchmarks/stack_fragile_push_wall.py " + shlex.join(sys.argv[1:]),
                "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER,
                "machine": f"{os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
-               "load_avg_start": os.getloadavg()}
+               "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
     for name in args.arms:
         results[name] = run_arm(name, ARMS[name], args.episodes, args.seed, args.out)
     results["load_avg_end"] = os.getloadavg()
