@@ -37,7 +37,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(10
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
-from farl_control.processes import ManagedProcess, loopback_port_free  # noqa: E402
+from farl_control.processes import ManagedProcess, free_loopback_ip  # noqa: E402
 from farl_control.ros_probe import RosProbe, dist  # noqa: E402
 from farl_control.task_config import load_task_config  # noqa: E402
 
@@ -50,13 +50,7 @@ STATUS_WINDOW_PERIODS = 200  # the node's loop-period statistics window (franka_
 HOG_SCRIPT = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
 
 
-def free_ip() -> str:
-    rng = random.Random()
-    for _ in range(200):
-        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
-        if loopback_port_free(ip, 1337) and loopback_port_free(ip, 1338):
-            return ip
-    raise RuntimeError("no free loopback address for franky-sim")
+free_ip = free_loopback_ip
 
 
 def pct(values: list[float], q: float) -> float:

@@ -27,7 +27,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
-from farl_control.processes import ManagedProcess, loopback_port_free  # noqa: E402
+from farl_control.processes import ManagedProcess, free_loopback_ip  # noqa: E402
 
 
 class ProcessPool:
@@ -76,9 +76,4 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def robot_ip() -> str:
     """A loopback address where no franky-sim is listening yet (one per test)."""
-    rng = random.Random()
-    for _ in range(200):
-        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
-        if loopback_port_free(ip, 1337) and loopback_port_free(ip, 1338):
-            return ip
-    raise RuntimeError("no free loopback address for franky-sim")
+    return free_loopback_ip()

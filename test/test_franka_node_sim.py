@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 import pytest
 
 from conftest import ProcessPool  # the shared fixtures' pool: process groups killed on teardown
-from farl_control.processes import loopback_port_free
+from farl_control.processes import free_loopback_ip
 from farl_control.ros_probe import RosProbe, dist
 from farl_control.task_config import load_task_config
 
@@ -37,13 +36,7 @@ STOP_BOUND_S = CTRL.command_timeout_s + 2 * PERIOD + 0.4
 STARTUP_TIMEOUT_S = 60.0
 
 
-def free_ip() -> str:
-    rng = random.Random()
-    for _ in range(200):
-        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
-        if loopback_port_free(ip, 1337) and loopback_port_free(ip, 1338):
-            return ip
-    raise RuntimeError("no free loopback address for franky-sim")
+free_ip = free_loopback_ip
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,19 @@ def loopback_port_free(host: str, port: int) -> bool:
     return True
 
 
+def free_loopback_ip(ports: Sequence[int] = (1337, 1338)) -> str:
+    """A random 127.0.x.y where nothing listens on `ports` (franky-sim's): one simulator per address,
+    so concurrent test sessions and benchmarks never share an arm."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        ip = f"127.0.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
+        if all(loopback_port_free(ip, port) for port in ports):
+            return ip
+    raise RuntimeError("no free loopback address for franky-sim")
+
+
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
     """Poll `predicate` until it is true or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
