@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from farl_learner.data.format import KIND_FAILURE, KIND_RECOVERY, KIND_TASK, load_dataset
-from farl_learner.twin.data import build_twin_datasets, collect_failure_data
+from farl_learner.twin.config import load_twin_config
+from farl_learner.twin.data import build_twin_datasets, collect_failure_data, dataset_key
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import random_policy
 
@@ -40,10 +41,13 @@ def test_build_twin_datasets_kinds_counts_and_cache(tmp_path, env):
                                 env_factory=lambda: env, **sizes)
     assert again.seconds == {"task": 0.0, "recovery": 0.0, "failure": 0.0}
     np.testing.assert_array_equal(again.recovery.obs, built.recovery.obs)
-    other = build_twin_datasets("fragile_push_wall", tmp_path, seed=1, progress=False,
-                                env_factory=lambda: env, task_episodes=1, recovery_episodes=1,
-                                failure_transitions=10)
-    assert other.paths["task"].parent != built.paths["task"].parent
+    # Any parameter change is another cache folder.
+    twin = load_twin_config("fragile_push_wall")
+    key = dataset_key(env, twin, 0, sizes, "task_expert_without_wall_avoidance")
+    assert built.paths["task"].parent.name.endswith(key)
+    assert dataset_key(env, twin, 1, sizes, "task_expert_without_wall_avoidance") != key
+    assert dataset_key(env, twin, 0, {**sizes, "failure_transitions": 31}, "task_expert_without_wall_avoidance") != key
+    assert dataset_key(env, twin, 0, sizes, "my_policy") != key
 
 
 def test_failure_data_labels_the_failure_step(env):
