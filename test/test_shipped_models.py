@@ -1,0 +1,55 @@
+"""The pretrained model folder shipped in the repo (config/models/fragile_push_wall, made by
+`farl pretrain-twin`): the shield loads it, the learner starts from it, and the stack's
+learner config re-exports policies with the manifest's horizon and gamma_risk."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from farl_control.paths import resolve_config_path
+from farl_control.shield_runtime import ShieldRuntime
+from farl_control.stack import load_stack
+from farl_control.task_config import load_task_config
+from farl_control.task_spec import TaskSpec
+
+TASK = "fragile_push_wall"
+
+
+@pytest.fixture(scope="module")
+def stack_params():
+    nodes = {n.name: n for n in load_stack(TASK).resolve({})}
+    return nodes["shield"].parameters, nodes["learner"].parameters
+
+
+def test_shield_loads_the_shipped_folder(stack_params):
+    shield_params, _ = stack_params
+    spec = TaskSpec.from_config(load_task_config(TASK))
+    folder = resolve_config_path(shield_params["models_dir"])
+    runtime = ShieldRuntime(folder, TASK, spec.obs_dim, spec.action_dim)
+    assert runtime.manifest.obs_layout == {name: [i, i + 1] for i, name in enumerate(spec.layout())}
+    obs = np.array([0.55, 0.0, 0.52, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)  # home pose, block at rest
+    decision = runtime.decide(obs)
+    assert np.all(np.abs(decision.action) <= 1.0) and np.isfinite(decision.risk)
+    assert decision.source == "task"  # far from the wall: no recovery
+    calibration = json.loads((folder / "calibration.json").read_text())
+    assert runtime.epsilon == pytest.approx(calibration["epsilon_safe"])
+    total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert total < 5_000_000, f"shipped folder is {total / 1e6:.1f} MB"
+    assert not list(folder.glob("*.npz")), "datasets must not be shipped"
+
+
+def test_learner_starts_from_it_with_the_manifest_horizon(stack_params, tmp_path):
+    pytest.importorskip("torch")
+    from farl_learner.config import load_farl_config
+    from farl_learner.learner_core import LearnerCore
+
+    _, learner_params = stack_params
+    cfg = load_farl_config(resolve_config_path(learner_params["farl_config"]))
+    folder = resolve_config_path(learner_params["models_dir"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert cfg.task == TASK
+    assert cfg.risk.horizon == manifest["horizon"] and cfg.risk.gamma_risk == pytest.approx(manifest["gamma_risk"])
+    core = LearnerCore(TASK, folder, tmp_path / "run", cfg)
+    assert core.policy.obs_dim == manifest["obs_dim"] and core.epsilon_safe == pytest.approx(manifest["epsilon_safe"])
