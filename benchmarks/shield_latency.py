@@ -134,7 +134,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
     from std_msgs.msg import String
 
     from farl_control.ros_probe import RosProbe
-    from test_franka_node_sim import free_ip
+    from farl_control.processes import free_loopback_ip as free_ip
 
     ip = free_ip()
     models = work / "full"  # the largest networks: the heaviest PPO updates

@@ -19,7 +19,7 @@ from std_msgs.msg import String
 
 from farl_control.ros_probe import RosProbe
 from model_folders import untrained_folder
-from test_franka_node_sim import free_ip
+from farl_control.processes import free_loopback_ip as free_ip
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 

@@ -29,7 +29,8 @@ from farl_control.ros_probe import RosProbe, dist
 from farl_control.task_config import load_task_config
 from farl_control.task_spec import TaskSpec
 from model_folders import known_risk_folder
-from test_franka_node_sim import STARTUP_TIMEOUT_S, free_ip
+from farl_control.processes import free_loopback_ip as free_ip
+from test_franka_node_sim import STARTUP_TIMEOUT_S
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 
