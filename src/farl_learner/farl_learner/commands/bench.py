@@ -254,7 +254,8 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
         changes_paper.append(100.0 * (pf - pu) / pu)
         lines.append(f"| {task} | {n} | {_pm(u['failure_episodes'][:n])} | {_pm(f['failure_episodes'][:n])} | "
                      f"{_change(mf, mu) if n else 'n/a'} | {pu} | {pf} | {_change(pf, pu)} |")
-    lines.append(f"| mean | | | | {_fmt(_mean(changes_ours))} % | | | {_fmt(_mean(changes_paper))} % |")
+    pct = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
+    lines.append(f"| mean | | | | {pct(_mean(changes_ours))} | | | {pct(_mean(changes_paper))} |")
     lines += [
         "",
         "## Normalized return, before → after fine-tuning",
