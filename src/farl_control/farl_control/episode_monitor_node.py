@@ -203,7 +203,12 @@ class EpisodeMonitorNode(Node):
     def _await_learner(self) -> None:
         """Before the first episode: a learner that starts later than the stack would miss it (volatile topic)."""
         deadline = time.monotonic() + self.learner_wait_s
-        while self.transitions.get_subscription_count() == 0 and not self._stopping.is_set():
+
+        def learner_listens() -> bool:  # the learner node itself, not any tool that listens in
+            return any("learner" in info.node_name
+                       for info in self.get_subscriptions_info_by_topic(TRANSITIONS_TOPIC))
+
+        while not learner_listens() and not self._stopping.is_set():
             if time.monotonic() > deadline:
                 self.get_logger().warning(f"no learner on {TRANSITIONS_TOPIC} after {self.learner_wait_s:g} s: "
                                           "running episodes without one")

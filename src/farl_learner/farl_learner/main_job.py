@@ -195,11 +195,14 @@ class FarlRun:
 
     def _drain_learner(self, recorder, learner) -> None:
         """The last episodes' PPO update is still running when the monitor finishes: let it land."""
-        deadline = time.monotonic() + LEARNER_DRAIN_S
+        finished = time.monotonic()
+        deadline = finished + LEARNER_DRAIN_S
         print("[farl run] waiting for the learner to finish its update on the last episodes", flush=True)
         while not self.interrupted and time.monotonic() < deadline and learner is not None and learner.alive():
+            # The last episode reached the learner before the monitor's "finished"; a status sent more
+            # than a status period (1 s) later that says "not busy" means its update (if any) is done.
             status = recorder.learner_status
-            if status and not status.get("busy") and int(status.get("episodes", 0)) >= self.episodes:
+            if status and recorder.learner_status_time > finished + 1.2 and not status.get("busy"):
                 return
             time.sleep(0.2)
         if learner is None or not learner.alive():

@@ -43,6 +43,7 @@ class RunRecorder:
         self.node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 100)
         self.node.create_subscription(String, "/farl/learner/policy", self._on_policy, LATCHED)
         self.learner_status: dict = {}
+        self.learner_status_time = 0.0  # time.monotonic() of the latest learner status
         self.node.create_subscription(String, "/farl/learner/status", self._on_learner_status, 10)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
@@ -87,6 +88,7 @@ class RunRecorder:
     def _on_learner_status(self, msg: String) -> None:
         try:
             self.learner_status = json.loads(msg.data)
+            self.learner_status_time = time.monotonic()
         except ValueError:
             pass
 
