@@ -33,7 +33,9 @@ import time
 from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+# Forced, not setdefault: scripts/env.sh exports the stack default 42, and a benchmark must not
+# share a domain with a running stack or another session.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("FARL_BENCH_DOMAIN_ID") or str(random.Random(os.getpid()).randint(100, 200))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["PYTHONUNBUFFERED"] = "1"
 

@@ -217,7 +217,9 @@ def test_stop_refuses_motion_until_reset(robot):
     assert robot.call("reset", timeout_s=40.0).success
     before = robot.pos()
     robot.stream((0.05, 0.0, 0.0), duration_s=1.0, rate_hz=CTRL.rate_hz)
-    assert dist(robot.pos(), before) > 0.02, "no motion after reset"
+    # 0.05 m/s for 1 s is ~0.05 m in real time; franky-sim under CPU load runs at
+    # ~0.5x and the first tick waits for the loop: "moves at all" is what counts.
+    assert dist(robot.pos(), before) > 0.005, "no motion after reset"
 
 
 @pytest.mark.timeout(90)
