@@ -49,10 +49,18 @@ def episodes_of(run_dir: Path) -> list[dict]:
     return rows
 
 
-def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path) -> dict:
+def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path, reuse: bool = False) -> dict:
+    """Run one arm (or, with `reuse`, read the finished run already in out/name)."""
     run_dir = out / name
     cmd = ["farl", "run", "fragile_push_wall", "--episodes", str(episodes), "--out", str(run_dir),
            f"seed:={seed}", *extra]
+    if reuse:
+        previous = json.loads((ROOT / "benchmarks" / "results" / "stack_fragile_push_wall.json").read_text())
+        if previous.get(name, {}).get("episodes") != episodes:
+            raise SystemExit(f"--reuse {name}: no complete {episodes}-episode run recorded")
+        return {**previous[name], "reused_from_earlier_invocation": True}
+    if run_dir.exists():  # farl run appends to its logs and the learner resumes its state: start clean
+        run_dir.rename(run_dir.with_name(f"{name}-old-{time.strftime('%Y%m%d-%H%M%S')}"))
     print(f"[bench] {name}: {shlex.join(cmd)}", flush=True)
     started = time.monotonic()
     rc = subprocess.call(cmd, cwd=ROOT)
@@ -136,7 +144,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-stack")
-    parser.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["farl", "shield_off"])
+    parser.add_argument("--reuse", nargs="*", choices=sorted(ARMS), default=[],
+                        help="arms taken from the last results JSON instead of run again (same episodes)")
+    parser.add_argument("--robot-ip", default=None,
+                        help="franky-sim loopback address for both arms (default: a private 127.0.x.y, so another "
+                             "simulator on 127.0.0.1:1337 cannot interfere)")
     args = parser.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     # A private DDS domain: another stack on this machine in the same domain (scripts/env.sh's
@@ -147,10 +159,13 @@ def main() -> None:
                "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER,
                "machine": f"{os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
                "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
-    for name in args.arms:
-        results[name] = run_arm(name, ARMS[name], args.episodes, args.seed, args.out)
+    robot_ip = args.robot_ip or f"127.0.{100 + os.getpid() % 100}.{1 + os.getpid() % 200}"
+    results["robot_ip"] = robot_ip
+    for name in ("farl", "shield_off"):
+        results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,
+                                args.out, reuse=name in args.reuse)
     results["load_avg_end"] = os.getloadavg()
-    if "farl" in results and "shield_off" in results:
+    if True:
         f, b = results["farl"], results["shield_off"]
         results["change_pct"] = {"failure_pairs": change(b["failure_pairs"], f["failure_pairs"]),
                                  "failure_episodes": change(b["failure_episodes"], f["failure_episodes"]),
