@@ -71,3 +71,15 @@ def test_bad_policy_refused_old_one_keeps_running(tmp_path, problem):
     d = runtime.decide(_at(0.55))
     assert d.policy_version == 1
     np.testing.assert_allclose(d.action_task, (0.5, 0, 0), atol=1e-6)
+
+
+def test_a_policy_from_outside_the_learners_folder_is_refused(tmp_path):
+    """Another stack on the same ROS domain may announce valid folders: only our learner's count."""
+    runtime = ShieldRuntime(known_risk_folder(tmp_path / "v1"), TASK, OBS_DIM, 3,
+                            policy_root=tmp_path / "our_learner")
+    stranger = known_risk_folder(tmp_path / "their_learner" / "v0002", action=(0.3, 0, 0), policy_version=2)
+    with pytest.raises(FarlInputError, match="outside this stack's learner folder"):
+        runtime.swap_policy(stranger, _sha(stranger), 2)
+    ours = known_risk_folder(tmp_path / "our_learner" / "policies" / "v0002", action=(0.3, 0, 0), policy_version=2)
+    runtime.swap_policy(ours, _sha(ours), 2)
+    assert runtime.decide(_at(0.5)).policy_version == 2

@@ -76,6 +76,9 @@ class ShieldNode(Node):
         self.declare_parameter("seed", 0, describe("Seed of the exploration noise"))
         self.declare_parameter("epsilon_override", -1.0,
                                describe("eps_safe to use instead of the manifest's calibrated value (< 0: manifest)"))
+        self.declare_parameter("policy_root", "",
+                               describe("Accept new policies only from folders under this one (the learner's "
+                                        "run_dir); empty = any folder"))
         self.declare_parameter("pose_timeout_s", 0.5,
                                describe("Do not act on poses older than this (s): a stalled camera/state stream"))
 
@@ -87,7 +90,8 @@ class ShieldNode(Node):
             resolve_config_path(self.get_parameter("models_dir").value), config.task, self.spec.obs_dim,
             self.spec.action_dim, shield_enabled=bool(self.get_parameter("shield_enabled").value),
             explore=bool(self.get_parameter("explore").value), seed=int(self.get_parameter("seed").value),
-            epsilon_override=epsilon if epsilon >= 0 else None)
+            epsilon_override=epsilon if epsilon >= 0 else None,
+            policy_root=str(self.get_parameter("policy_root").value) or None)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
         self.positions: dict[str, tuple[np.ndarray, float]] = {}

@@ -63,8 +63,11 @@ class _Graphs:
 class ShieldRuntime:
     def __init__(self, model_dir: str | Path, task: str, obs_dim: int, action_dim: int,
                  shield_enabled: bool = True, explore: bool = True, seed: int = 0,
-                 epsilon_override: float | None = None):
+                 epsilon_override: float | None = None, policy_root: str | Path | None = None):
         manifest = load_manifest(model_dir, expect_task=task, expect_obs_dim=obs_dim, expect_action_dim=action_dim)
+        # Only folders under the learner's run folder may replace the policy: an announcement
+        # from another stack on the same ROS domain is refused however valid its files are.
+        self.policy_root = Path(policy_root).resolve() if policy_root else None
         for name in ("policy", "recovery", "risk"):
             if name not in manifest.models:
                 raise FarlInputError(Path(model_dir) / MANIFEST, f"no {name}.onnx in this model folder", key="models")
@@ -108,6 +111,9 @@ class ShieldRuntime:
         """Verify a new model folder and make it the running one; raises FarlInputError, keeps the old."""
         folder = Path(folder)
         manifest_file = folder / MANIFEST
+        if self.policy_root is not None and not folder.resolve().is_relative_to(self.policy_root):
+            raise FarlInputError(folder, f"announced policy is outside this stack's learner folder {self.policy_root}"
+                                         " (another stack on the same ROS domain?)")
         if not manifest_file.is_file():
             raise FarlInputError(manifest_file, "announced policy has no manifest.json")
         if manifest_sha256 is not None and file_sha256(manifest_file) != manifest_sha256:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import signal
 import time
 from datetime import datetime, timezone
@@ -45,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>-<time>)")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
                         help=f"episodes of online fine-tuning (default {DEFAULT_EPISODES}, a few minutes)")
+    parser.add_argument("--ros-domain", type=int, default=None,
+                        help="ROS_DOMAIN_ID for this run's stack (default: a private random one in 100-200, so "
+                             "two runs on one machine never exchange commands or policies; give the same to rviz2)")
     parser.add_argument("--scripted", action="store_true",
                         help="drive the scripted operator waypoints instead of learning")
 
@@ -58,6 +63,24 @@ def default_run_dir(task: str, suffix: str = "") -> Path:
     return (repo_root() or Path.cwd()) / "runs" / f"{task}-{stamp}{suffix}"
 
 
+def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int:
+    """A finite run in simulation gets its own ROS domain and franky-sim address.
+
+    Another stack on the machine (a second run, a benchmark, `farl launch`) would
+    otherwise share domain and 127.0.0.1:1337: its learner's announcements would
+    reach this run's shield, its arm this run's commands.
+    """
+    from farl_control.processes import free_loopback_ip
+
+    domain = ros_domain if ros_domain is not None else random.Random().randint(100, 200)
+    if not 0 <= domain <= 232:
+        raise FarlInputError(None, f"--ros-domain must be in 0..232, got {domain}")
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    if stack.argument_values(overrides)["robot"] == "sim" and "robot_ip" not in overrides:
+        overrides["robot_ip"] = free_loopback_ip()
+    return domain
+
+
 class ScriptedDemo:
     def __init__(self, task: str, launch_tokens: list[str], out: Path | None):
         self.config = load_task_config(task)
@@ -68,6 +91,7 @@ class ScriptedDemo:
             Section(self.config.raw, self.config.path).section("scripted_operator"))
         self.stack = load_stack(task)
         overrides = {"autonomy": "false", **parse_launch_arguments(launch_tokens)}
+        isolate_run(self.stack, overrides, None)
         self.nodes = self.stack.resolve(overrides)
         self.out = out or default_run_dir(task, "-scripted")
         self.interrupted = False
@@ -156,7 +180,8 @@ def _list(v):
 class FarlRun:
     """The full online loop for a fixed number of episodes, recorded and reported."""
 
-    def __init__(self, task: str, launch_tokens: list[str], out: Path | None, episodes: int):
+    def __init__(self, task: str, launch_tokens: list[str], out: Path | None, episodes: int,
+                 ros_domain: int | None = None):
         if episodes < 1:
             raise FarlInputError(None, f"--episodes must be >= 1, got {episodes}")
         self.config = load_task_config(task)
@@ -168,6 +193,7 @@ class FarlRun:
                 raise FarlInputError(None, f"{key}:= is set by farl run (use --episodes / --out)")
         self.overrides = {"autonomy": "true", **overrides, "episodes": str(episodes),
                           "run_dir": str(self.out / "learner")}
+        self.ros_domain = isolate_run(self.stack, self.overrides, ros_domain)
         self.values = self.stack.argument_values(self.overrides)
         self.nodes = self.stack.resolve(self.overrides)
         self.episodes = episodes
@@ -220,6 +246,8 @@ class FarlRun:
         print(f"[farl run] {self.config.task}: {self.episodes} episodes of online fine-tuning in "
               f"{'simulation' if self.values['robot'] == 'sim' else 'the real robot'}, shield "
               f"{'ON (FARL)' if shield_on else 'OFF (Uni-O4 baseline)'}; output in {self.out}")
+        print(f"[farl run] ROS domain {self.ros_domain} (to watch: ROS_DOMAIN_ID={self.ros_domain} rviz2 -d "
+              "config/rviz/farl.rviz); simulated arm at " + self.values["robot_ip"], flush=True)
         launcher = StackLauncher(self.nodes)
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
@@ -260,4 +288,4 @@ class FarlRun:
 def run(args: argparse.Namespace) -> int:
     if args.scripted:
         return ScriptedDemo(args.task, args.arguments, args.out).run()
-    return FarlRun(args.task, args.arguments, args.out, args.episodes).run()
+    return FarlRun(args.task, args.arguments, args.out, args.episodes, args.ros_domain).run()
