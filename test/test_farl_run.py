@@ -9,6 +9,7 @@ A probe on the same ROS domain also sees the episode monitor's transitions.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -42,7 +43,10 @@ def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
         t0 = time.monotonic()
         job = processes.start("farl_run", [sys.executable, "-m", "farl_learner.cli", "run", "fragile_push_wall",
                                            "--episodes", "2", "--out", str(out), f"models_dir:={models}",
-                                           "episodes_per_update:=1", f"robot_ip:={free_ip()}"])
+                                           "episodes_per_update:=1", f"robot_ip:={free_ip()}",
+                                           # the probe listens on this session's domain; farl run would
+                                           # otherwise pick a private one
+                                           "--ros-domain", os.environ["ROS_DOMAIN_ID"]])
         code = job.popen.wait(timeout=200)
         elapsed = time.monotonic() - t0
     finally:
