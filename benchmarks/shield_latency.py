@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import random
@@ -230,9 +231,11 @@ def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict] | No
     if loop_rows is None:
         old = json.loads(previous.read_text()) if previous.is_file() else {}
         loop_rows, loop_run = old.get("control_loop", []), old.get("control_loop_run", {})
-    (out / "shield_latency.json").write_text(json.dumps({
-        "shield_decide_run": shield_run, "shield_decide": shield_rows,
-        "control_loop_run": loop_run, "control_loop": loop_rows}, indent=2) + "\n")
+    text = json.dumps({"shield_decide_run": shield_run, "shield_decide": shield_rows,
+                       "control_loop_run": loop_run, "control_loop": loop_rows}, indent=2) + "\n"
+    # Results name paths relative to the repository: they are read on other machines.
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/farl_shield_bench_\w+/", "<tmp>/", text)
+    (out / "shield_latency.json").write_text(text.replace(str(REPO) + "/", ""))
     lines = ["# Shield tick latency and control-loop jitter with the learner training", "",
              "## ShieldRuntime.decide, one core (os.sched_setaffinity), target <= 1 ms", "",
              f"Command: `{command}`  ", f"Machine: {machine}; {stamp}; {note}.", "",

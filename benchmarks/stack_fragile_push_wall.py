@@ -68,7 +68,7 @@ def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path, re
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     eps = episodes_of(run_dir)
     return {
-        "command": shlex.join(cmd), "exit_code": rc, "wall_seconds": round(wall, 1),
+        "command": shlex.join(cmd).replace(str(ROOT) + "/", ""), "exit_code": rc, "wall_seconds": round(wall, 1),
         "episodes": summary.get("episodes", len(eps)),
         "failure_pairs": summary.get("failure_pairs"),
         "failure_episodes": summary.get("failure_episodes"),
