@@ -182,7 +182,8 @@ def write_results(report: dict, out_dir: Path) -> None:
         "",
         f"Produced by `{report['command']}` on {report['date_utc']} UTC "
         f"({report['machine']['cpus']} CPUs; 1-min load average at the end "
-        f"{report['machine']['load_average_at_end'][0]:.2f}, other work was running on the machine).",
+        f"{report['machine']['load_average_at_end'][0]:.2f}, which includes this benchmark's own sim, "
+        "node and hog processes).",
         "",
         f"Latency: first command of a {STEP_SPEED} m/s step (arm at rest) → published EE pose moved "
         f"{MOTION_THRESHOLD_M * 1000:.1f} mm. Loop period: the node's command loop, p50/p99 over its "
