@@ -50,7 +50,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from .arm import ArmError, ArmState, FrankyArm
-from .spin_thread import SpinThread
+from .spin_thread import SpinThread, tear_down
 from .errors import FarlInputError, exit_on_input_error
 from .ros_conversions import make_joint_state, make_pose, make_status, twist_to_command
 from .safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
@@ -378,15 +378,7 @@ def main(args: list[str] | None = None) -> None:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        if node is not None:
-            node.shutdown()  # stops the arm whatever brought us here
-        stopped = spin.stop() if spin is not None else True
-        if spin is None:
-            executor.shutdown(timeout_sec=1.0)
-        if node is not None and stopped:  # never destroy under a thread still spinning it
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        tear_down(node, spin, executor)  # node.shutdown() stops the arm whatever brought us here
     sys.exit(code)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FarlInputError
+from .json_files import read_json_object
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -117,14 +118,7 @@ def load_manifest(folder: str | Path, expect_task: str | None = None, expect_obs
     """Read and verify a model folder; any problem is a FarlInputError naming the file."""
     folder = Path(folder)
     path = folder / MANIFEST
-    if not path.is_file():
-        raise FarlInputError(path, "model manifest not found (export the models first)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FarlInputError(path, f"not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise FarlInputError(path, "expected a JSON object")
+    data = read_json_object(path, missing="model manifest not found (export the models first)")
     if data.get("format_version") != FORMAT_VERSION:
         raise FarlInputError(path, f"format_version {data.get('format_version')!r}; this code reads {FORMAT_VERSION}",
                              key="format_version")

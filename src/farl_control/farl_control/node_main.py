@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from .errors import exit_on_input_error
-from .spin_thread import SpinThread
+from .spin_thread import SpinThread, tear_down
 
 
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 3,
@@ -50,11 +50,4 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
                 print(f"{program}: error: executor stopped", file=sys.stderr, flush=True)
                 break
     finally:
-        if node is not None and hasattr(node, "shutdown"):
-            node.shutdown()
-        stopped = spin.stop() if spin is not None else True
-        if spin is None:
-            executor.shutdown(timeout_sec=1.0)
-        if node is not None and stopped:
-            node.destroy_node()  # not under a spin thread still running: it raises InvalidHandle
-        rclpy.try_shutdown()
+        tear_down(node, spin, executor)

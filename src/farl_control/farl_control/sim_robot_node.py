@@ -41,7 +41,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from .spin_thread import SpinThread
+from .spin_thread import SpinThread, tear_down
 from .errors import FarlInputError, exit_on_input_error
 from .ros_conversions import make_pose, wxyz_to_xyzw
 from .sim_scene import SimScene
@@ -142,15 +142,7 @@ def main(args: list[str] | None = None) -> None:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
         code = 2
     finally:
-        if node is not None:
-            node.shutdown()
-        stopped = spin.stop() if spin is not None else True
-        if spin is None:
-            executor.shutdown(timeout_sec=1.0)
-        if node is not None and stopped:  # never destroy under a thread still spinning it
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        tear_down(node, spin, executor)
     sys.exit(code)
 
 

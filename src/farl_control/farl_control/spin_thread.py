@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import threading
 
+import rclpy
 from rclpy.executors import Executor
+from rclpy.node import Node
 
 SLICE_S = 0.1
 
@@ -45,3 +47,17 @@ class SpinThread:
         if ended:
             self.executor.shutdown(timeout_sec=1.0)
         return ended
+
+
+def tear_down(node: Node | None, spin: SpinThread | None, executor: Executor) -> None:
+    """The one shutdown order of every node's main(): node.shutdown() (stops the arm, ends
+    episodes) → stop spinning → executor → destroy the node (never under a thread still
+    spinning it: rcl raises InvalidHandle) → rclpy."""
+    if node is not None and hasattr(node, "shutdown"):
+        node.shutdown()
+    stopped = spin.stop() if spin is not None else True
+    if spin is None:
+        executor.shutdown(timeout_sec=1.0)
+    if node is not None and stopped:
+        node.destroy_node()
+    rclpy.try_shutdown()

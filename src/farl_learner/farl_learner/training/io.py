@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from farl_control.errors import FarlInputError
+from farl_control.json_files import read_json_object
 
 # Files of a pretrained model folder (torch side; the ONNX folder is written by export()).
 CHECKPOINTS = {"task_policy": "task_policy.pt", "task_value": "task_value.pt",
@@ -27,16 +27,7 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FarlInputError(path, "file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FarlInputError(path, f"not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise FarlInputError(path, "expected a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def _jsonable(value: Any) -> Any:
