@@ -12,7 +12,8 @@ Publishes
   /farl/robot/command     geometry_msgs/TwistStamped, TCP linear velocity, frame base
   /farl/shield/decision   diagnostic_msgs/DiagnosticStatus per tick; values: tick, episode,
                           risk, epsilon, source (task|recovery), latency_ms, policy_version,
-                          obs, action, action_task (JSON lists), log_prob, swap_error
+                          obs, action, action_task (JSON lists), log_prob, swap_error,
+                          positions (JSON {source: [x, y, z]}: the poses obs was built from)
   /farl/shield/markers    visualization_msgs/MarkerArray (see shield_markers)
 Subscribes
   /farl/episode/events    start / verdict events of the episode monitor
@@ -79,6 +80,9 @@ class ShieldNode(Node):
         self.declare_parameter("policy_root", "",
                                describe("Accept new policies only from folders under this one (the learner's "
                                         "run_dir); empty = any folder"))
+        self.declare_parameter("noise_correlation", -1.0,
+                               describe("AR(1) coefficient of the exploration noise in [0, 1) (< 0: the task "
+                                        "config's exploration.noise_correlation)"))
         self.declare_parameter("pose_timeout_s", 0.5,
                                describe("Do not act on poses older than this (s): a stalled camera/state stream"))
 
@@ -86,12 +90,16 @@ class ShieldNode(Node):
         self.config = config
         self.spec = TaskSpec.from_config(config)
         epsilon = float(self.get_parameter("epsilon_override").value)
+        correlation = float(self.get_parameter("noise_correlation").value)
+        if correlation >= 1.0:
+            raise FarlInputError(None, f"must be < 1, got {correlation}", key="parameter noise_correlation")
         self.runtime = ShieldRuntime(
             resolve_config_path(self.get_parameter("models_dir").value), config.task, self.spec.obs_dim,
             self.spec.action_dim, shield_enabled=bool(self.get_parameter("shield_enabled").value),
             explore=bool(self.get_parameter("explore").value), seed=int(self.get_parameter("seed").value),
             epsilon_override=epsilon if epsilon >= 0 else None,
-            policy_root=str(self.get_parameter("policy_root").value) or None)
+            policy_root=str(self.get_parameter("policy_root").value) or None,
+            noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
         self.positions: dict[str, tuple[np.ndarray, float]] = {}
@@ -132,6 +140,8 @@ class ShieldNode(Node):
         kind = event.get("type")
         with self._lock:
             if kind == "start":
+                if self.episode != int(event.get("episode", 0)):
+                    self.runtime.new_episode()
                 self.episode = int(event.get("episode", 0))
             elif kind in ENDING_EVENTS:
                 was_running = self.episode is not None
@@ -178,13 +188,14 @@ class ShieldNode(Node):
         stamp = self.get_clock().now().to_msg()
         self.command_pub.publish(make_twist(self.spec.action_to_velocity(decision.action), stamp=stamp))
         self.tick += 1
-        self.decision_pub.publish(self._decision_message(episode, obs, decision))
+        self.decision_pub.publish(self._decision_message(episode, obs, decision, positions))
         self.markers_pub.publish(marker_array(
             static_markers(self.config, stamp)
             + decision_markers(positions[TCP], decision.source, decision.risk, decision.epsilon,
                                decision.hand_path, decision.step_prob, stamp)))
 
-    def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision) -> DiagnosticStatus:
+    def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision,
+                          positions: dict[str, np.ndarray]) -> DiagnosticStatus:
         msg = DiagnosticStatus()
         msg.name = "farl/shield"
         msg.level = DiagnosticStatus.WARN if d.source == "recovery" else DiagnosticStatus.OK
@@ -196,6 +207,7 @@ class ShieldNode(Node):
             _kv("action", [round(float(v), 6) for v in d.action]),
             _kv("action_task", [round(float(v), 6) for v in d.action_task]),
             _kv("log_prob", f"{d.log_prob:.6f}"), _kv("swap_error", self.swap_error),
+            _kv("positions", {name: [round(float(v), 6) for v in xyz] for name, xyz in positions.items()}),
         ]
         return msg
 
