@@ -5,13 +5,19 @@ node, episode monitor, shield, learner doing online PPO) with the same shipped
 pretrained model folder (config/models/fragile_push_wall), the same seed and the
 same number of episodes, one after the other (never in parallel: they would
 compete for the CPU and the control loop's timing). Writes
-benchmarks/results/stack_fragile_push_wall.{json,md} with, per arm, failure
-pairs / failure episodes / per-episode returns and failure pairs /
-interventions / shield latency, the exact command, and the paper's real-robot
-anchor (Fragile Push Wall: 186 -> 36 failure pairs, -80.6 %; mean of three
-real-robot tasks -73.1 %).
+benchmarks/results/stack_fragile_push_wall.{json,md,png} with, per arm, failure
+pairs / failure episodes / successes / returns / interventions, each with a 95 %
+bootstrap interval over episodes, the change in failure pairs with its own
+interval, the success rate over blocks of episodes (does online learning
+improve it?), the shield latency, the exact command, and the paper's
+real-robot anchor (Fragile Push Wall: 186 -> 36 failure pairs, -80.6 %; mean
+of three real-robot tasks -73.1 %).
 
-    python benchmarks/stack_fragile_push_wall.py [--episodes 30] [--seed 0] [--out runs/bench-stack]
+While it runs it creates `/tmp/farl-quiet` (removed at the end): other heavy
+jobs on the machine that honour it wait, so the simulator and control loop
+keep their core.
+
+    python benchmarks/stack_fragile_push_wall.py [--episodes 50] [--seed 0] [--out runs/bench-stack]
 """
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUIET_FLAG = Path("/tmp/farl-quiet")
+BOOTSTRAP = 10_000
+BLOCK = 10  # episodes per block of the success-rate-over-time table
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"farl": [], "shield_off": ["shield:=false"]}
 PAPER = {"task": "Fragile Push Wall (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 186,
@@ -82,6 +91,7 @@ def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path, re
         "per_episode": [{"episode": e.get("episode"), "verdict": e.get("type"), "return": e.get("return"),
                          "steps": e.get("steps"), "failure_pairs": e.get("failure_pairs", 0),
                          "shield_triggers": e.get("shield_triggers", e.get("triggers")),
+                         "interventions": e.get("interventions", 0),
                          "policy_version": e.get("policy_version")} for e in eps],
         "policy_versions": summary.get("policy_versions"),
         "shield_latency_ms": summary.get("shield_latency_ms"),
@@ -93,37 +103,149 @@ def change(a, b) -> float | None:
     return None if not a else round(100.0 * (b - a) / a, 1)
 
 
+def per_episode_values(arm: dict) -> dict[str, np.ndarray]:
+    rows = arm["per_episode"]
+    return {"failure_pairs": np.array([r.get("failure_pairs") or 0 for r in rows], float),
+            "failure_episodes": np.array([(r.get("failure_pairs") or 0) > 0 for r in rows], float),
+            "successes": np.array([r.get("verdict") == "success" for r in rows], float),
+            "returns": np.array([r.get("return") or 0.0 for r in rows], float),
+            "interventions": np.array([r.get("interventions") or 0 for r in rows], float)}
+
+
+def bootstrap_intervals(arm: dict, rng: np.random.Generator) -> dict:
+    """95 % percentile-bootstrap intervals (episodes resampled) of each total, and of the mean return."""
+    values = per_episode_values(arm)
+    n = len(values["returns"])
+    out = {}
+    if n == 0:
+        return out
+    idx = rng.integers(0, n, size=(BOOTSTRAP, n))
+    for name, v in values.items():
+        stat = v[idx].mean(1) if name == "returns" else v[idx].sum(1)
+        key = "mean_return" if name == "returns" else name
+        out[key] = [round(float(np.percentile(stat, 2.5)), 3), round(float(np.percentile(stat, 97.5)), 3)]
+    return out
+
+
+def change_interval(base: dict, farl: dict, key: str, rng: np.random.Generator) -> list[float] | None:
+    """95 % bootstrap interval of the relative change of a total (both arms resampled independently)."""
+    b, f = per_episode_values(base)[key], per_episode_values(farl)[key]
+    if not len(b) or not len(f) or not b.sum():
+        return None
+    bt = b[rng.integers(0, len(b), size=(BOOTSTRAP, len(b)))].sum(1)
+    ft = f[rng.integers(0, len(f), size=(BOOTSTRAP, len(f)))].sum(1)
+    ok = bt > 0
+    rel = 100.0 * (ft[ok] - bt[ok]) / bt[ok]
+    return [round(float(np.percentile(rel, 2.5)), 1), round(float(np.percentile(rel, 97.5)), 1)]
+
+
+def success_by_block(arm: dict) -> list[dict]:
+    v = per_episode_values(arm)
+    out = []
+    for start in range(0, len(v["successes"]), BLOCK):
+        sl = slice(start, start + BLOCK)
+        out.append({"episodes": f"{start + 1}-{start + len(v['successes'][sl])}",
+                    "success_rate": round(float(v["successes"][sl].mean()), 3),
+                    "failure_rate": round(float(v["failure_episodes"][sl].mean()), 3),
+                    "mean_return": round(float(v["returns"][sl].mean()), 2)})
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, label, color in (("shield_off", "shield off (Uni-O4)", "tab:red"), ("farl", "FARL", "tab:blue")):
+        v = per_episode_values(results[name])
+        idx = np.arange(1, len(v["returns"]) + 1)
+        axes[0].plot(idx, np.cumsum(v["failure_pairs"]), color=color, label=label)
+        window = min(BLOCK, len(idx)) or 1
+        axes[1].plot(idx, np.convolve(v["successes"], np.ones(window) / window, mode="full")[:len(idx)],
+                     color=color, label=label)
+        axes[2].plot(idx, v["returns"], ".", color=color, alpha=0.6, label=label)
+    axes[0].set_ylabel("cumulative failure pairs")
+    axes[1].set_ylabel(f"success rate (last {BLOCK} episodes)")
+    axes[2].set_ylabel("episode return")
+    for ax in axes:
+        ax.set_xlabel("episode")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "stack_fragile_push_wall.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / "stack_fragile_push_wall.png")
     f, b = results["farl"], results["shield_off"]
+    fci, bci = f.get("ci95", {}), b.get("ci95", {})
+    ch = results.get("change_ci95", {})
+
+    def cell(arm, ci, key, value=None):
+        value = arm.get(key) if value is None else value
+        lo_hi = ci.get(key)
+        return f"{_fmt(value)} [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else _fmt(value)
+
     lines = [
         "# ROS 2 stack in simulation: FARL vs shield off (Fragile Push Wall, FR3 in franky-sim)", "",
         f"Command: `{results['command']}`", "",
         f"Per arm: `{f['command']}` / `{b['command']}` (same shipped model folder "
         f"`config/models/fragile_push_wall`, same seed, {results['episodes']} episodes each, run one after the other).",
-        "", f"Machine: {results['machine']}", "",
-        "| | shield off (Uni-O4) | FARL (shield on) | change | paper, real robot |",
+        "", f"Machine: {results['machine']}; load average {_load(results.get('load_avg_start'))} at the start, "
+        f"{_load(results.get('load_avg_end'))} at the end.", "",
+        "Totals over the episodes with [95 % bootstrap interval] (episodes resampled):", "",
+        "| | shield off (Uni-O4) | FARL (shield on) | change [95 % CI] | paper, real robot |",
         "|---|---|---|---|---|",
-        f"| failure pairs | {b['failure_pairs']} | {f['failure_pairs']} | "
-        f"{_pct(change(b['failure_pairs'], f['failure_pairs']))} | 186 -> 36 (-80.6 %); mean of 3 tasks -73.1 % |",
-        f"| failure episodes | {b['failure_episodes']} | {f['failure_episodes']} | "
-        f"{_pct(change(b['failure_episodes'], f['failure_episodes']))} | (sim, 1e6 steps: -21.5 %) |",
-        f"| successes | {b['successes']} | {f['successes']} | | |",
-        f"| mean return | {_num(b['mean_return'])} | {_num(f['mean_return'])} | | about equal |",
+        f"| failure pairs | {cell(b, bci, 'failure_pairs')} | {cell(f, fci, 'failure_pairs')} | "
+        f"{_pct(change(b['failure_pairs'], f['failure_pairs']))} {_ci(ch.get('failure_pairs'))} | "
+        "186 -> 36 (-80.6 %); mean of 3 tasks -73.1 % |",
+        f"| failure episodes | {cell(b, bci, 'failure_episodes')} | {cell(f, fci, 'failure_episodes')} | "
+        f"{_pct(change(b['failure_episodes'], f['failure_episodes']))} {_ci(ch.get('failure_episodes'))} | "
+        "(sim, 1e6 steps: -21.5 %) |",
+        f"| successes | {cell(b, bci, 'successes')} | {cell(f, fci, 'successes')} | | |",
+        f"| mean return | {cell(b, bci, 'mean_return')} | {cell(f, fci, 'mean_return')} | "
+        f"{_fmt(results.get('change_pct', {}).get('mean_return_delta'))} | about equal |",
+        f"| interventions | {cell(b, bci, 'interventions')} | {cell(f, fci, 'interventions')} | | |",
         f"| shield triggers (recovery ticks) | {b['shield_triggers']} | {f['shield_triggers']} | | |",
-        f"| interventions | {b['interventions']} | {f['interventions']} | | |",
         f"| policy updates | {len(b['policy_versions'] or [])} | {len(f['policy_versions'] or [])} | | |",
         f"| shield decide() latency p50 / p99 (ms) | {_lat(b)} | {_lat(f)} | | |",
         f"| wall time (s) | {b['wall_seconds']} | {f['wall_seconds']} | | |",
         "",
+        f"Success rate over time (blocks of {BLOCK} episodes; the learner updates the task policy every few "
+        "episodes in both arms):", "",
+        "| episodes | shield off: success / failure rate | FARL: success / failure rate |", "|---|---|---|",
+    ]
+    for rb, rf in zip(results.get("shield_off_by_block", []), results.get("farl_by_block", [])):
+        lines.append(f"| {rb['episodes']} | {rb['success_rate']:.0%} / {rb['failure_rate']:.0%} | "
+                     f"{rf['success_rate']:.0%} / {rf['failure_rate']:.0%} |")
+    lines += [
+        "",
         "Episodes end on the first failure (`episode.terminate_on_failure`), so failure pairs and failure "
         "episodes nearly coincide here; the paper's real-robot counts are pairs over 50 episodes.",
-        "", "Per-episode returns:", "",
-        f"- shield off: {[round(r, 1) for r in b['returns']]}",
-        f"- FARL: {[round(r, 1) for r in f['returns']]}", "",
+        "", "![stack benchmark](stack_fragile_push_wall.png)", "",
     ]
+    for note in results.get("notes", []):
+        lines.append(f"- {note}")
     (RESULTS / "stack_fragile_push_wall.md").write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v):
+    if v is None:
+        return "n/a"
+    return f"{v:.1f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
+
+
+def _ci(v):
+    return "" if not v else f"[{v[0]:+.1f}, {v[1]:+.1f}] %"
+
+
+def _load(v):
+    return "n/a" if not v else " / ".join(f"{x:.1f}" for x in v)
 
 
 def _pct(v):
@@ -141,7 +263,7 @@ def _lat(arm):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-stack")
     parser.add_argument("--reuse", nargs="*", choices=sorted(ARMS), default=[],
@@ -161,18 +283,29 @@ def main() -> None:
                "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
     robot_ip = args.robot_ip or f"127.0.{100 + os.getpid() % 100}.{1 + os.getpid() % 200}"
     results["robot_ip"] = robot_ip
-    for name in ("farl", "shield_off"):
-        results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,
-                                args.out, reuse=name in args.reuse)
+    own_flag = not QUIET_FLAG.exists()
+    QUIET_FLAG.touch()
+    try:
+        for name in ("shield_off", "farl"):
+            results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,
+                                    args.out, reuse=name in args.reuse)
+    finally:
+        if own_flag:
+            QUIET_FLAG.unlink(missing_ok=True)
     results["load_avg_end"] = os.getloadavg()
-    if True:
-        f, b = results["farl"], results["shield_off"]
-        results["change_pct"] = {"failure_pairs": change(b["failure_pairs"], f["failure_pairs"]),
-                                 "failure_episodes": change(b["failure_episodes"], f["failure_episodes"]),
-                                 "mean_return_delta": (None if f["mean_return"] is None or b["mean_return"] is None
-                                                       else round(f["mean_return"] - b["mean_return"], 2))}
-        write(results)
-    print(json.dumps({k: results.get(k) for k in ("change_pct",)}, indent=2))
+    rng = np.random.default_rng(args.seed)
+    f, b = results["farl"], results["shield_off"]
+    for arm in (f, b):
+        arm["ci95"] = bootstrap_intervals(arm, rng)
+    results["change_pct"] = {"failure_pairs": change(b["failure_pairs"], f["failure_pairs"]),
+                             "failure_episodes": change(b["failure_episodes"], f["failure_episodes"]),
+                             "mean_return_delta": (None if f["mean_return"] is None or b["mean_return"] is None
+                                                   else round(f["mean_return"] - b["mean_return"], 2))}
+    results["change_ci95"] = {key: change_interval(b, f, key, rng) for key in ("failure_pairs", "failure_episodes")}
+    results["shield_off_by_block"] = success_by_block(b)
+    results["farl_by_block"] = success_by_block(f)
+    write(results)
+    print(json.dumps({k: results.get(k) for k in ("change_pct", "change_ci95")}, indent=2))
 
 
 if __name__ == "__main__":

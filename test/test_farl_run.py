@@ -74,3 +74,25 @@ def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
     print(f"\nfarl run: 2 episodes in {elapsed:.0f} s wall (incl. start-up and shutdown), "
           f"{summary['decisions']} decisions, policy versions {summary['policy_versions']}, "
           f"shield latency {summary['shield_latency_ms']}")
+
+
+@pytest.mark.timeout(600)
+def test_the_default_main_job_shows_successes_and_the_shield_at_work(processes, tmp_path):
+    """What an operator sees from `scripts/run.sh`: the shipped models, 12 episodes, at least one
+    success, the shield firing at least once, and C_H crossing eps_safe in the recorded risk trace."""
+    out = tmp_path / "main"
+    job = processes.start("farl_run", [sys.executable, "-m", "farl_learner.cli", "run", "fragile_push_wall",
+                                       "--out", str(out), f"robot_ip:={free_ip()}"])
+    code = job.popen.wait(timeout=560)
+    log = job.log_text()
+    assert code == 0, log[-6000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 12, log[-4000:]
+    assert summary["successes"] >= 1, f"no success in 12 episodes: {summary}"
+    assert summary["shield_triggers"] >= 1, f"the shield never fired: {summary}"
+    decisions = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines() if line.strip()]
+    crossed = [d for d in decisions if float(d["risk"]) > float(d["epsilon"])]
+    assert crossed, "C_H never crossed eps_safe in the recorded decisions"
+    assert (out / "shield.png").stat().st_size > 0
+    print(f"\nmain job: {summary['successes']} successes, {summary['failure_episodes']} failure episodes, "
+          f"{summary['shield_triggers']} triggers, {len(crossed)} ticks with C_H > eps_safe")

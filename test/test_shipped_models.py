@@ -29,10 +29,14 @@ def test_shield_loads_the_shipped_folder(stack_params):
     folder = resolve_config_path(shield_params["models_dir"])
     runtime = ShieldRuntime(folder, TASK, spec.obs_dim, spec.action_dim)
     assert runtime.manifest.obs_layout == {name: [i, i + 1] for i, name in enumerate(spec.layout())}
-    obs = np.array([0.55, 0.0, 0.52, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)  # home pose, block at rest
-    decision = runtime.decide(obs)
-    assert np.all(np.abs(decision.action) <= 1.0) and np.isfinite(decision.risk)
-    assert decision.source == "task"  # far from the wall: no recovery
+    config = load_task_config(TASK)
+    block, target = config.scene.object("fragile_block").pos, config.scene.object("target").pos
+    tcp = (0.57, -0.22, 0.15)  # home: low, behind the block
+    obs = np.array([*tcp, block[0], block[1], target[0], target[1]], dtype=np.float32)
+    for _ in range(20):  # whatever the exploration draws, the start pose is far from any failure
+        decision = runtime.decide(obs)
+        assert np.all(np.abs(decision.action) <= 1.0) and np.isfinite(decision.risk)
+        assert decision.source == "task", f"C_H {decision.risk:.3g} > eps {decision.epsilon:.3g} at the start"
     calibration = json.loads((folder / "calibration.json").read_text())
     assert runtime.epsilon == pytest.approx(calibration["epsilon_safe"])
     total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
@@ -53,3 +57,39 @@ def test_learner_starts_from_it_with_the_manifest_horizon(stack_params, tmp_path
     assert cfg.risk.horizon == manifest["horizon"] and cfg.risk.gamma_risk == pytest.approx(manifest["gamma_risk"])
     core = LearnerCore(TASK, folder, tmp_path / "run", cfg)
     assert core.policy.obs_dim == manifest["obs_dim"] and core.epsilon_safe == pytest.approx(manifest["epsilon_safe"])
+
+
+@pytest.mark.sim
+def test_shield_fires_before_the_failures_of_the_policys_own_exploration(stack_params):
+    """In the training twin, run the shipped policy (ONNX, exploring as the stack's actor does) with the
+    shield off until it has failed several times; the shipped risk graph must flag the states just
+    before those failures (held-out: seeds the pretraining never used)."""
+    pytest.importorskip("torch")
+    from farl_learner.twin.config import make_twin_env
+
+    shield_params, _ = stack_params
+    spec = TaskSpec.from_config(load_task_config(TASK))
+    folder = resolve_config_path(shield_params["models_dir"])
+    runtime = ShieldRuntime(folder, TASK, spec.obs_dim, spec.action_dim, shield_enabled=False, seed=7,
+                            noise_correlation=spec.exploration_correlation)
+    env = make_twin_env(TASK)
+    flagged = preceding = failures = 0
+    for seed in range(900_000, 900_150):
+        obs, _ = env.reset(seed=seed)
+        runtime.new_episode()
+        risks = []
+        while True:
+            d = runtime.decide(obs)
+            risks.append(d.risk > d.epsilon)
+            obs, _, terminated, truncated, info = env.step(d.action)
+            if terminated or truncated:
+                break
+        if info["failure"]:
+            failures += 1
+            window = risks[-4:-1]  # 1 to 3 ticks before the failing tick
+            flagged += sum(window)
+            preceding += len(window)
+        if failures >= 8:
+            break
+    assert failures >= 5, f"only {failures} failures in the twin: the shipped policy no longer explores into the wall"
+    assert flagged / preceding >= 0.8, f"shield would have fired on {flagged}/{preceding} failure-preceding states"

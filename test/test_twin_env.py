@@ -150,7 +150,9 @@ def test_expert_succeeds_without_failure(env, twin):
 
 
 def test_recovery_controller_near_failure_and_retreat(env, twin):
-    rec = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
+    import dataclasses
+
+    rec = RecoveryController(env.config, env.spec_, twin.expert, dataclasses.replace(twin.recovery, style="retreat"))
     obs, _ = env.reset(seed=0)
     assert not rec.near_failure(obs)
     near = obs.copy()
@@ -159,6 +161,23 @@ def test_recovery_controller_near_failure_and_retreat(env, twin):
     near[:3] = [near[3] + rec.wall.sign * 0.06, near[4], 0.04]  # TCP low, behind the block
     action = rec(near)
     assert action[0] * rec.wall.sign > 0 and action[2] > 0  # away from the wall and up
+
+
+def test_back_off_recovery_leaves_the_block_against_the_push_and_stays_low(env, twin):
+    rec = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
+    assert twin.recovery.style == "back_off"
+    obs, _ = env.reset(seed=0)
+    pushing = obs.copy()
+    block = pushing[3:5]
+    pushing[:3] = [block[0], block[1] - 0.045, 0.04]  # fingers on the block's rear face, pushing +y
+    action = rec(pushing)
+    assert action[1] < 0  # back, against the push (+y toward the target)
+    assert action[0] * rec.wall.sign > 0  # and a little away from the wall
+    assert abs(action[2]) < 0.05  # at pushing height
+    assert not rec.is_safe(pushing)
+    backed = pushing.copy()
+    backed[:2] = rec.back_off_point(pushing)[:2]
+    assert rec.is_safe(backed)
 
 
 class _ScriptedActor:

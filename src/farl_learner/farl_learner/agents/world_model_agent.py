@@ -94,24 +94,35 @@ def world_model_loss(wm: WorldModel, seq: dict[str, torch.Tensor], cfg: WorldMod
     return loss, {name: value.item() for name, value in terms.items()}
 
 
-def train_world_model(data: Transitions, cfg: WorldModelConfig, seed: int,
-                      progress: bool = True) -> tuple[WorldModel, list[dict]]:
-    """Fit a fresh world model to `data` (task + failure transitions); returns it and a loss curve."""
+def train_world_model(data: Transitions, cfg: WorldModelConfig, seed: int, progress: bool = True,
+                      init: WorldModel | None = None, steps: int | None = None) -> tuple[WorldModel, list[dict]]:
+    """Fit a world model to `data` (task + failure transitions); returns it and a loss curve.
+
+    A fresh model for `cfg.steps` steps, or `init` trained on (a copy, its
+    observation normaliser kept) for `steps` more: the refinement round that
+    adds the states the shielded system itself visits (commands/pretrain_twin.py).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    wm = make_world_model(data, cfg)
+    if init is None:
+        wm = make_world_model(data, cfg)
+    else:
+        import copy
+
+        wm = copy.deepcopy(init).requires_grad_(True).train()
     optimizer = torch.optim.Adam(wm.parameters(), lr=cfg.learning_rate)
     failure_steps = np.flatnonzero(data.cost > 0)
     pos_weight = constraint_pos_weight(data, cfg, rng, failure_steps)
     curve = []
-    for step in trange(cfg.steps, desc="world model", disable=not progress, leave=False):
+    total = cfg.steps if steps is None else steps
+    for step in trange(total, desc="world model", disable=not progress, leave=False):
         seq = data.sequences(sample_starts(data, cfg, rng, failure_steps), cfg.horizon)
         loss, terms = world_model_loss(wm, seq, cfg, pos_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(wm.parameters(), cfg.grad_clip)
         optimizer.step()
-        if step % 100 == 0 or step == cfg.steps - 1:
+        if step % 100 == 0 or step == total - 1:
             curve.append({"step": step, "loss": loss.item(), "pos_weight": pos_weight, **terms})
     return wm.requires_grad_(False).eval(), curve
 

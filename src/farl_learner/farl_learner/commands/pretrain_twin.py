@@ -20,10 +20,16 @@ in-process), then exported as the model folder the ROS 2 stack loads
     5. recovery policy, 6. world model, 7. eps_safe calibration on held-out
        failure-data episodes, with its recall, needless-trigger rate, the whole
        trade-off curve and the warning lead time (training.pretrain)
-    8. export: policy.onnx, recovery.onnx, risk.onnx, manifest.json (obs layout =
+    8. world-model refinement (--refine-rounds): the shielded system explores
+       in the twin (--refine-transitions steps per round); its transitions -
+       states reached after recoveries, which steps 3-7 never saw and on which
+       the first model fired at half the ticks - join the world model's data, the
+       model trains on (--refine-steps), eps_safe is recalibrated on held-out
+       episodes of both sources
+    9. export: policy.onnx, recovery.onnx, risk.onnx, manifest.json (obs layout =
        TaskSpec.layout()), next to the torch checkpoints + calibration.json the
        learner node starts from; the shield runtime loads the folder and times decide()
-    9. twin preview of the stack benchmark: --preview-episodes episodes of the
+    10. twin preview of the stack benchmark: --preview-episodes episodes of the
        exploring policy with the shield off and on (same seeds), counted as the
        stack benchmark counts them
 
@@ -68,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "[default: 20]")
     parser.add_argument("--eval-episodes", type=int, default=20,
                         help="deterministic twin episodes that score each ensemble member [default: 20]")
+    parser.add_argument("--refine-rounds", type=int, default=1,
+                        help="world-model refinement rounds on the shielded system's own exploration [default: 1]")
+    parser.add_argument("--refine-transitions", type=int, default=10000,
+                        help="shielded exploration steps per refinement round [default: 10000]")
+    parser.add_argument("--refine-steps", type=int, default=1500,
+                        help="world-model gradient steps per refinement round [default: 1500]")
     parser.add_argument("--preview-episodes", type=int, default=100,
                         help="twin episodes per arm (shield off / on) of the closing preview; 0 = skip [default: 100]")
     parser.add_argument("--latency-samples", type=int, default=500, help="shield decide() calls timed [default: 500]")
@@ -84,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_farl_config
     from ..training.io import write_json
     from ..twin.actors import PolicyActor, rollouts
-    from ..twin.data import collect_exploration_data, recovery_demos_from_states
+    from ..twin.data import recovery_demos_from_states
 
     started = time.perf_counter()
     config_path = resolve_config_path(args.config)
@@ -122,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
     def failure_source(policy):
         stages.set_postfix_str("failure data (the policy's own exploration)")
         t = time.perf_counter()
-        dataset, near = collect_exploration_data(env, policy, failure_transitions, cfg.seed, correlation)
+        dataset, near, path = exploration_data(env, twin, policy, args.data, failure_transitions, cfg.seed,
+                                               correlation)
         near_failures.extend(near)
-        data_info["failure"] = {"seconds": time.perf_counter() - t, "stats": dataset.meta.get("stats", {})}
+        data_info["failure"] = {"seconds": time.perf_counter() - t, "path": str(path),
+                                "stats": dataset.meta.get("stats", {})}
         stats = data_info["failure"]["stats"]
         print(f"failure data: {stats['failure_episodes']} failure episodes of {stats['episodes']} "
               f"({stats['failure_rate']:.0%}) from the pretrained policy's exploration, "
@@ -156,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
                                    "raise --failure-transitions") from None
     stages.update(1)
 
+    stages.set_postfix_str("world-model refinement (the shielded system's exploration)")
+    t0 = time.perf_counter()
+    refinement = refine_world_model(env, out, cfg, correlation, demos, Path(data_info["failure"]["path"]),
+                                    args.refine_rounds, args.refine_transitions, args.refine_steps)
+    if refinement:
+        metrics["calibration_before_refinement"] = metrics["calibration"]
+        metrics["calibration"] = refinement[-1]["calibration"]
+    refine_seconds = time.perf_counter() - t0
+
     stages.set_postfix_str("export")
     t0 = time.perf_counter()
     manifest, parity = export_folder(args.task, out, cfg)
@@ -176,11 +199,12 @@ def run(args: argparse.Namespace) -> int:
     plot_calibration(out / "calibration.png", metrics["calibration"], args.task)
     wall = time.perf_counter() - started
     metrics["timings"] = {"twin_demos_s": demo_seconds, **metrics["timings"], "export_s": export_seconds,
-                          "twin_preview_s": preview_seconds, "total_s": wall}
+                          "refinement_s": refine_seconds, "twin_preview_s": preview_seconds, "total_s": wall}
     metrics["twin_data"] = {**demo_info, **data_info, "exploration_correlation": correlation}
     metrics["export"] = {"parity_max_abs_diff": parity, "files": sorted(manifest.models)}
     metrics["shield_check"] = shield
     metrics["twin_preview"] = preview
+    metrics["world_model_refinement"] = [{k: v for k, v in r.items() if k != "calibration"} for r in refinement]
     metrics["folder_bytes"] = folder_bytes(out)
     write_json(out / "pretrain.json", metrics)
     command = "farl pretrain-twin " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
@@ -246,6 +270,122 @@ def twin_demos(task: str, data_dir: str | Path, seed: int, task_episodes: int | 
     info = {"task": {"path": str(path), "seconds": seconds, "from_cache": seconds == 0.0,
                      "stats": dataset.meta.get("stats", {})}}
     return Transitions.from_arrays(dataset), info
+
+
+def _policy_digest(policy) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(policy.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def exploration_data(env, twin, policy, data_dir, transitions: int, seed: int, correlation: float):
+    """`twin.data.collect_exploration_data`, cached by the policy's weights and every setting that matters.
+
+    The near-failure twin states (to start recovery demos from) are cached beside the dataset.
+    Returns (dataset, near-failure states, path).
+    """
+    import hashlib
+    import json
+
+    from ..data.format import load_dataset, save_dataset
+    from ..twin.data import GENERATOR_VERSION, collect_exploration_data
+    from ..twin.env import TwinState
+
+    key = hashlib.sha256(json.dumps({"policy": _policy_digest(policy), "n": transitions, "seed": seed,
+                                     "rho": correlation, "task": env.config.raw, "twin": twin.as_dict(),
+                                     "version": GENERATOR_VERSION}, sort_keys=True, default=str).encode())
+    folder = Path(data_dir) / f"{env.config.task}-policy-exploration"
+    path = folder / f"failure-{key.hexdigest()[:16]}.npz"
+    states_path = path.with_name(path.stem + "-near-failure-states.npz")
+    if path.is_file() and states_path.is_file():
+        try:
+            dataset = load_dataset(path, expect_task=env.config.task)
+            with np.load(states_path) as z:
+                near = [(TwinState(z["mj_state"][i], z["qfrc_applied"][i], int(z["steps"][i]), z["tcp"][i]),
+                         z["obs"][i]) for i in range(len(z["obs"]))]
+            print(f"failure data: reusing {path}", file=sys.stderr)
+            return dataset, near, path
+        except (FarlInputError, KeyError, ValueError) as error:
+            print(f"warning: regenerating unusable cache file: {error}", file=sys.stderr)
+    dataset, near = collect_exploration_data(env, policy, transitions, seed, correlation)
+    save_dataset(path, dataset)
+    if near:
+        np.savez(states_path, mj_state=np.stack([s.mj_state for s, _ in near]),
+                 qfrc_applied=np.stack([s.qfrc_applied for s, _ in near]),
+                 steps=np.array([s.steps for s, _ in near]), tcp=np.stack([s.tcp for s, _ in near]),
+                 obs=np.stack([o for _, o in near]))
+    else:
+        np.savez(states_path, obs=np.zeros((0, env.spec_.obs_dim)))
+    return dataset, near, path
+
+
+def refine_world_model(env, out: Path, cfg, correlation: float, demos, failure_path: Path, rounds: int,
+                       transitions: int, steps: int, leak: float = 0.5) -> list[dict]:
+    """Rounds of: the shielded system explores, the world model trains on it too, eps_safe is recalibrated.
+
+    The shield swaps in pi_rec, which takes the arm where the task policy's own
+    exploration never goes; the first world model has never seen those states
+    and, there, calls risk where there is none. Its data therefore gain the
+    shielded system's transitions (labelled by the twin like the rest; the
+    shield lets the task action through at `leak` of its triggers, or the model
+    would never see what the task action does there - measured: half the
+    shield-on ticks were spent backing off from a block 4 cm ahead), and
+    eps_safe is recalibrated on held-out episodes of the failure data and of
+    every round. Rewrites world_model.pt and calibration.json; returns one
+    record per round (what the shielded system did, the new calibration).
+    """
+    from ..agents.transitions import Transitions
+    from ..agents.world_model_agent import train_world_model
+    from ..data.format import KIND_FAILURE, load_dataset
+    from ..shield import Shield
+    from ..training.checkpoint import load_checkpoint, save_checkpoint
+    from ..training.io import CALIBRATION, CHECKPOINTS, read_json, write_json
+    from ..training.pretrain import calibrate
+    from ..twin.actors import PolicyActor, ShieldedActor, rollouts
+    from ..twin.data import _dataset
+
+    if rounds <= 0:
+        return []
+    policy, _ = load_checkpoint(out / CHECKPOINTS["task_policy"], "policy")
+    recovery, _ = load_checkpoint(out / CHECKPOINTS["recovery_policy"], "policy")
+    world_model, _ = load_checkpoint(out / CHECKPOINTS["world_model"], "world_model")
+    eps = float(read_json(out / CALIBRATION)["epsilon_safe"])
+    failure = Transitions.from_arrays(load_dataset(failure_path, expect_task=env.config.task))
+    train_parts, holdout_parts = [demos], []
+    failure_train, failure_holdout = failure.split_episodes(cfg.risk.holdout_fraction, cfg.seed)
+    train_parts.append(failure_train)
+    holdout_parts.append(failure_holdout)
+    records = []
+    for r in range(rounds):
+        shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
+        actor = ShieldedActor(PolicyActor(policy, True, correlation, seed=40_000 + r), shield, leak=leak,
+                              seed=40_000 + r)
+        result = rollouts(env, actor, 10 * transitions, seed=40_000 + 1000 * r, record=True,
+                          max_transitions=transitions)
+        shielded = Transitions.from_arrays(_dataset(env, result.episodes, KIND_FAILURE,
+                                                    {"generator": "twin.shielded_exploration"}))
+        s_train, s_holdout = shielded.split_episodes(cfg.risk.holdout_fraction, cfg.seed + 1 + r)
+        train_parts.append(s_train)
+        holdout_parts.append(s_holdout)
+        world_model, curve = train_world_model(Transitions.concat(train_parts), cfg.world_model, cfg.seed + 1 + r,
+                                               progress=True, init=world_model, steps=steps)
+        calibration = calibrate(world_model, policy, Transitions.concat(holdout_parts), cfg)
+        eps = float(calibration["epsilon_safe"])
+        stats = result.stats.summary()
+        records.append({"round": r + 1, "shielded_exploration": stats, "transitions": len(shielded),
+                        "world_model_final": curve[-1], "calibration": calibration})
+        print(f"world-model refinement {r + 1}/{rounds}: the shielded system fired on {stats['trigger_rate']:.0%} of "
+              f"its ticks ({stats['failure_episodes']} failures, {stats['success_rate']:.0%} success in "
+              f"{stats['episodes']} episodes); recalibrated eps_safe {eps:.4g} (recall {calibration['recall']:.2f}, "
+              f"needless triggers {calibration['needless_trigger_rate']:.3f})", file=sys.stderr)
+    save_checkpoint(out / CHECKPOINTS["world_model"], "world_model", world_model,
+                    {"task": env.config.task, "seed": cfg.seed, "version": 1, "refinement_rounds": rounds})
+    write_json(out / CALIBRATION, {"task": env.config.task, **records[-1]["calibration"]})
+    return records
 
 
 def twin_preview(env, out: Path, cfg, correlation: float, episodes: int) -> dict:

@@ -53,16 +53,25 @@ class PolicyActor:
 
 
 class ShieldedActor:
-    """`PolicyActor` behind the shield: pi_rec's action whenever C_H of the proposal exceeds eps_safe."""
+    """`PolicyActor` behind the shield: pi_rec's action whenever C_H of the proposal exceeds eps_safe.
 
-    def __init__(self, actor: PolicyActor, shield: Shield):
-        self.actor, self.shield = actor, shield
+    `leak` (data collection in simulation only) lets the task action through
+    with that probability when the shield fires: a world model learns what the
+    task action does in the states the shield leads to only if it is sometimes
+    executed there.
+    """
+
+    def __init__(self, actor: PolicyActor, shield: Shield, leak: float = 0.0, seed: int = 0):
+        self.actor, self.shield, self.leak = actor, shield, leak
+        self.rng = np.random.default_rng([seed, 11])
 
     def reset(self) -> None:
         self.actor.reset()
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, str, float]:
         decision = self.shield.decide(obs, self.actor.propose(obs))
+        if decision.triggered and self.leak > 0.0 and self.rng.random() < self.leak:
+            return decision.task_action, "task", decision.risk
         return decision.action, decision.source, decision.risk
 
 

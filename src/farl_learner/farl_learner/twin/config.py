@@ -51,9 +51,12 @@ class MediumConfig:
 
 @dataclass(frozen=True)
 class RecoveryConfig:
+    style: str
     near_gap: float
     near_gap_moving: float
     moving_speed: float
+    away_ratio: float
+    safe_gap: float
     retreat_distance: float
     safe_height: float
     safe_tolerance: float
@@ -141,7 +144,7 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
         expert=_numbers(root.section("expert"), ExpertConfig, strings=("wall",),
                         vectors={"finger_half_extent": 2}),
         medium=_numbers(root.section("medium"), MediumConfig),
-        recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",)),
+        recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",), strings=("style",)),
         failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
                                  ints=("rewind_min", "rewind_max", "max_steps")),
         data=_numbers(root.section("data"), DataConfig,
@@ -152,6 +155,9 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
     if cfg.controller != "servo" and cfg.physics_dt != 0.001:
         raise ConfigError(path, f"controller {cfg.controller!r} runs at franky-sim's 1 ms step; physics_dt "
                                 f"{cfg.physics_dt} needs controller 'servo'", key="twin.physics_dt")
+    if cfg.recovery.style not in ("back_off", "push_away", "retreat"):
+        raise ConfigError(path, f"must be back_off, push_away or retreat, got {cfg.recovery.style!r}",
+                          key="recovery.style")
     fs = cfg.failure_sources
     if fs.rewind_min < 1 or fs.rewind_max < fs.rewind_min:
         raise ConfigError(path, f"need 1 <= rewind_min <= rewind_max, got {fs.rewind_min}, {fs.rewind_max}",
