@@ -39,9 +39,9 @@ os.environ["ROS_DOMAIN_ID"] = os.environ.get("FARL_BENCH_DOMAIN_ID") or str(rand
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
-from farl_control.processes import ManagedProcess, free_loopback_ip  # noqa: E402
-from farl_control.ros_probe import RosProbe, dist  # noqa: E402
-from farl_control.task_config import load_task_config  # noqa: E402
+from farl_control.launching.processes import ManagedProcess, free_loopback_ip  # noqa: E402
+from farl_control.ros.probe import RosProbe, dist  # noqa: E402
+from farl_common.task_config import load_task_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RATES_HZ = (10.0, 50.0)

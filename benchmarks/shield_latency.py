@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # model_folders: test model folders without training
 
-from farl_control.processes import ManagedProcess  # noqa: E402
-from farl_control.shield_runtime import ShieldRuntime  # noqa: E402
+from farl_control.launching.processes import ManagedProcess  # noqa: E402
+from farl_control.shield.runtime import ShieldRuntime  # noqa: E402
 from model_folders import OBS_DIM, TASK, untrained_folder  # noqa: E402
 
 HOME_OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)
@@ -134,8 +134,8 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from farl_control.ros_probe import RosProbe
-    from farl_control.processes import free_loopback_ip as free_ip
+    from farl_control.ros.probe import RosProbe
+    from farl_control.launching.processes import free_loopback_ip as free_ip
 
     ip = free_ip()
     models = work / "full"  # the largest networks: the heaviest PPO updates

@@ -9,7 +9,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from farl_control.stack import load_stack
+from farl_control.launching.stack import load_stack
 
 TASK = "fragile_push_wall"
 

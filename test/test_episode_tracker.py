@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.episode_tracker import EpisodeTracker, transitions_payload
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_control.episodes.tracker import EpisodeTracker, transitions_payload
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
 
 
 @pytest.fixture

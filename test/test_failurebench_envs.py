@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from farl_control.errors import ConfigError
+from farl_common.errors import ConfigError
 from farl_learner.envs import (TASK_NAMES, expert_policy, failure_state, load_task_spec, make_env, run_episode,
                                safe_state)
 from farl_learner.envs.failurebench import FailureBenchEnv
@@ -161,7 +161,7 @@ def test_normalized_return_scale():
 
 
 def test_malformed_normalization_file_is_one_line(tmp_path):
-    from farl_control.errors import FarlInputError
+    from farl_common.errors import FarlInputError
     from farl_learner.envs import load_normalization
 
     bad = tmp_path / "normalization.json"

@@ -18,9 +18,9 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from farl_control.ros_probe import RosProbe
+from farl_control.ros.probe import RosProbe
 from model_folders import untrained_folder
-from farl_control.processes import free_loopback_ip as free_ip
+from farl_control.launching.processes import free_loopback_ip as free_ip
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ import time
 import pytest
 
 from conftest import ProcessPool  # the shared fixtures' pool: process groups killed on teardown
-from farl_control.processes import free_loopback_ip
-from farl_control.ros_probe import RosProbe, dist
-from farl_control.task_config import load_task_config
+from farl_control.launching.processes import free_loopback_ip
+from farl_control.ros.probe import RosProbe, dist
+from farl_common.task_config import load_task_config
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 

@@ -21,11 +21,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from conftest import ProcessPool
-from farl_control.launcher import node_command, write_params_file
-from farl_control.ros_probe import RosProbe
-from farl_control.stack import load_stack
+from farl_control.launching.launcher import node_command, write_params_file
+from farl_control.ros.probe import RosProbe
+from farl_control.launching.stack import load_stack
 from model_folders import untrained_folder
-from farl_control.processes import free_loopback_ip as free_ip
+from farl_control.launching.processes import free_loopback_ip as free_ip
 from test_franka_node_sim import STARTUP_TIMEOUT_S
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]

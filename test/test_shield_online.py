@@ -25,11 +25,11 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from conftest import ProcessPool
-from farl_control.ros_probe import RosProbe, dist
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_control.ros.probe import RosProbe, dist
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
 from model_folders import known_risk_folder
-from farl_control.processes import free_loopback_ip as free_ip
+from farl_control.launching.processes import free_loopback_ip as free_ip
 from test_franka_node_sim import STARTUP_TIMEOUT_S
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -252,7 +252,7 @@ def test_hot_swap_and_refusal_of_corrupt_policies(shield, models):
                                             policy_version=5)
     data = (truncated_rechecked / "policy.onnx").read_bytes()
     (truncated_rechecked / "policy.onnx").write_bytes(data[: len(data) // 2])
-    from farl_control.model_manifest import write_manifest  # manifest re-written: checksums match the bad file
+    from farl_control.shield.manifest import write_manifest  # manifest re-written: checksums match the bad file
     write_manifest(truncated_rechecked, "fragile_push_wall", 7, 3, 10, 0.9, EPS, {"policy": 5})
     wrong_task = known_risk_folder(models / "v6", task="bounded_soccer", epsilon_safe=EPS, policy_version=6)
     cases = [

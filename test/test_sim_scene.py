@@ -1,4 +1,4 @@
-"""Unit tests of the simulated scene (farl_control.sim_scene): MuJoCo only, no ROS."""
+"""Unit tests of the simulated scene (farl_control.sim.scene): MuJoCo only, no ROS."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +7,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from farl_control.sim_scene import SimScene
-from farl_control.task_config import load_task_config
+from farl_control.sim.scene import SimScene
+from farl_common.task_config import load_task_config
 
 
 @pytest.fixture(scope="module")

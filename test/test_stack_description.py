@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from farl_control.errors import FarlInputError
-from farl_control.stack import StackDescription, load_stack, parse_launch_arguments
+from farl_common.errors import FarlInputError
+from farl_control.launching.stack import StackDescription, load_stack, parse_launch_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 

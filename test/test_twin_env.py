@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.safety import SafetyLimits
+from farl_control.robot.safety import SafetyLimits
 from farl_learner.twin.config import load_twin_config
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry

@@ -46,10 +46,10 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "franka_node = farl_control.franka_node:main",
-            "sim_robot_node = farl_control.sim_robot_node:main",
-            "shield_node = farl_control.shield_node:main",
-            "episode_monitor_node = farl_control.episode_monitor_node:main",
+            "franka_node = farl_control.robot.franka_node:main",
+            "sim_robot_node = farl_control.sim.sim_robot_node:main",
+            "shield_node = farl_control.shield.shield_node:main",
+            "episode_monitor_node = farl_control.episodes.episode_monitor_node:main",
         ],
     },
 )

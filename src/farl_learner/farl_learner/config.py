@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir
-from farl_control.yaml_loading import load_yaml_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir
+from farl_common.config import load_yaml_mapping
 
 
 @dataclass

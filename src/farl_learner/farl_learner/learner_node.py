@@ -9,7 +9,7 @@ run_dir/learner_state.pt.
 
 Topics
   sub /farl/learner/transitions  std_msgs/String JSON, one finished episode
-                                 (farl_control.episode_tracker.transitions_payload)
+                                 (farl_control.episodes.tracker.transitions_payload)
   pub /farl/learner/policy       std_msgs/String JSON {"path", "version", "sha256" (of manifest.json)}
   pub /farl/learner/status       std_msgs/String JSON {"version", "updates", "episodes", "steps",
                                  "pending_episodes", "busy" (an update is running or due),
@@ -28,11 +28,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from farl_control.errors import FarlInputError
-from farl_control.node_main import run_node
-from farl_control.paths import resolve_config_path
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_common.errors import FarlInputError
+from farl_control.ros.node_main import run_node
+from farl_common.paths import resolve_config_path
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
 
 from .config import load_farl_config
 from .learner_core import LearnerCore

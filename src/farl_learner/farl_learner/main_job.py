@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from farl_control.errors import FarlInputError
-from farl_control.launcher import StackLauncher
-from farl_control.paths import repo_root
-from farl_control.stack import load_stack, parse_launch_arguments
-from farl_control.task_config import load_task_config
-from farl_control.yaml_loading import Section
+from farl_common.errors import FarlInputError
+from farl_control.launching.launcher import StackLauncher
+from farl_common.paths import repo_root
+from farl_control.launching.stack import load_stack, parse_launch_arguments
+from farl_common.task_config import load_task_config
+from farl_common.config import Section
 from farl_teleop.scripted_operator import ScriptedOperator, ScriptedOperatorConfig
 
 STARTUP_TIMEOUT_S = 60.0
@@ -70,7 +70,7 @@ def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int
     otherwise share domain and 127.0.0.1:1337: its learner's announcements would
     reach this run's shield, its arm this run's commands.
     """
-    from farl_control.processes import free_loopback_ip
+    from farl_control.launching.processes import free_loopback_ip
 
     domain = ros_domain if ros_domain is not None else random.Random().randint(100, 200)
     if not 0 <= domain <= 232:
@@ -110,7 +110,7 @@ class ScriptedDemo:
         summary: dict = {"task": self.config.task, "started": time.time(), "waypoints": []}
         try:
             launcher.start()
-            from farl_control.robot_client import RobotClient
+            from farl_control.ros.client import RobotClient
 
             tracked = tuple(o.name for o in self.config.scene.tracked)
             client = RobotClient("farl_main_job", objects=tracked)

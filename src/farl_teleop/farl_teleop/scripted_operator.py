@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from farl_control.yaml_loading import Section
+from farl_common.config import Section
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 TOY = "toy"
 

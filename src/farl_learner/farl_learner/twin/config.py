@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir, resolve_config_path
-from farl_control.yaml_loading import Section, load_yaml_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir, resolve_config_path
+from farl_common.config import Section, load_yaml_mapping
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .task_config import TaskConfig
-from .yaml_loading import Section
+from farl_common.task_config import TaskConfig
+from farl_common.config import Section
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 TCP = "tcp"

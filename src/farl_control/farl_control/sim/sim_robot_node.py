@@ -41,11 +41,11 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from .spin_thread import SpinThread, tear_down
-from .errors import FarlInputError, exit_on_input_error
-from .ros_conversions import make_pose, wxyz_to_xyzw
-from .sim_scene import SimScene
-from .task_config import load_task_config
+from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_common.errors import FarlInputError, exit_on_input_error
+from farl_control.ros.messages import make_pose, wxyz_to_xyzw
+from farl_control.sim.scene import SimScene
+from farl_common.task_config import load_task_config
 
 PROGRAM = "sim_robot_node"
 SCENE_STATE_TOPIC = "/farl/sim/scene_state"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .paths import config_dir, task_config_path
-from .yaml_loading import Section, load_yaml_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir, task_config_path
+from farl_common.config import Section, load_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def load_task_config(task_or_path: str | Path) -> TaskConfig:
     """Load a task by name (config/tasks/<name>.yaml) or by path to its YAML file."""
     text = str(task_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
-        from .paths import resolve_config_path
+        from farl_common.paths import resolve_config_path
 
         return TaskConfig.from_file(resolve_config_path(text))
     path = task_config_path(text)

@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import FarlInputError
-from .json_files import read_json_object
+from farl_common.errors import FarlInputError
+from farl_common.json_files import read_json_object
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

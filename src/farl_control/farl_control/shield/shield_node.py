@@ -35,14 +35,14 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from .errors import FarlInputError
-from .node_main import run_node
-from .paths import resolve_config_path
-from .ros_conversions import make_twist
-from .shield_markers import decision_markers, marker_array, static_markers
-from .shield_runtime import ShieldDecision, ShieldRuntime
-from .task_config import load_task_config
-from .task_spec import TCP, TaskSpec
+from farl_common.errors import FarlInputError
+from farl_control.ros.node_main import run_node
+from farl_common.paths import resolve_config_path
+from farl_control.ros.messages import make_twist
+from farl_control.shield.markers import decision_markers, marker_array, static_markers
+from farl_control.shield.runtime import ShieldDecision, ShieldRuntime
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TCP, TaskSpec
 
 PROGRAM = "shield_node"
 COMMAND_TOPIC = "/farl/robot/command"

@@ -28,7 +28,7 @@ from typing import Callable
 import mujoco
 import numpy as np
 
-from .task_config import SceneObject, TaskConfig
+from farl_common.task_config import SceneObject, TaskConfig
 
 # Pacing of the served simulation: sleep only when sim time leads the wall clock by
 # more than this; stop catching up when it lags by more than MAX_LAG_S.

@@ -49,13 +49,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from .arm import ArmError, ArmState, FrankyArm
-from .spin_thread import SpinThread, tear_down
-from .errors import FarlInputError, exit_on_input_error
-from .ros_conversions import make_joint_state, make_pose, make_status, twist_to_command
-from .safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
-from .sim_robot_node import RESET_SCENE_SERVICE, SCENE_STATE_TOPIC
-from .task_config import load_task_config
+from farl_control.robot.arm import ArmError, ArmState, FrankyArm
+from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_common.errors import FarlInputError, exit_on_input_error
+from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
+from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
+from farl_control.sim.sim_robot_node import RESET_SCENE_SERVICE, SCENE_STATE_TOPIC
+from farl_common.task_config import load_task_config
 
 PROGRAM = "franka_node"
 COMMAND_TOPIC = "/farl/robot/command"

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 
 def read_json_object(path: str | Path, missing: str = "file not found") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import JointState
 
-from .safety import Command
+from farl_control.robot.safety import Command
 
 BASE_FRAME = "base"
 FR3_JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .task_config import ControlConfig
+from farl_common.task_config import ControlConfig
 
 Vec3 = tuple[float, float, float]
 ZERO3: Vec3 = (0.0, 0.0, 0.0)

@@ -6,14 +6,15 @@ under which launch arguments is written down exactly once.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError, FarlInputError
-from .paths import config_dir, resolve_config_path, stack_config_path
-from .yaml_loading import Section, load_yaml_mapping
+from farl_common.errors import ConfigError, FarlInputError
+from farl_common.paths import config_dir, resolve_config_path, stack_config_path
+from farl_common.config import Section, load_yaml_mapping
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
@@ -54,7 +55,7 @@ class ResolvedNode:
     @property
     def module(self) -> str:
         """The Python module whose main() runs this node (console script target)."""
-        return f"{self.package}.{self.executable.removesuffix('_node')}_node"
+        return console_script_module(self.package, self.executable)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,19 @@ def _typed(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def console_script_module(package: str, executable: str) -> str:
+    """The module a package's console script runs, read from the installed entry points.
+
+    setup.py is the one place that says which module implements an executable;
+    `ros2 run`/launch_ros use the script, the pip launcher runs `python -m` on its module.
+    """
+    for entry in importlib.metadata.entry_points(group="console_scripts", name=executable):
+        if entry.dist is None or entry.dist.name.replace("-", "_") == package:
+            return entry.module
+    raise FarlInputError(None, f"package {package!r} installs no executable {executable!r} "
+                               "(is the package installed? see scripts/setup.sh)")
 
 
 def known_stacks() -> list[str]:

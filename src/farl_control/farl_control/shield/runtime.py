@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FarlInputError
-from .model_manifest import MANIFEST, Manifest, load_manifest
+from farl_common.errors import FarlInputError
+from farl_control.shield.manifest import MANIFEST, Manifest, load_manifest
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Topics
                                   aborted|intervention|finished, "episode", "steps", "return",
                                   "failure_pairs", "shield_triggers", "counts": {...totals}}
   pub /farl/learner/transitions   std_msgs/String JSON, one message per finished episode
-                                  (layout: farl_control.episode_tracker.transitions_payload)
+                                  (layout: farl_control.episodes.tracker.transitions_payload)
 """
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from .episode_tracker import EpisodeResult, EpisodeTracker, transitions_payload
-from .node_main import run_node
-from .task_config import load_task_config
-from .task_spec import TCP, TaskSpec
+from farl_control.episodes.tracker import EpisodeResult, EpisodeTracker, transitions_payload
+from farl_control.ros.node_main import run_node
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TCP, TaskSpec
 
 PROGRAM = "episode_monitor_node"
 EVENTS_TOPIC = "/farl/episode/events"

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import franky
 
-from .task_config import RobotConfig
+from farl_common.task_config import RobotConfig
 
 Vec3 = tuple[float, float, float]
 ZERO3: Vec3 = (0.0, 0.0, 0.0)

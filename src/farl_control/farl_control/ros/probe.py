@@ -24,8 +24,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from .ros_conversions import make_twist, status_values
-from .sim_robot_node import SCENE_STATE_TOPIC
+from farl_control.ros.messages import make_twist, status_values
+from farl_control.sim.sim_robot_node import SCENE_STATE_TOPIC
 
 Vec3 = tuple[float, float, float]
 

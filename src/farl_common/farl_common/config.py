@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from .errors import ConfigError
+from farl_common.errors import ConfigError
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:

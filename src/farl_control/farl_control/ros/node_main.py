@@ -20,8 +20,8 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from .errors import exit_on_input_error
-from .spin_thread import SpinThread, tear_down
+from farl_common.errors import exit_on_input_error
+from farl_control.ros.spin_thread import SpinThread, tear_down
 
 
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 3,

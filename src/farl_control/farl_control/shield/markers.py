@@ -18,8 +18,8 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from .ros_conversions import BASE_FRAME
-from .task_config import TaskConfig
+from farl_control.ros.messages import BASE_FRAME
+from farl_common.task_config import TaskConfig
 
 
 def _color(r: float, g: float, b: float, a: float = 1.0) -> ColorRGBA:

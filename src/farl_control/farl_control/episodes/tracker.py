@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .task_spec import TaskSpec
+from farl_common.task_spec import TaskSpec
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import yaml
 
-from .errors import exit_on_input_error
-from .processes import ManagedProcess
-from .stack import ResolvedNode, load_stack, parse_launch_arguments
+from farl_common.errors import exit_on_input_error
+from farl_control.launching.processes import ManagedProcess
+from farl_control.launching.stack import ResolvedNode, load_stack, parse_launch_arguments
 
 # DDS discovery stays on loopback whatever the caller's shell says.
 ROS_ENVIRONMENT = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
