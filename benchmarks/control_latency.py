@@ -40,7 +40,7 @@ os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
 from farl_control.launching.processes import ManagedProcess, free_loopback_ip  # noqa: E402
-from farl_control.ros.probe import RosProbe, dist  # noqa: E402
+from farl_control.ros.client import RobotClient, dist  # noqa: E402
 from farl_common.task_config import load_task_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def latency_trial(probe: RosProbe, rate_hz: float, direction: float) -> float | None:
+def latency_trial(probe: RobotClient, rate_hz: float, direction: float) -> float | None:
     """Seconds from the first command of a step until the EE moved MOTION_THRESHOLD_M."""
     rest = probe.pos()
     period = 1.0 / rate_hz
@@ -81,7 +81,7 @@ def latency_trial(probe: RosProbe, rate_hz: float, direction: float) -> float | 
     return None if moved_at is None else moved_at - t0
 
 
-def measure(probe: RosProbe, rate_hz: float, trials: int) -> dict:
+def measure(probe: RobotClient, rate_hz: float, trials: int) -> dict:
     probe.call("reset", timeout_s=60.0)
     time.sleep(0.5)
     window_s = max(STATUS_WINDOW_PERIODS / rate_hz, trials * (STEP_DURATION_S + 1.5))
@@ -120,7 +120,7 @@ def run(trials: int, out_dir: Path) -> dict:
     try:
         procs.append(ManagedProcess("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"],
                                     env=env, log_path=logs / "sim_robot.log", cwd=REPO))
-        probe = RosProbe("latency_bench")
+        probe = RobotClient("latency_bench")
         for rate in RATES_HZ:
             franka = ManagedProcess("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}",
                                                "-p", f"rate_hz:={rate}"],

@@ -131,11 +131,12 @@ def real_time_factor(probe, t0: float, t1: float) -> float | None:
 
 
 def jitter_part(phase_s: float, work: Path) -> list[dict]:
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from farl_control.ros.probe import RosProbe
+    from farl_common import interface as api
     from farl_control.launching.processes import free_loopback_ip as free_ip
+    from farl_control.ros.client import RobotClient
+    from farl_control.ros.endpoints import publisher, subscription
 
     ip = free_ip()
     models = work / "full"  # the largest networks: the heaviest PPO updates
@@ -152,16 +153,15 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
         procs.append(ManagedProcess("learner", ["learner_node", "--ros-args", "-p", f"models_dir:={models}",
                                                 "-p", f"run_dir:={work / 'learner'}", "-p", "episodes_per_update:=1"],
                                     env=env, log_path=logs / "learner.log", cwd=REPO))
-        probe = RosProbe("shield_latency_bench")
+        probe = RobotClient("shield_latency_bench")
         learner_status: dict = {}
 
         def on_status(msg: String) -> None:
             learner_status.clear()
-            learner_status.update(json.loads(msg.data))
+            learner_status.update(api.LEARNER_STATUS_PAYLOAD.from_json(msg.data))
 
-        probe.node.create_subscription(String, "/farl/learner/status", on_status, 10)
-        feed = probe.node.create_publisher(String, "/farl/learner/transitions",
-                                           QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        subscription(probe.node, api.LEARNER_STATUS, on_status)
+        feed = publisher(probe.node, api.LEARNER_TRANSITIONS)
         if not probe.wait_for(lambda: probe.pos() is not None and probe.status and learner_status
                               and feed.get_subscription_count() > 0, 90.0):
             raise RuntimeError("stack did not come up:\n" + "\n".join(p.log_text()[-2000:] for p in procs))
@@ -191,7 +191,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
                         and int(learner_status.get("episodes", 0)) >= total_sent:
                     total_sent += 1
                     sent += 1
-                    feed.publish(String(data=json.dumps(synthetic_episode(rng, total_sent))))
+                    feed.publish(String(data=api.TRANSITIONS_PAYLOAD.to_json(synthetic_episode(rng, total_sent))))
                 last = learner_status.get("last_update") or {}
                 if last.get("update_seconds") and (not update_s or update_s[-1] != last["update_seconds"]):
                     update_s.append(last["update_seconds"])

@@ -7,6 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from farl_common import interface as api
 from farl_control.sim.scene import SimScene
 from farl_common.task_config import load_task_config
 
@@ -50,6 +51,7 @@ def test_failure_predicate_safe_start_state(scene):
     snap = scene.snapshot()
     assert not snap.failure
     assert ("fragile_block", "table") in snap.contacts  # resting on the table is a contact, not a failure
+    api.SCENE_STATE_PAYLOAD.validate(snap.as_dict())  # what sim_robot publishes, its subscribers can read
 
 
 def test_failure_predicate_fires_on_block_against_wall(scene, config):

@@ -14,17 +14,16 @@ contacts between the failure bodies). Any failure seen since the previous tick
 counts for that tick's state–action pair.
 
 Topics
-  sub /farl/shield/decision       diagnostic_msgs/DiagnosticStatus (tick, episode, obs, action, …)
+  sub /farl/shield/decision       diagnostic_msgs/DiagnosticStatus (DECISION_PAYLOAD); gaps in its tick
+                                  are counted as lost decisions (decisions_dropped in every event)
   sub /farl/robot/ee_pose, /farl/objects/<name>, /farl/sim/scene_state, /farl/teleop/command
-  pub /farl/episode/events        std_msgs/String JSON: {"type": start|success|failure|timeout|
-                                  aborted|intervention|finished, "episode", "steps", "return",
-                                  "failure_pairs", "shield_triggers", "counts": {...totals}}
-  pub /farl/learner/transitions   std_msgs/String JSON, one message per finished episode
-                                  (layout: farl_control.episodes.tracker.transitions_payload)
+  pub /farl/episode/events        std_msgs/String JSON (EVENT_PAYLOAD): start, verdicts, interventions,
+                                  finished, with the running counts
+  pub /farl/learner/transitions   std_msgs/String JSON (TRANSITIONS_PAYLOAD), one per finished episode
+Payload schemas and QoS: farl_common.interface. A payload that does not validate is counted and logged.
 """
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -35,32 +34,20 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from farl_control.episodes.tracker import EpisodeResult, EpisodeTracker, transitions_payload
-from farl_control.ros.node_main import run_node
+from farl_common import interface as api
+from farl_common.interface import PayloadReader, SequenceGaps
+
 from farl_common.task_config import load_task_config
 from farl_common.task_spec import TCP, TaskSpec
+from farl_control.episodes.tracker import EpisodeResult, EpisodeTracker, transitions_payload
+from farl_control.ros.endpoints import client, publisher, subscription
+from farl_control.ros.node_main import run_node
 
 PROGRAM = "episode_monitor_node"
-EVENTS_TOPIC = "/farl/episode/events"
-TRANSITIONS_TOPIC = "/farl/learner/transitions"
-DECISION_TOPIC = "/farl/shield/decision"
-SCENE_STATE_TOPIC = "/farl/sim/scene_state"
-RESET_SERVICE = "/farl/robot/reset"
-# Events and transitions must not be dropped: reliable. Events also keep a history for late
-# joiners (transient local): a shield that starts, or restarts, after an episode's `start` still
-# learns that the episode runs. Transitions stay volatile: a restarted learner must not train
-# twice on episodes it already used.
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def decision_values(msg: DiagnosticStatus) -> dict[str, str]:
-    return {kv.key: kv.value for kv in msg.values}
+RESET_SERVICE = api.ROBOT_RESET.name
 
 
 class EpisodeMonitorNode(Node):
@@ -92,19 +79,22 @@ class EpisodeMonitorNode(Node):
         self.last_teleop = -1e9
         self.finished = False
 
+        self.decision_reader = PayloadReader(api.DECISION_PAYLOAD, self._warn)
+        self.scene_reader = PayloadReader(api.SCENE_STATE_PAYLOAD, self._warn)
+        self.decision_gaps = SequenceGaps()
         fast = ReentrantCallbackGroup()
-        self.create_subscription(PoseStamped, "/farl/robot/ee_pose",
-                                 lambda m: self._on_position(TCP, m), qos_profile_sensor_data, callback_group=fast)
+        subscription(self, api.EE_POSE, lambda m: self._on_position(TCP, m), api.NEWEST, callback_group=fast)
         for name in self.spec.sources:
             if name != TCP:
-                self.create_subscription(PoseStamped, f"/farl/objects/{name}",
-                                         lambda m, n=name: self._on_position(n, m), 10, callback_group=fast)
-        self.create_subscription(String, SCENE_STATE_TOPIC, self._on_scene_state, 10, callback_group=fast)
-        self.create_subscription(TwistStamped, "/farl/teleop/command", self._on_teleop, 10, callback_group=fast)
-        self.create_subscription(DiagnosticStatus, DECISION_TOPIC, self._on_decision, 10, callback_group=fast)
-        self.events = self.create_publisher(String, EVENTS_TOPIC, EVENTS_QOS)
-        self.transitions = self.create_publisher(String, TRANSITIONS_TOPIC, RELIABLE)
-        self.reset_client = self.create_client(Trigger, RESET_SERVICE, callback_group=MutuallyExclusiveCallbackGroup())
+                subscription(self, api.object_topic(name), lambda m, n=name: self._on_position(n, m),
+                             callback_group=fast)
+        subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=fast)
+        subscription(self, api.TELEOP_COMMAND, self._on_teleop, callback_group=fast)
+        # One decision at a time, in tick order (a tick's outcome is seen at the next tick; gaps count losses).
+        subscription(self, api.SHIELD_DECISION, self._on_decision, callback_group=MutuallyExclusiveCallbackGroup())
+        self.events = publisher(self, api.EPISODE_EVENTS)
+        self.transitions = publisher(self, api.LEARNER_TRANSITIONS)
+        self.reset_client = client(self, api.ROBOT_RESET, callback_group=MutuallyExclusiveCallbackGroup())
         self._episode_thread = threading.Thread(target=self._episode_loop, daemon=True)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -115,12 +105,12 @@ class EpisodeMonitorNode(Node):
         with self._lock:
             self.positions[name] = np.array([p.x, p.y, p.z])
 
+    def _warn(self, line: str) -> None:
+        self.get_logger().warning(line, throttle_duration_sec=5.0)
+
     def _on_scene_state(self, msg: String) -> None:
-        try:
-            failure = bool(json.loads(msg.data).get("failure", False))
-        except (ValueError, AttributeError):
-            return
-        if failure:
+        scene = self.scene_reader.json(msg.data)
+        if scene is not None and scene["failure"]:
             with self._lock:
                 self.failure_since_step = True
 
@@ -134,21 +124,24 @@ class EpisodeMonitorNode(Node):
                 self._publish_event("intervention")
 
     def _on_decision(self, msg: DiagnosticStatus) -> None:
-        values = decision_values(msg)
-        try:
-            decision = {
-                "episode": int(values["episode"]),
-                "obs": np.asarray(json.loads(values["obs"]), dtype=np.float32),
-                "action": np.asarray(json.loads(values["action"]), dtype=np.float32),
-                "action_task": np.asarray(json.loads(values["action_task"]), dtype=np.float32),
-                "log_prob": float(values["log_prob"]),
-                "source": values["source"],
-                "risk": float(values["risk"]),
-                "policy_version": int(values.get("policy_version", "0")),
-            }
-        except (KeyError, ValueError) as error:
-            self.get_logger().warning(f"ignoring a malformed decision message: {error}", throttle_duration_sec=5.0)
+        payload = self.decision_reader.pairs((kv.key, kv.value) for kv in msg.values)
+        if payload is None:
             return
+        with self._lock:
+            lost = self.decision_gaps.note(payload["tick"])
+        if lost:
+            self.get_logger().warning(f"{lost} shield decision(s) lost before tick {payload['tick']} "
+                                      f"({self.decision_gaps.dropped} so far)", throttle_duration_sec=5.0)
+        decision = {
+            "episode": payload["episode"],
+            "obs": np.asarray(payload["obs"], dtype=np.float32),
+            "action": np.asarray(payload["action"], dtype=np.float32),
+            "action_task": np.asarray(payload["action_task"], dtype=np.float32),
+            "log_prob": payload["log_prob"],
+            "source": payload["source"],
+            "risk": payload["risk"],
+            "policy_version": payload["policy_version"],
+        }
         result = None
         with self._lock:
             if not self.tracker.running or decision["episode"] != self.tracker.episode:
@@ -169,16 +162,17 @@ class EpisodeMonitorNode(Node):
     # ---- episodes -----------------------------------------------------------
     def _publish_event(self, kind: str, result: EpisodeResult | None = None) -> None:
         body = {"type": kind, "episode": self.tracker.episode, "counts": self.tracker.counts_dict(),
-                "time": time.time()}
+                "time": time.time(), "decisions_dropped": self.decision_gaps.dropped}
         if result is not None:
             body.update({"steps": result.steps, "return": result.episode_return,
                          "failure_pairs": result.failure_pairs, "shield_triggers": result.shield_triggers,
                          "interventions": result.interventions, "policy_version": result.policy_version})
-        self.events.publish(String(data=json.dumps(body)))
+        self.events.publish(String(data=api.EVENT_PAYLOAD.to_json(body)))
 
     def _finish(self, result: EpisodeResult) -> None:
         self._publish_event(result.reason, result)
-        self.transitions.publish(String(data=json.dumps(transitions_payload(result, self.spec.task))))
+        payload = transitions_payload(result, self.spec.task)
+        self.transitions.publish(String(data=api.TRANSITIONS_PAYLOAD.to_json(payload)))
         self.get_logger().info(
             f"episode {result.episode}: {result.reason} after {result.steps} steps, return "
             f"{result.episode_return:.2f}, failure pairs {result.failure_pairs}, triggers {result.shield_triggers}")
@@ -206,11 +200,11 @@ class EpisodeMonitorNode(Node):
 
         def learner_listens() -> bool:  # the learner node itself, not any tool that listens in
             return any("learner" in info.node_name
-                       for info in self.get_subscriptions_info_by_topic(TRANSITIONS_TOPIC))
+                       for info in self.get_subscriptions_info_by_topic(api.LEARNER_TRANSITIONS.name))
 
         while not learner_listens() and not self._stopping.is_set():
             if time.monotonic() > deadline:
-                self.get_logger().warning(f"no learner on {TRANSITIONS_TOPIC} after {self.learner_wait_s:g} s: "
+                self.get_logger().warning(f"no learner on {api.LEARNER_TRANSITIONS.name} after {self.learner_wait_s:g} s: "
                                           "running episodes without one")
                 return
             self.get_logger().info("waiting for the learner before the first episode", throttle_duration_sec=10.0)

@@ -29,7 +29,6 @@ within command_timeout_s plus one control period.
 """
 from __future__ import annotations
 
-import json
 import signal
 import statistics
 import sys
@@ -38,28 +37,27 @@ import time
 from collections import deque
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from farl_control.robot.arm import ArmError, ArmState, FrankyArm
-from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_common import interface as api
 from farl_common.errors import FarlInputError, exit_on_input_error
-from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
-from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
-from farl_control.sim.sim_robot_node import RESET_SCENE_SERVICE, SCENE_STATE_TOPIC
+from farl_common.interface import PayloadReader
 from farl_common.task_config import load_task_config
+from farl_control.robot.arm import ArmError, ArmState, FrankyArm
+from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
+from farl_control.ros.endpoints import client, publisher, service, subscription
+from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
+from farl_control.ros.spin_thread import SpinThread, tear_down
 
 PROGRAM = "franka_node"
-COMMAND_TOPIC = "/farl/robot/command"
-TELEOP_TOPIC = "/farl/teleop/command"
 STATUS_NAME = "farl/franka"
 PERIOD_WINDOW = 200  # control periods kept for the p50/p99 in the status
 SIM_RESET_TIMEOUT_S = 5.0
@@ -89,7 +87,7 @@ class FrankaNode(Node):
         self.declare_parameter("robot_ip", "127.0.0.1",
                                ParameterDescriptor(description="FCI address of the arm, or franky-sim's loopback address"))
         self.declare_parameter("simulated", "sim", ParameterDescriptor(
-            description="sim or real (or true/false): in sim, reset also resets the scene via " + RESET_SCENE_SERVICE,
+            description="sim or real (or true/false): in sim, reset also resets the scene via " + api.SIM_RESET_SCENE.name,
             dynamic_typing=True))
         self.declare_parameter("rate_hz", ctrl.rate_hz, ParameterDescriptor(
             description="Rate (Hz) at which filtered velocity commands are streamed to the arm",
@@ -125,21 +123,20 @@ class FrankaNode(Node):
         self.latest_state: ArmState | None = None
 
         io_group = ReentrantCallbackGroup()
-        self.joint_pub = self.create_publisher(JointState, "/farl/robot/joint_states", 10)
-        self.pose_pub = self.create_publisher(PoseStamped, "/farl/robot/ee_pose", 10)
-        self.status_pub = self.create_publisher(DiagnosticArray, "/farl/robot/status", 10)
-        self.create_subscription(TwistStamped, COMMAND_TOPIC, lambda m: self._on_command(m, AUTONOMOUS), 10,
-                                 callback_group=io_group)
-        self.create_subscription(TwistStamped, TELEOP_TOPIC, lambda m: self._on_command(m, TELEOP), 10,
-                                 callback_group=io_group)
+        self.joint_pub = publisher(self, api.JOINT_STATES)
+        self.pose_pub = publisher(self, api.EE_POSE)
+        self.status_pub = publisher(self, api.ROBOT_STATUS)
+        subscription(self, api.ROBOT_COMMAND, lambda m: self._on_command(m, AUTONOMOUS), callback_group=io_group)
+        subscription(self, api.TELEOP_COMMAND, lambda m: self._on_command(m, TELEOP), callback_group=io_group)
         service_group = MutuallyExclusiveCallbackGroup()  # one stop/reset at a time
-        self.create_service(Trigger, "/farl/robot/stop", self._on_stop, callback_group=io_group)
-        self.create_service(Trigger, "/farl/robot/reset", self._on_reset, callback_group=service_group)
+        service(self, api.ROBOT_STOP, self._on_stop, callback_group=io_group)
+        service(self, api.ROBOT_RESET, self._on_reset, callback_group=service_group)
         self.create_timer(1.0 / ctrl.status_rate_hz, self._publish_status, callback_group=io_group)
         self.scene_reset = None
         if self.simulated:
-            self.scene_reset = self.create_client(Trigger, RESET_SCENE_SERVICE, callback_group=io_group)
-            self.create_subscription(String, SCENE_STATE_TOPIC, self._on_scene_state, 10, callback_group=io_group)
+            self.scene_reset = client(self, api.SIM_RESET_SCENE, callback_group=io_group)
+            self.scene_reader = PayloadReader(api.SCENE_STATE_PAYLOAD, self._warn)
+            subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=io_group)
         self.threads = [
             threading.Thread(target=self._guarded, args=(self._control_loop,), name="control", daemon=True),
             threading.Thread(target=self._guarded, args=(self._state_loop,), name="state", daemon=True),
@@ -190,10 +187,12 @@ class FrankaNode(Node):
                 self.error_pending = False  # the next valid command resumes motion after a reflex
 
     def _on_scene_state(self, msg: String) -> None:
-        try:
-            self.sim_rtf = json.loads(msg.data).get("real_time_factor")
-        except (ValueError, AttributeError):
-            pass
+        scene = self.scene_reader.json(msg.data)
+        if scene is not None:
+            self.sim_rtf = scene["real_time_factor"]
+
+    def _warn(self, line: str) -> None:
+        self.get_logger().warning(line, throttle_duration_sec=5.0)
 
     # ---- the control loop ----------------------------------------------------------
     def _tick(self, now: float) -> Decision | None:
@@ -307,12 +306,12 @@ class FrankaNode(Node):
     def _reset_scene(self) -> str | None:
         assert self.scene_reset is not None
         if not self.scene_reset.wait_for_service(timeout_sec=SIM_RESET_TIMEOUT_S):
-            return f"{RESET_SCENE_SERVICE} is not available (is sim_robot_node running?)"
+            return f"{api.SIM_RESET_SCENE.name} is not available (is sim_robot_node running?)"
         done = threading.Event()
         future = self.scene_reset.call_async(Trigger.Request())
         future.add_done_callback(lambda _: done.set())
         if not done.wait(SIM_RESET_TIMEOUT_S):
-            return f"{RESET_SCENE_SERVICE} did not answer within {SIM_RESET_TIMEOUT_S:g} s"
+            return f"{api.SIM_RESET_SCENE.name} did not answer within {SIM_RESET_TIMEOUT_S:g} s"
         result = future.result()
         return None if result.success else f"scene reset failed: {result.message}"
 

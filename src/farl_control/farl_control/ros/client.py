@@ -1,131 +1,216 @@
-"""A small rclpy client of the robot-side interface, for tools that drive the stack.
+"""The one rclpy client of the robot-side interface, for tools that drive or watch the stack.
 
-The main job, benchmarks and tests all need the same things: the latest TCP
-pose and object poses, the status, a way to command velocities and to call
-reset/stop. This keeps those topic names in one place (the DESIGN interface
-table) and spins its own executor thread so callers can simply poll.
+`farl run --scripted`, the benchmarks and the tests all need the same things:
+the TCP pose (with a history of receive times, to measure latency and speed),
+object poses, the control node's status, the simulator's scene state, a way to
+send velocity commands (autonomous or teleop) and to call reset / stop. Names,
+types and QoS come from `farl_common.interface`.
+
+The client owns an rclpy context of its own and spins it in a background
+thread, so callers simply poll, and it never disturbs another rclpy user in the
+same process (the run recorder, a test's own nodes).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-ROBOT_COMMAND = "/farl/robot/command"
-TELEOP_COMMAND = "/farl/teleop/command"
-EE_POSE = "/farl/robot/ee_pose"
-STATUS = "/farl/robot/status"
-RESET = "/farl/robot/reset"
-STOP = "/farl/robot/stop"
-OBJECTS_PREFIX = "/farl/objects/"
+from farl_common import interface as api
+from farl_common.interface import PayloadReader, Qos
+from farl_control.ros.endpoints import client, publisher, subscription
+from farl_control.ros.messages import make_twist, status_values
+from farl_control.ros.spin_thread import SpinThread
+
+Vec3 = tuple[float, float, float]
+# Keep every state message for latency and speed measurements (the publisher's 10 would drop some).
+HISTORY_QOS = Qos(depth=50)
 
 
-@dataclass
-class Stamped:
-    value: np.ndarray
-    received: float
+@dataclass(frozen=True)
+class Sample:
+    t: float  # time.monotonic() at receipt
+    pos: Vec3
 
 
 class RobotClient:
-    """Owns a node and an executor thread; everything it reads is the latest message."""
+    """A node in its own context, spun in a background thread; everything it reads is kept for polling."""
 
-    def __init__(self, name: str = "farl_robot_client", objects: tuple[str, ...] = ()):
-        if not rclpy.ok():
-            rclpy.init()
-        self.node = Node(name)
-        self._lock = threading.Lock()
-        self.ee_pose: Stamped | None = None
-        self.objects: dict[str, Stamped] = {}
+    def __init__(self, name: str = "farl_robot_client", objects: Sequence[str] = (), history: int = 5000):
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context)  # not sys.argv: launch arguments are not ROS remaps
+        self.node = Node(name, context=self.context)
+        self.lock = threading.Lock()
+        self.ee: deque[Sample] = deque(maxlen=history)
+        self.joint_times: deque[float] = deque(maxlen=history)
         self.status: dict[str, str] = {}
-        self.node.create_subscription(PoseStamped, EE_POSE, self._on_ee_pose, qos_profile_sensor_data)
-        self.node.create_subscription(DiagnosticArray, STATUS, self._on_status, 10)
-        for name_ in objects:
-            self.node.create_subscription(
-                PoseStamped, OBJECTS_PREFIX + name_, lambda msg, n=name_: self._on_object(n, msg), 10)
-        self.command_pub = self.node.create_publisher(TwistStamped, ROBOT_COMMAND, 10)
-        self.teleop_pub = self.node.create_publisher(TwistStamped, TELEOP_COMMAND, 10)
-        self._reset = self.node.create_client(Trigger, RESET)
-        self._stop = self.node.create_client(Trigger, STOP)
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self.status_level: int | None = None
+        self.status_message = ""
+        self.scene: dict = {}
+        self.scene_times: deque[tuple[float, float]] = deque(maxlen=history)  # (monotonic, sim_time)
+        self.objects: dict[str, Vec3] = {}
+        self.scene_reader = PayloadReader(api.SCENE_STATE_PAYLOAD)
+        n = self.node
+        subscription(n, api.EE_POSE, self._on_ee, HISTORY_QOS)
+        subscription(n, api.JOINT_STATES, self._on_joints, HISTORY_QOS)
+        subscription(n, api.ROBOT_STATUS, self._on_status)
+        subscription(n, api.SCENE_STATE, self._on_scene)
+        self.command_pub = publisher(n, api.ROBOT_COMMAND)
+        self.teleop_pub = publisher(n, api.TELEOP_COMMAND)
+        self.clients = {"reset": client(n, api.ROBOT_RESET), "stop": client(n, api.ROBOT_STOP)}
+        for obj in objects:
+            self.track_object(obj)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(n)
+        self.spin = SpinThread(self.executor, name=f"{name}-spin")
+        self.spin.start()
 
-    @staticmethod
-    def _position(msg: PoseStamped) -> np.ndarray:
+    def track_object(self, name: str) -> None:
+        """Also record /farl/objects/<name>."""
+        def on_pose(msg: PoseStamped) -> None:
+            p = msg.pose.position
+            with self.lock:
+                self.objects[name] = (p.x, p.y, p.z)
+        subscription(self.node, api.object_topic(name), on_pose)
+
+    # ---- callbacks -------------------------------------------------------------
+    def _on_ee(self, msg: PoseStamped) -> None:
         p = msg.pose.position
-        return np.array([p.x, p.y, p.z])
+        with self.lock:
+            self.ee.append(Sample(time.monotonic(), (p.x, p.y, p.z)))
 
-    def _on_ee_pose(self, msg: PoseStamped) -> None:
-        with self._lock:
-            self.ee_pose = Stamped(self._position(msg), time.monotonic())
-
-    def _on_object(self, name: str, msg: PoseStamped) -> None:
-        with self._lock:
-            self.objects[name] = Stamped(self._position(msg), time.monotonic())
+    def _on_joints(self, msg: JointState) -> None:
+        with self.lock:
+            self.joint_times.append(time.monotonic())
 
     def _on_status(self, msg: DiagnosticArray) -> None:
-        with self._lock:
-            for status in msg.status:
-                self.status.update({kv.key: kv.value for kv in status.values})
-                self.status["level"] = str(int.from_bytes(status.level, "little")
-                                           if isinstance(status.level, bytes) else status.level)
-                self.status["message"] = status.message
+        with self.lock:
+            self.status = status_values(msg)
+            if msg.status:
+                level = msg.status[0].level
+                self.status_level = int.from_bytes(level, "little") if isinstance(level, bytes) else int(level)
+                self.status_message = msg.status[0].message
 
-    def tcp(self) -> np.ndarray | None:
-        with self._lock:
-            return None if self.ee_pose is None else self.ee_pose.value.copy()
+    def _on_scene(self, msg: String) -> None:
+        scene = self.scene_reader.json(msg.data)
+        if scene is None:
+            return
+        with self.lock:
+            self.scene = scene
+            self.scene_times.append((time.monotonic(), float(scene["sim_time"])))
 
-    def object_position(self, name: str) -> np.ndarray | None:
-        with self._lock:
-            stamped = self.objects.get(name)
-            return None if stamped is None else stamped.value.copy()
-
-    def wait_for_state(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.tcp() is not None:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def send(self, linear, angular=(0.0, 0.0, 0.0), teleop: bool = False, frame: str = "base") -> None:
-        msg = TwistStamped()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = frame
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
-        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in angular)
+    # ---- commands and services -----------------------------------------------------
+    def send(self, linear: Sequence[float], angular: Sequence[float] = (0.0, 0.0, 0.0), frame: str = api.BASE_FRAME,
+             teleop: bool = False) -> None:
+        msg = make_twist(linear, angular, stamp=self.node.get_clock().now().to_msg(), frame_id=frame)
         (self.teleop_pub if teleop else self.command_pub).publish(msg)
 
-    def _call(self, client, timeout_s: float) -> tuple[bool, str]:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            return False, f"service {client.srv_name} not available"
-        future = client.call_async(Trigger.Request())
-        deadline = time.monotonic() + timeout_s
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not future.done():
-            return False, f"service {client.srv_name} did not answer within {timeout_s} s"
-        result = future.result()
-        return bool(result.success), str(result.message)
+    def stream(self, linear: Sequence[float], duration_s: float, rate_hz: float = 10.0, **kw) -> None:
+        """Publish the same command at `rate_hz` for `duration_s` (what a shield does)."""
+        period = 1.0 / rate_hz
+        end = time.monotonic() + duration_s
+        next_t = time.monotonic()
+        while time.monotonic() < end:
+            self.send(linear, **kw)
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+    def call(self, service: str, timeout_s: float = 30.0) -> Trigger.Response:
+        """Call /farl/robot/<service> (reset | stop); TimeoutError if it is absent or does not answer."""
+        srv = self.clients[service]
+        if not srv.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"{srv.srv_name} not available")
+        done = threading.Event()
+        future = srv.call_async(Trigger.Request())
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s):
+            raise TimeoutError(f"{srv.srv_name} did not answer within {timeout_s:g} s")
+        return future.result()
+
+    def _outcome(self, service: str, timeout_s: float) -> tuple[bool, str]:
+        try:
+            response = self.call(service, timeout_s)
+        except TimeoutError as error:
+            return False, str(error)
+        return bool(response.success), str(response.message)
 
     def reset(self, timeout_s: float = 60.0) -> tuple[bool, str]:
-        return self._call(self._reset, timeout_s)
+        """Go home (and in sim reset the scene): (success, the control node's message)."""
+        return self._outcome("reset", timeout_s)
 
     def stop(self, timeout_s: float = 10.0) -> tuple[bool, str]:
-        return self._call(self._stop, timeout_s)
+        return self._outcome("stop", timeout_s)
+
+    # ---- reading ---------------------------------------------------------------
+    def pos(self) -> Vec3 | None:
+        with self.lock:
+            return self.ee[-1].pos if self.ee else None
+
+    def tcp(self) -> np.ndarray | None:
+        position = self.pos()
+        return None if position is None else np.array(position)
+
+    def object_position(self, name: str) -> np.ndarray | None:
+        with self.lock:
+            position = self.objects.get(name)
+        return None if position is None else np.array(position)
+
+    def samples_since(self, t0: float) -> list[Sample]:
+        with self.lock:
+            return [s for s in self.ee if s.t >= t0]
+
+    def wait_for(self, predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.02) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(interval_s)
+        return bool(predicate())
+
+    def wait_for_state(self, timeout_s: float) -> bool:
+        """True once a TCP pose has arrived."""
+        return self.wait_for(lambda: self.pos() is not None, timeout_s, 0.05)
+
+    def real_time_factor(self, t0: float, t1: float) -> float | None:
+        """Sim seconds per wall second between monotonic times t0 and t1 (from the scene state)."""
+        with self.lock:
+            pts = [p for p in self.scene_times if t0 <= p[0] <= t1]
+        if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+            return None
+        return (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+
+    def time_until_still(self, t0: float, timeout_s: float, window_s: float = 0.1,
+                         tol_m: float = 0.0005) -> float | None:
+        """Seconds from `t0` until the EE moved less than `tol_m` over `window_s` (None: never)."""
+        end = t0 + timeout_s
+        while time.monotonic() < end:
+            time.sleep(0.02)
+            samples = self.samples_since(t0)
+            for i, s in enumerate(samples):
+                later = [x for x in samples[i:] if x.t <= s.t + window_s]
+                if later and later[-1].t - s.t >= window_s * 0.8 and dist(s.pos, later[-1].pos) < tol_m:
+                    return s.t - t0
+        return None
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        stopped = self.spin.stop()
+        if stopped:
+            self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def dist(a: Sequence[float], b: Sequence[float]) -> float:
+    return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))

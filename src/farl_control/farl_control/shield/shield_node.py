@@ -10,56 +10,41 @@ without the substitution: the Uni-O4 baseline.
 
 Publishes
   /farl/robot/command     geometry_msgs/TwistStamped, TCP linear velocity, frame base
-  /farl/shield/decision   diagnostic_msgs/DiagnosticStatus per tick; values: tick, episode,
-                          risk, epsilon, source (task|recovery), latency_ms, policy_version,
-                          obs, action, action_task (JSON lists), log_prob, swap_error
-  /farl/shield/markers    visualization_msgs/MarkerArray (see shield_markers)
+  /farl/shield/decision   diagnostic_msgs/DiagnosticStatus per tick, one key/value per field of
+                          `farl_common.interface.DECISION_PAYLOAD` (tick numbers them: a gap is a loss)
+  /farl/shield/markers    visualization_msgs/MarkerArray (see shield.markers)
 Subscribes
-  /farl/episode/events    start / verdict events of the episode monitor
-  /farl/learner/policy    {"path", "version", "sha256"}: a new task policy folder to verify and swap in
+  /farl/episode/events    start / verdict events of the episode monitor (EVENT_PAYLOAD)
+  /farl/learner/policy    a new task policy folder to verify and swap in (POLICY_PAYLOAD)
+A payload that does not validate is counted and logged, never acted on.
 """
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
-from visualization_msgs.msg import MarkerArray
 
+from farl_common import interface as api
 from farl_common.errors import FarlInputError
-from farl_control.ros.node_main import run_node
+from farl_common.interface import PayloadReader
 from farl_common.paths import resolve_config_path
-from farl_control.ros.messages import make_twist
-from farl_control.shield.markers import decision_markers, marker_array, static_markers
-from farl_control.shield.runtime import ShieldDecision, ShieldRuntime
 from farl_common.task_config import load_task_config
 from farl_common.task_spec import TCP, TaskSpec
+from farl_control.ros.endpoints import publisher, subscription
+from farl_control.ros.messages import make_twist
+from farl_control.ros.node_main import run_node
+from farl_control.shield.markers import decision_markers, marker_array, static_markers
+from farl_control.shield.runtime import ShieldDecision, ShieldRuntime
 
 PROGRAM = "shield_node"
-COMMAND_TOPIC = "/farl/robot/command"
-DECISION_TOPIC = "/farl/shield/decision"
-MARKERS_TOPIC = "/farl/shield/markers"
-EVENTS_TOPIC = "/farl/episode/events"
-POLICY_TOPIC = "/farl/learner/policy"
-# Late joiners get what they missed: the monitor's recent events (is an episode running?) and the
-# learner's latest policy announcement (both published transient local).
-EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-ENDING_EVENTS = {"success", "failure", "timeout", "aborted", "finished"}
-
-
-def _kv(key: str, value) -> KeyValue:
-    return KeyValue(key=key, value=value if isinstance(value, str) else json.dumps(value))
 
 
 class ShieldNode(Node):
@@ -99,21 +84,20 @@ class ShieldNode(Node):
         self.tick = 0
         self.swap_error = ""
 
+        self.events_reader = PayloadReader(api.EVENT_PAYLOAD, self._warn)
+        self.policy_reader = PayloadReader(api.POLICY_PAYLOAD, self._warn)
         inputs = ReentrantCallbackGroup()
-        self.create_subscription(PoseStamped, "/farl/robot/ee_pose", lambda m: self._on_pose(TCP, m),
-                                 qos_profile_sensor_data, callback_group=inputs)
+        subscription(self, api.EE_POSE, lambda m: self._on_pose(TCP, m), api.NEWEST, callback_group=inputs)
         for name in self.spec.sources:
             if name != TCP:
-                self.create_subscription(PoseStamped, f"/farl/objects/{name}",
-                                         lambda m, n=name: self._on_pose(n, m), 10, callback_group=inputs)
+                subscription(self, api.object_topic(name), lambda m, n=name: self._on_pose(n, m),
+                             callback_group=inputs)
         # Events in order (one at a time): a late joiner's burst of history must end in the latest state.
-        self.create_subscription(String, EVENTS_TOPIC, self._on_event, EVENTS_QOS,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_subscription(String, POLICY_TOPIC, self._on_policy, LATCHED,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
-        self.command_pub = self.create_publisher(TwistStamped, COMMAND_TOPIC, 10)
-        self.decision_pub = self.create_publisher(DiagnosticStatus, DECISION_TOPIC, 10)
-        self.markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
+        subscription(self, api.EPISODE_EVENTS, self._on_event, callback_group=MutuallyExclusiveCallbackGroup())
+        subscription(self, api.LEARNER_POLICY, self._on_policy, callback_group=MutuallyExclusiveCallbackGroup())
+        self.command_pub = publisher(self, api.ROBOT_COMMAND)
+        self.decision_pub = publisher(self, api.SHIELD_DECISION)
+        self.markers_pub = publisher(self, api.SHIELD_MARKERS)
         self.create_timer(1.0 / config.control.rate_hz, self._on_tick, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"shield {'ON' if self.runtime.shield_enabled else 'OFF (baseline)'}, eps_safe "
@@ -124,32 +108,33 @@ class ShieldNode(Node):
         with self._lock:
             self.positions[name] = (np.array([p.x, p.y, p.z]), time.monotonic())
 
+    def _warn(self, line: str) -> None:
+        self.get_logger().warning(line, throttle_duration_sec=5.0)
+
     def _on_event(self, msg: String) -> None:
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
+        event = self.events_reader.json(msg.data)
+        if event is None:
             return
-        kind = event.get("type")
+        kind = event["type"]
         with self._lock:
             if kind == "start":
-                self.episode = int(event.get("episode", 0))
-            elif kind in ENDING_EVENTS:
+                self.episode = event["episode"]
+            elif kind in api.ENDING_EVENTS:
                 was_running = self.episode is not None
                 self.episode = None
-        if kind in ENDING_EVENTS and was_running:
+        if kind in api.ENDING_EVENTS and was_running:
             self.command_pub.publish(make_twist((0.0, 0.0, 0.0), stamp=self.get_clock().now().to_msg()))
 
     def _on_policy(self, msg: String) -> None:
+        announcement = self.policy_reader.json(msg.data)
+        if announcement is None:
+            self.swap_error = f"malformed policy announcement: {self.policy_reader.last_error}"
+            return
         try:
-            announcement = json.loads(msg.data)
-            self.runtime.swap_policy(announcement["path"], announcement.get("sha256"), int(announcement["version"]))
+            self.runtime.swap_policy(announcement["path"], announcement["sha256"], announcement["version"])
         except FarlInputError as error:
             self.swap_error = str(error)
             self.get_logger().error(f"refused new policy, keeping version {self.runtime.policy_version}: {error}")
-            return
-        except (ValueError, KeyError, TypeError) as error:
-            self.swap_error = f"malformed policy announcement: {error}"
-            self.get_logger().error(self.swap_error)
             return
         self.swap_error = ""
         self.get_logger().info(f"now running task policy version {self.runtime.policy_version}")
@@ -189,14 +174,15 @@ class ShieldNode(Node):
         msg.name = "farl/shield"
         msg.level = DiagnosticStatus.WARN if d.source == "recovery" else DiagnosticStatus.OK
         msg.message = d.source
-        msg.values = [
-            _kv("tick", str(self.tick)), _kv("episode", str(episode)), _kv("risk", f"{d.risk:.6f}"),
-            _kv("epsilon", f"{d.epsilon:.6f}"), _kv("source", d.source), _kv("latency_ms", f"{d.latency_ms:.3f}"),
-            _kv("policy_version", str(d.policy_version)), _kv("obs", [round(float(v), 6) for v in obs]),
-            _kv("action", [round(float(v), 6) for v in d.action]),
-            _kv("action_task", [round(float(v), 6) for v in d.action_task]),
-            _kv("log_prob", f"{d.log_prob:.6f}"), _kv("swap_error", self.swap_error),
-        ]
+        payload = {
+            "tick": self.tick, "episode": episode, "risk": round(float(d.risk), 6),
+            "epsilon": round(float(d.epsilon), 6), "source": d.source, "latency_ms": round(float(d.latency_ms), 3),
+            "policy_version": int(d.policy_version), "obs": [round(float(v), 6) for v in obs],
+            "action": [round(float(v), 6) for v in d.action],
+            "action_task": [round(float(v), 6) for v in d.action_task],
+            "log_prob": round(float(d.log_prob), 6), "swap_error": self.swap_error,
+        }
+        msg.values = [KeyValue(key=k, value=v) for k, v in api.DECISION_PAYLOAD.to_pairs(payload)]
         return msg
 
 

@@ -27,13 +27,11 @@ SIGINT/SIGTERM stop the stepping loop, close the server sockets and exit 0.
 """
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
 
 import rclpy
-from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -41,15 +39,15 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_common import interface as api
 from farl_common.errors import FarlInputError, exit_on_input_error
-from farl_control.ros.messages import make_pose, wxyz_to_xyzw
-from farl_control.sim.scene import SimScene
 from farl_common.task_config import load_task_config
+from farl_control.ros.endpoints import publisher, service
+from farl_control.ros.messages import make_pose, wxyz_to_xyzw
+from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_control.sim.scene import SimScene
 
 PROGRAM = "sim_robot_node"
-SCENE_STATE_TOPIC = "/farl/sim/scene_state"
-RESET_SCENE_SERVICE = "/farl/sim/reset_scene"
 SIM_START_TIMEOUT_S = 30.0  # building the MuJoCo model and binding the sockets
 
 
@@ -68,10 +66,9 @@ class SimRobotNode(Node):
         self.loop_error: BaseException | None = None
         self.sim_thread = threading.Thread(target=self._serve, name="franky-sim", daemon=True)
 
-        self.object_pubs = {o.name: self.create_publisher(PoseStamped, f"/farl/objects/{o.name}", 10)
-                            for o in self.config.scene.tracked}
-        self.state_pub = self.create_publisher(String, SCENE_STATE_TOPIC, 10)
-        self.create_service(Trigger, RESET_SCENE_SERVICE, self._on_reset)
+        self.object_pubs = {o.name: publisher(self, api.object_topic(o.name)) for o in self.config.scene.tracked}
+        self.state_pub = publisher(self, api.SCENE_STATE)
+        service(self, api.SIM_RESET_SCENE, self._on_reset)
         self.create_timer(1.0 / self.config.scene.publish_rate_hz, self._publish)
 
     def start_sim(self) -> None:
@@ -97,7 +94,7 @@ class SimRobotNode(Node):
         for name, pub in self.object_pubs.items():
             pose = snap.poses[name]
             pub.publish(make_pose(pose.pos, wxyz_to_xyzw(pose.quat_wxyz), stamp))
-        self.state_pub.publish(String(data=json.dumps(snap.as_dict())))
+        self.state_pub.publish(String(data=api.SCENE_STATE_PAYLOAD.to_json(snap.as_dict())))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         error = self.scene.request_reset()
