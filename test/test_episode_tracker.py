@@ -15,14 +15,14 @@ def spec() -> TaskSpec:
     return TaskSpec.from_config(load_task_config("fragile_push_wall"))
 
 
-def positions(block=(0.45, -0.15, 0.025), tcp=(0.5, 0.0, 0.3), target=(0.56, 0.12, 0.0)):
+def positions(block=(0.555, -0.12, 0.025), tcp=(0.555, -0.22, 0.15), target=(0.555, 0.10, 0.0)):
     return {"tcp": np.array(tcp), "fragile_block": np.array(block), "target": np.array(target)}
 
 
 def act(tracker, spec, next_pos, failure=False, source="task"):
     obs = spec.build_observation(positions())
     a = np.zeros(spec.action_dim)
-    return tracker.step(obs, a, a, -1.0, source, 0.1, next_pos, failure)
+    return tracker.step(obs, a, a, -1.0, source, 0.1, spec.build_observation(next_pos), next_pos, failure)
 
 
 def test_a_failure_ends_the_episode_and_counts_one_episode_and_one_pair(spec):
@@ -48,7 +48,7 @@ def test_without_termination_every_failing_step_is_a_failure_pair(spec):
 def test_success_ends_the_episode_with_the_bonus(spec):
     tracker = EpisodeTracker(spec)
     tracker.start()
-    result = act(tracker, spec, positions(block=(0.56, 0.12, 0.025), tcp=(0.56, 0.10, 0.05)))
+    result = act(tracker, spec, positions(block=(0.555, 0.09, 0.025), tcp=(0.555, 0.04, 0.04)))
     assert result.reason == "success"
     assert result.transitions[0].reward > spec.success_bonus - 1.0
 
@@ -62,9 +62,30 @@ def test_the_time_limit_ends_the_episode(spec):
 
 
 def test_reward_grows_as_the_block_nears_the_target(spec):
-    far = spec.reward(positions(block=(0.45, -0.15, 0.025)), False)
-    near = spec.reward(positions(block=(0.55, 0.08, 0.025)), False)
+    far = spec.reward(positions(block=(0.555, -0.12, 0.025)), False)
+    near = spec.reward(positions(block=(0.555, 0.05, 0.025)), False)
     assert near > far
+
+
+def test_a_failure_costs_more_than_the_steps_it_cuts_short(spec):
+    """Failing ends the episode early; the penalty keeps that from raising the return."""
+    pos = positions()
+    assert spec.reward(pos, False, failure=True) == pytest.approx(spec.reward(pos, False) - spec.failure_penalty)
+    # Half-way along the push, half-way through the episode: failing there must cost more
+    # than standing still at that spot until the time limit.
+    mid_push = positions(block=(0.58, -0.01, 0.025), tcp=(0.58, -0.07, 0.04))
+    idling = (spec.max_steps // 2) * spec.reward(mid_push, False)
+    assert spec.reward(mid_push, False, failure=True) < idling
+
+
+def test_next_obs_is_what_the_actor_saw_next_not_rebuilt(spec):
+    """s' of a transition is the observation handed in (the next decision's), verbatim."""
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    a = np.zeros(spec.action_dim)
+    seen_next = np.arange(spec.obs_dim, dtype=np.float32)
+    tracker.step(spec.build_observation(positions()), a, a, -1.0, "task", 0.1, seen_next, positions(), False)
+    assert tracker.transitions[0].next_obs == [float(v) for v in seen_next]
 
 
 def test_recovery_steps_count_as_shield_triggers_and_payload_has_one_row_per_step(spec):

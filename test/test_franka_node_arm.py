@@ -15,16 +15,24 @@ from farl_common.task_config import load_task_config
 REFLEX = 'libfranka: Move command aborted: motion aborted by reflex! ["cartesian_reflex"]'
 
 
+class _State:
+    def __init__(self, tcp):
+        self.O_T_EE = franky.Affine(list(tcp), [1.0, 0.0, 0.0, 0.0])
+
+
 class ReflexRobot:
     """Raises a reflex on the next move, like libfranka does after a collision."""
 
-    def __init__(self):
+    def __init__(self, tcp=(0.555, -0.22, 0.30)):
         self.recoveries = 0
         self.moves = 0
+        self.motions = []
         self.fail_next = True
+        self.state = _State(tcp)
 
     def move(self, motion, asynchronous=False):
         self.moves += 1
+        self.motions.append(motion)
         if self.fail_next:
             self.fail_next = False
             raise franky.ControlException(REFLEX)
@@ -71,6 +79,26 @@ def test_reflex_during_go_home_is_an_arm_error(arm):
     with pytest.raises(ArmError, match="going home failed"):
         arm.go_home(load_task_config("fragile_push_wall").robot.home_joints)
     assert arm.robot.recoveries == 1
+
+
+def test_go_home_from_low_lifts_straight_up_first(arm):
+    """A TCP below robot.reset_lift_z rises vertically before the joint motion home."""
+    lift_z = arm.cfg.reset_lift_z
+    assert lift_z is not None
+    arm.robot = ReflexRobot(tcp=(0.58, 0.05, 0.04))  # low, beside the wall, next to the pushed block
+    arm.robot.fail_next = False
+    arm.go_home(load_task_config("fragile_push_wall").robot.home_joints)
+    kinds = [type(m).__name__ for m in arm.robot.motions]
+    assert kinds[-2:] == ["CartesianMotion", "JointMotion"]
+    target = arm.robot.motions[-2].target.pose.end_effector_pose
+    assert list(target.translation) == pytest.approx([0.58, 0.05, lift_z])  # same x, y: straight up
+
+
+def test_go_home_from_high_goes_straight_home(arm):
+    arm.robot.fail_next = False
+    arm.go_home(load_task_config("fragile_push_wall").robot.home_joints)
+    assert [type(m).__name__ for m in arm.robot.motions][-1:] == ["JointMotion"]
+    assert not any(type(m).__name__ == "CartesianMotion" for m in arm.robot.motions)
 
 
 def test_unconnected_arm_refuses_clearly():

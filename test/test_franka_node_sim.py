@@ -85,7 +85,7 @@ def wait_status(probe: RobotClient, predicate, timeout_s: float = 3.0) -> bool:
 
 @pytest.mark.timeout(60)
 def test_moves_in_commanded_direction_at_commanded_speed(robot):
-    v = (0.04, -0.03, 0.0)  # 0.05 m/s, well inside the box for 2 s
+    v = (-0.04, 0.03, 0.0)  # 0.05 m/s, well inside the box for 2.5 s (from home toward the robot, over the block)
     speed = math.hypot(*v)
     t0 = time.monotonic()
     robot.stream(v, duration_s=2.5, rate_hz=CTRL.rate_hz)

@@ -12,7 +12,7 @@ from farl_common.interface import PayloadError, PayloadReader, SequenceGaps
 
 DECISION = {"tick": 7, "episode": 2, "risk": 0.41, "epsilon": 0.3, "source": "recovery", "latency_ms": 1.2,
             "policy_version": 3, "obs": [0.5, 0.0, 0.2], "action": [-0.5, 0.0, 0.0], "action_task": [0.5, 0.0, 0.0],
-            "log_prob": -1.5, "swap_error": ""}
+            "log_prob": -1.5, "swap_error": "", "positions": {"tcp": [0.5, 0.0, 0.2], "fragile_block": [0.6, 0.1, 0.03]}}
 TRANSITIONS = {"task": "fragile_push_wall", "episode": 1, "reason": "timeout", "policy_version": 0,
                "episode_return": -2.0, "obs": [[0.0, 1.0], [0.5, 1.0]], "action": [[1.0], [0.0]],
                "action_task": [[1.0], [0.0]], "log_prob": [-0.1, -0.2], "source": ["task", "recovery"],
@@ -59,6 +59,7 @@ def test_the_decision_travels_as_diagnostic_key_values_and_comes_back_typed():
     ({"extra": 1}, "unknown field(s) extra"),
     ({api.VERSION_KEY: 2}, "schema_version 2, this code reads 1"),
     ({"swap_error": None}, "swap_error: must not be null"),
+    ({"positions": {"tcp": [0.5, "x", 0.2]}}, "positions: expected vectors"),
 ])
 def test_a_bad_decision_is_one_line_naming_schema_and_field(change, problem):
     with pytest.raises(PayloadError) as error:

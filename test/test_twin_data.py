@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 
 from farl_learner.data.format import KIND_FAILURE, KIND_RECOVERY, KIND_TASK, load_dataset
-from farl_learner.twin.config import load_twin_config
+from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.data import build_twin_datasets, collect_failure_data, dataset_key
-from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import random_policy
 
 
 @pytest.fixture(scope="module")
 def env():
-    return FrankaTwinEnv("fragile_push_wall")
+    return make_twin_env("fragile_push_wall")
 
 
 def test_build_twin_datasets_kinds_counts_and_cache(tmp_path, env):

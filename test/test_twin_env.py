@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from farl_control.robot.safety import SafetyLimits
-from farl_learner.twin.config import load_twin_config
+from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry
 
 
 @pytest.fixture(scope="module")
 def env():
-    return FrankaTwinEnv("fragile_push_wall")
+    return make_twin_env("fragile_push_wall")
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,9 @@ def test_spaces_and_reset_observation(env):
     obs, info = env.reset(seed=0)
     assert obs.shape == (env.spec_.obs_dim,) == (7,)
     assert env.action_space.shape == (3,)
-    assert env.substeps == 100  # 10 Hz control tick = 100 physics steps of 1 ms
+    assert env.substeps * env.physics_dt == pytest.approx(0.1)  # one 10 Hz control tick per env step
     tcp = info["tcp"]
-    np.testing.assert_allclose(tcp, [0.55, 0.0, 0.52], atol=0.01)  # home, per the task config
+    np.testing.assert_allclose(tcp, [0.555, -0.22, 0.15], atol=0.005)  # home: low, behind the block
     np.testing.assert_allclose(obs[:3], tcp, atol=1e-6)
     assert info["cost"] == 0.0 and not info["failure"]
 
@@ -35,7 +35,7 @@ def test_spaces_and_reset_observation(env):
 def test_tcp_moves_in_commanded_direction_at_commanded_speed(env, axis):
     env.reset(seed=1)
     action = np.zeros(3)
-    action[axis] = -0.8 if axis == 2 else 0.8  # 0.08 m/s; down for z, away from nothing
+    action[axis] = 0.8 if axis == 1 else -0.8  # 0.08 m/s toward open space: -x, +y (over the block), down
     start = env.tcp_position()
     for _ in range(10):  # 1 s
         env.step(action)
@@ -108,16 +108,33 @@ def test_same_seed_same_trajectory_and_state_restore(env):
     np.testing.assert_allclose(second, third, atol=1e-6)
 
 
-def test_fast_controller_matches_franky_sim_controller(env):
+def test_exact_controller_matches_franky_sim_controller():
+    exact = FrankaTwinEnv("fragile_push_wall", controller="exact")
     reference = FrankaTwinEnv("fragile_push_wall", controller="franky")
     actions = np.random.default_rng(1).uniform(-1, 1, (3, 3))
-    env.reset(seed=7)
+    exact.reset(seed=7)
     reference.reset(seed=7)
     for a in actions:
-        np.testing.assert_allclose(env.step(a)[0], reference.step(a)[0], atol=1e-9)
+        np.testing.assert_allclose(exact.step(a)[0], reference.step(a)[0], atol=1e-9)
     # Same torques, same finger PD: the whole MuJoCo state is bit-identical.
-    assert np.array_equal(env.data.qpos, reference.data.qpos)
-    assert np.array_equal(env.data.qvel, reference.data.qvel)
+    assert np.array_equal(exact.data.qpos, reference.data.qpos)
+    assert np.array_equal(exact.data.qvel, reference.data.qvel)
+
+
+def test_servo_controller_tracks_like_franky_sim_within_millimetres(env):
+    """The default twin (MuJoCo servos, 2 ms steps) follows franky-sim's own law closely."""
+    exact = FrankaTwinEnv("fragile_push_wall", controller="exact")
+    rng = np.random.default_rng(2)
+    actions = rng.uniform(-1, 1, (30, 3))
+    actions[:15, 2] = -0.6  # down toward the table first: the block and the floor come into play
+    env.reset(seed=8)
+    exact.reset(seed=8)
+    gaps = []
+    for a in actions:
+        env.step(a)
+        exact.step(a)
+        gaps.append(np.linalg.norm(env.tcp_position() - exact.tcp_position()))
+    assert np.mean(gaps) < 0.003 and np.max(gaps) < 0.008
 
 
 def test_expert_succeeds_without_failure(env, twin):

@@ -34,14 +34,15 @@ class PayloadError(ValueError):
 
 # ---------------------------------------------------------------- payload schemas
 
-_KINDS = ("int", "float", "bool", "str", "floats", "list", "dict")
+_KINDS = ("int", "float", "bool", "str", "floats", "vectors", "list", "dict")
 
 
 @dataclass(frozen=True)
 class Field:
     """One entry of a payload.
 
-    kind: int | float | bool | str | floats (a list of finite numbers) | list | dict.
+    kind: int | float | bool | str | floats (a list of finite numbers) | vectors (an object of
+    floats lists, e.g. positions by name) | list | dict.
     per_step: the value is a list with one `kind` entry per step (episode columns).
     """
 
@@ -77,6 +78,9 @@ def _check_value(schema: str, field: Field, value: Any, where: str) -> Any:
         return value
     if kind == "floats" and isinstance(value, list) and all(_is_number(v) for v in value):
         return [float(v) for v in value]
+    if kind == "vectors" and isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(_is_number(x) for x in v) for k, v in value.items()):
+        return {k: [float(x) for x in v] for k, v in value.items()}
     if kind == "list" and isinstance(value, list):
         return value
     if kind == "dict" and isinstance(value, dict):
@@ -253,6 +257,7 @@ DECISION_PAYLOAD = Schema("shield decision", 1, (
     Field("action_task", "floats", "what pi_task proposed"),
     Field("log_prob", "float", "log pi_task(action_task | obs)"),
     Field("swap_error", "str", "why the last announced policy was refused ('' = none)"),
+    Field("positions", "vectors", "the poses obs was built from (source -> [x, y, z])"),
 ), "one per control tick while an episode runs (shield -> monitor, learner tools, recorder)")
 
 EVENT_PAYLOAD = Schema("episode event", 1, (

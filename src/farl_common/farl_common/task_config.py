@@ -25,6 +25,9 @@ class RobotConfig:
     connect_timeout_s: float = 15.0
     # Upper bound on a blocking joint motion (go home) before it is reported as failed.
     motion_timeout_s: float = 30.0
+    # Before the joint motion home, a TCP below this height (m, base frame) first moves
+    # straight up to it, so going home never sweeps the hand through the objects. None: no lift.
+    reset_lift_z: float | None = None
 
     @staticmethod
     def from_section(s: Section) -> "RobotConfig":
@@ -35,6 +38,8 @@ class RobotConfig:
             force_threshold=s.number("force_threshold", positive=True),
             connect_timeout_s=s.number("connect_timeout_s", 15.0, positive=True),
             motion_timeout_s=s.number("motion_timeout_s", 30.0, positive=True),
+            reset_lift_z=(s.number("reset_lift_z", positive=True) if s.data.get("reset_lift_z") is not None
+                          else None),
         )
 
 

@@ -39,6 +39,9 @@ class TaskSpec:
     pushed_object: str
     target: str
     success_tolerance: float
+    failure_penalty: float = 0.0
+    exploration_correlation: float = 0.0
+    """AR(1) coefficient of the actor's exploration noise (0 = white; see `ExplorationNoise`)."""
 
     @property
     def obs_dim(self) -> int:
@@ -73,14 +76,21 @@ class TaskSpec:
         a, b = np.asarray(positions[self.pushed_object]), np.asarray(positions[self.target])
         return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= self.success_tolerance
 
-    def reward(self, positions: Mapping[str, np.ndarray], success: bool) -> float:
-        """Dense push reward: reach the object, bring it to the target, bonus on success."""
+    def reward(self, positions: Mapping[str, np.ndarray], success: bool, failure: bool = False) -> float:
+        """Dense push reward: reach the object, bring it to the target, bonus on success, penalty on failure.
+
+        The penalty makes a failure cost more than the steps it cuts short: with a
+        per-step reward below zero and episodes that end at a failure, failing
+        early would otherwise *raise* the return (an intervention is what the
+        task exists to avoid).
+        """
         tcp = np.asarray(positions[TCP])
         obj = np.asarray(positions[self.pushed_object])
         target = np.asarray(positions[self.target])
         reach = float(np.linalg.norm(tcp - obj))
         push = float(np.hypot(obj[0] - target[0], obj[1] - target[1]))
-        return -self.reach_weight * reach - self.push_weight * push + (self.success_bonus if success else 0.0)
+        return (-self.reach_weight * reach - self.push_weight * push + (self.success_bonus if success else 0.0)
+                - (self.failure_penalty if failure else 0.0))
 
     @staticmethod
     def from_config(config: TaskConfig) -> "TaskSpec":
@@ -105,6 +115,10 @@ class TaskSpec:
                                f"exceeds control.max_linear_speed {config.control.max_linear_speed}")
         episode = root.section("episode")
         reward = root.section("reward")
+        exploration = root.section("exploration") if "exploration" in root.data else None
+        correlation = exploration.number("noise_correlation", 0.0, minimum=0.0) if exploration else 0.0
+        if correlation >= 1.0:
+            raise exploration.error("noise_correlation", f"must be in [0, 1), got {correlation}")
         return TaskSpec(
             task=config.task,
             fields=tuple(fields),
@@ -114,7 +128,38 @@ class TaskSpec:
             reach_weight=reward.number("reach_weight", minimum=0.0),
             push_weight=reward.number("push_weight", minimum=0.0),
             success_bonus=reward.number("success_bonus", minimum=0.0),
+            failure_penalty=reward.number("failure_penalty", 0.0, minimum=0.0),
+            exploration_correlation=correlation,
             pushed_object=config.success.object,
             target=config.success.target,
             success_tolerance=config.success.tolerance,
         )
+
+
+class ExplorationNoise:
+    """Temporally correlated sampling of the policy's own Gaussian: a ~ N(mu(s), sigma^2) at every step.
+
+    z_t = rho z_{t-1} + sqrt(1 - rho^2) eps_t,  eps_t ~ N(0, I),  a_t = mu(s_t) + sigma * z_t.
+
+    Each z_t is standard normal, so every executed action is distributed
+    exactly as pi(.|s_t) and its log-probability (what PPO's ratio uses) is the
+    policy's own; only successive samples are correlated. White noise (rho = 0)
+    at a cloned policy's sigma is undone by a closed-loop pusher one tick
+    later, so it explores little and almost never reaches a failure; drifts
+    that last a few ticks (rho ~ 0.9) are how an imperfect policy actually
+    goes wrong. `reset()` at every episode start.
+    """
+
+    def __init__(self, action_dim: int, correlation: float, rng: np.random.Generator):
+        if not 0.0 <= correlation < 1.0:
+            raise ValueError(f"correlation must be in [0, 1), got {correlation}")
+        self.action_dim, self.rho, self.rng = action_dim, float(correlation), rng
+        self.z: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.z = None
+
+    def sample(self) -> np.ndarray:
+        eps = self.rng.standard_normal(self.action_dim)
+        self.z = eps if self.z is None else self.rho * self.z + np.sqrt(1.0 - self.rho**2) * eps
+        return self.z.copy()

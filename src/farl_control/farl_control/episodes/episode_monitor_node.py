@@ -1,10 +1,11 @@
 """episode_monitor node: turns the actor's ticks into episodes, transitions and events.
 
 The shield (the actor) publishes one /farl/shield/decision per control tick,
-carrying the observation it acted on and the action it sent. For each tick the
-monitor looks at the world one tick later (TCP and object poses, the failure
-signal) and decides reward, cost, success and the end of the episode with
-`EpisodeTracker`. When an episode ends it publishes the verdict on
+carrying the observation it acted on, the poses it built it from, and the
+action it sent. For tick t the monitor waits for decision t+1: its observation
+is s_{t+1} and its poses decide reward and success (with the failure signal
+seen in between), through `EpisodeTracker`. So a transition's s, a, r and s'
+all come from the actor's own view, one tick apart, as in the training twin. When an episode ends it publishes the verdict on
 /farl/episode/events, sends the whole episode to the learner on
 /farl/learner/transitions, and resets the robot (and, in sim, the scene)
 through /farl/robot/reset before starting the next one.
@@ -141,19 +142,22 @@ class EpisodeMonitorNode(Node):
             "source": payload["source"],
             "risk": payload["risk"],
             "policy_version": payload["policy_version"],
+            "positions": {name: np.asarray(xyz, dtype=np.float64) for name, xyz in payload["positions"].items()},
         }
         result = None
         with self._lock:
             if not self.tracker.running or decision["episode"] != self.tracker.episode:
                 return
             if self.pending is not None:
-                missing = [s for s in self.spec.sources if s not in self.positions]
+                missing = [s for s in self.spec.sources if s not in decision["positions"]]
                 if missing:
+                    self.get_logger().warning(f"decision without poses of {missing}: ignored",
+                                              throttle_duration_sec=5.0)
                     return
                 p = self.pending
                 result = self.tracker.step(p["obs"], p["action"], p["action_task"], p["log_prob"], p["source"],
-                                           p["risk"], dict(self.positions), self.failure_since_step,
-                                           p["policy_version"])
+                                           p["risk"], decision["obs"], decision["positions"],
+                                           self.failure_since_step, p["policy_version"])
                 self.failure_since_step = False
             self.pending = None if result is not None else decision
         if result is not None:

@@ -2,9 +2,11 @@
 
 Pure logic (no ROS) so the rules are unit-tested and identical wherever they
 run. The episode monitor feeds it one `step` per control tick of the actor
-(the shield): the observation and action the actor used at tick t, and the
-world state observed at tick t+1, which decides r_t, c_t and whether the
-episode ends. Failures are counted both ways the paper reports them: failure
+(the shield): the observation and action the actor used at tick t, and what
+the actor saw at tick t+1 (its observation and the poses it was built from),
+which decides r_t, c_t and whether the episode ends. s_{t+1} of one transition
+is therefore exactly s of the next one: the learner never mixes the actor's
+view of the world with another node's. Failures are counted both ways the paper reports them: failure
 *episodes* (simulation tables) and failure *state–action pairs* (real robot).
 """
 from __future__ import annotations
@@ -87,13 +89,13 @@ class EpisodeTracker:
         self.episode_interventions += 1
 
     def step(self, obs: np.ndarray, action: np.ndarray, action_task: np.ndarray, log_prob: float, source: str,
-             risk: float, next_positions: Mapping[str, np.ndarray], failure: bool,
+             risk: float, next_obs: np.ndarray, next_positions: Mapping[str, np.ndarray], failure: bool,
              policy_version: int = 0) -> EpisodeResult | None:
-        """Account for the action taken at obs; the world is now at `next_positions`."""
+        """Account for the action taken at obs; the actor now sees `next_obs`, built from `next_positions`."""
         if not self.running:
             return None
         success = self.spec.success(next_positions)
-        reward = self.spec.reward(next_positions, success)
+        reward = self.spec.reward(next_positions, success, failure)
         cost = 1.0 if failure else 0.0
         self.steps += 1
         self.counts.steps += 1
@@ -111,7 +113,7 @@ class EpisodeTracker:
             obs=[float(v) for v in obs], action=[float(v) for v in action],
             action_task=[float(v) for v in action_task], log_prob=float(log_prob), source=source,
             risk=float(risk), reward=reward, cost=cost,
-            next_obs=[float(v) for v in self.spec.build_observation(next_positions)], done=terminal))
+            next_obs=[float(v) for v in np.asarray(next_obs).reshape(-1)], done=terminal))
         if failure and self.spec.terminate_on_failure:
             return self._finish("failure")
         if success:

@@ -162,19 +162,32 @@ class FrankyArm:
                 return not r.poll_motion() if self._safe_poll(r) else False
 
     def go_home(self, joints: Sequence[float], timeout_s: float | None = None) -> None:
-        """Stop, then a joint motion to `joints`; ArmError if it fails, is stopped or overruns.
+        """Stop, lift (robot.reset_lift_z), then a joint motion to `joints`; ArmError if it fails,
+        is stopped or overruns.
 
-        The motion lock is held only to start the motion, so `stop()` can preempt
+        The motion lock is held only to start each motion, so `stop()` can preempt
         it while this waits.
         """
         timeout_s = self.cfg.motion_timeout_s if timeout_s is None else timeout_s
         r = self._require()
         self.stop()
         self._preempted = False
+        motions = []
+        lift_z = self.cfg.reset_lift_z
+        if lift_z is not None:
+            pose = r.state.O_T_EE
+            x, y, z = (float(v) for v in pose.translation)
+            if z < lift_z:  # straight up first, orientation kept
+                motions.append(franky.CartesianMotion(franky.RobotPose(franky.Affine([x, y, lift_z], pose.quaternion))))
+        motions.append(franky.JointMotion(franky.JointState(list(joints))))
+        deadline = time.monotonic() + timeout_s
         try:
-            with self._lock:
-                r.move(franky.JointMotion(franky.JointState(list(joints))), asynchronous=True)
-            finished = r.join_motion(timeout=timeout_s)
+            for motion in motions:
+                with self._lock:
+                    r.move(motion, asynchronous=True)
+                finished = r.join_motion(timeout=max(0.0, deadline - time.monotonic()))
+                if not finished or self._preempted:
+                    break
         except franky.Exception as error:
             if self._preempted:  # our own stop(), not a fault of the arm
                 raise ArmError("stopped before reaching home") from None

@@ -5,7 +5,11 @@ Every command from upstream (shield on /farl/robot/command, human on
 arm: NaN/inf and wrong frames rejected, speed clipped, workspace box enforced,
 stale commands stopped by the watchdog, teleop overriding while held. The
 filter's decision is streamed at `rate_hz` from a dedicated thread, so callback
-load (services, status, other subscribers) never delays the control loop.
+load (services, status, other subscribers) never delays the control loop. A
+fresh valid command wakes that thread and goes to the arm at once (then again
+every period while it stays fresh): waiting for the next tick would add up to
+a whole period of latency, at random, between the actor and the arm — a delay
+the training twin does not have.
 
 Parameters (defaults from the task config)
   task_config (string)      task YAML: a task name or a path relative to config/
@@ -103,6 +107,7 @@ class FrankaNode(Node):
         self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s)
         self.lock = threading.Lock()
         self.shutdown_event = threading.Event()
+        self.wake = threading.Event()  # a fresh command (or shutdown) wakes the control loop
         self.fatal: str | None = None
 
         # Mode and counters, all guarded by self.lock.
@@ -155,6 +160,7 @@ class FrankaNode(Node):
     def shutdown(self) -> None:
         """Stop the loops, then the arm. Safe to call more than once."""
         self.shutdown_event.set()
+        self.wake.set()
         for thread in self.threads:
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout=2.0)
@@ -183,8 +189,10 @@ class FrankaNode(Node):
                 self.rejected += 1
                 self.last_rejection = reason
                 self.last_reasons = (reason,)
-            elif self.error_pending:
+                return
+            if self.error_pending:
                 self.error_pending = False  # the next valid command resumes motion after a reflex
+        self.wake.set()
 
     def _on_scene_state(self, msg: String) -> None:
         scene = self.scene_reader.json(msg.data)
@@ -223,11 +231,13 @@ class FrankaNode(Node):
         next_tick = time.monotonic()
         last = None
         was_moving = False
+        woken = False
         while not self.shutdown_event.is_set():
             now = time.monotonic()
-            if last is not None:
+            if last is not None and not woken:  # the timer's own period (its jitter is what we report)
                 self.periods.append(now - last)
-            last = now
+            if not woken:
+                last = now
             decision = self._tick(now)
             if decision is not None and not (decision.is_zero and not was_moving):
                 # Zero is streamed until the arm has been told to rest once; an idle arm gets nothing.
@@ -235,12 +245,17 @@ class FrankaNode(Node):
                 was_moving = not decision.is_zero
             elif decision is None:
                 was_moving = False
-            next_tick += period
+            if woken:  # a fresh command was just sent: the next re-send is one period from now
+                next_tick = now + period
+                last = now
+            else:
+                next_tick += period
             delay = next_tick - time.monotonic()
             if delay < 0:  # overran: skip the lost ticks instead of bursting
                 next_tick = time.monotonic()
                 delay = 0.0
-            self.shutdown_event.wait(delay)
+            woken = self.wake.wait(delay)
+            self.wake.clear()
 
     # ---- state publishing ----------------------------------------------------------
     def _state_loop(self) -> None:

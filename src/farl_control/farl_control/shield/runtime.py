@@ -1,7 +1,9 @@
 """The FARL safety shield on the robot side: ONNX Runtime only, no torch, no ROS.
 
 Each control tick: sample a_task ~ pi_task(obs) (Gaussian around the exported
-mean with the exported log-std: the exploration online learning needs),
+mean with the exported log-std: the exploration online learning needs; the
+standard-normal draws may be AR(1)-correlated over an episode, see
+`task_spec.ExplorationNoise`),
 compute C_H for that action with the exported world-model rollout, and execute
 pi_rec(obs) instead when C_H > eps_safe. Three single-threaded ONNX Runtime
 calls per tick.
@@ -25,6 +27,7 @@ import numpy as np
 
 from farl_common.errors import FarlInputError
 from farl_control.shield.manifest import MANIFEST, Manifest, load_manifest
+from farl_common.task_spec import ExplorationNoise
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class _Graphs:
 class ShieldRuntime:
     def __init__(self, model_dir: str | Path, task: str, obs_dim: int, action_dim: int,
                  shield_enabled: bool = True, explore: bool = True, seed: int = 0,
-                 epsilon_override: float | None = None, policy_root: str | Path | None = None):
+                 epsilon_override: float | None = None, policy_root: str | Path | None = None,
+                 noise_correlation: float = 0.0):
         manifest = load_manifest(model_dir, expect_task=task, expect_obs_dim=obs_dim, expect_action_dim=action_dim)
         # Only folders under the learner's run folder may replace the policy: an announcement
         # from another stack on the same ROS domain is refused however valid its files are.
@@ -75,6 +79,7 @@ class ShieldRuntime:
         self.shield_enabled = shield_enabled
         self.explore = explore
         self.rng = np.random.default_rng(seed)
+        self.noise = ExplorationNoise(action_dim, noise_correlation, self.rng)
         self.epsilon_override = epsilon_override
         self.epsilon = float(epsilon_override if epsilon_override is not None else manifest.epsilon_safe)
         self._graphs = _Graphs(manifest)
@@ -92,7 +97,7 @@ class ShieldRuntime:
         x = np.asarray(obs, dtype=np.float32).reshape(1, self.obs_dim)
         mean, log_std = graphs.policy.run(["action_mean", "log_std"], {"obs": x})
         mean, log_std = mean[0].astype(np.float64), np.asarray(log_std, dtype=np.float64).reshape(-1)
-        sample = mean + (np.exp(log_std) * self.rng.standard_normal(self.action_dim) if self.explore else 0.0)
+        sample = mean + (np.exp(log_std) * self.noise.sample() if self.explore else 0.0)
         log_prob = gaussian_log_prob(sample, mean, log_std)
         action_task = np.clip(sample, -1.0, 1.0).astype(np.float32)
         risk, step_prob, hand_path = graphs.risk.run(
@@ -106,6 +111,10 @@ class ShieldRuntime:
         return ShieldDecision(action, action_task, log_prob, source, risk_value, epsilon,
                               np.asarray(step_prob[0]), np.asarray(hand_path[0]),
                               (time.perf_counter() - started) * 1e3, version)
+
+    def new_episode(self) -> None:
+        """Restart the exploration noise process (episodes are independent)."""
+        self.noise.reset()
 
     def swap_policy(self, folder: str | Path, manifest_sha256: str | None, version: int) -> None:
         """Verify a new model folder and make it the running one; raises FarlInputError, keeps the old."""

@@ -64,6 +64,9 @@ class ShieldNode(Node):
         self.declare_parameter("policy_root", "",
                                describe("Accept new policies only from folders under this one (the learner's "
                                         "run_dir); empty = any folder"))
+        self.declare_parameter("noise_correlation", -1.0,
+                               describe("AR(1) coefficient of the exploration noise in [0, 1) (< 0: the task "
+                                        "config's exploration.noise_correlation)"))
         self.declare_parameter("pose_timeout_s", 0.5,
                                describe("Do not act on poses older than this (s): a stalled camera/state stream"))
 
@@ -71,12 +74,16 @@ class ShieldNode(Node):
         self.config = config
         self.spec = TaskSpec.from_config(config)
         epsilon = float(self.get_parameter("epsilon_override").value)
+        correlation = float(self.get_parameter("noise_correlation").value)
+        if correlation >= 1.0:
+            raise FarlInputError(None, f"must be < 1, got {correlation}", key="parameter noise_correlation")
         self.runtime = ShieldRuntime(
             resolve_config_path(self.get_parameter("models_dir").value), config.task, self.spec.obs_dim,
             self.spec.action_dim, shield_enabled=bool(self.get_parameter("shield_enabled").value),
             explore=bool(self.get_parameter("explore").value), seed=int(self.get_parameter("seed").value),
             epsilon_override=epsilon if epsilon >= 0 else None,
-            policy_root=str(self.get_parameter("policy_root").value) or None)
+            policy_root=str(self.get_parameter("policy_root").value) or None,
+            noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
         self.positions: dict[str, tuple[np.ndarray, float]] = {}
@@ -118,6 +125,8 @@ class ShieldNode(Node):
         kind = event["type"]
         with self._lock:
             if kind == "start":
+                if self.episode != event["episode"]:
+                    self.runtime.new_episode()
                 self.episode = event["episode"]
             elif kind in api.ENDING_EVENTS:
                 was_running = self.episode is not None
@@ -163,13 +172,14 @@ class ShieldNode(Node):
         stamp = self.get_clock().now().to_msg()
         self.command_pub.publish(make_twist(self.spec.action_to_velocity(decision.action), stamp=stamp))
         self.tick += 1
-        self.decision_pub.publish(self._decision_message(episode, obs, decision))
+        self.decision_pub.publish(self._decision_message(episode, obs, decision, positions))
         self.markers_pub.publish(marker_array(
             static_markers(self.config, stamp)
             + decision_markers(positions[TCP], decision.source, decision.risk, decision.epsilon,
                                decision.hand_path, decision.step_prob, stamp)))
 
-    def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision) -> DiagnosticStatus:
+    def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision,
+                          positions: dict[str, np.ndarray]) -> DiagnosticStatus:
         msg = DiagnosticStatus()
         msg.name = "farl/shield"
         msg.level = DiagnosticStatus.WARN if d.source == "recovery" else DiagnosticStatus.OK
@@ -181,6 +191,7 @@ class ShieldNode(Node):
             "action": [round(float(v), 6) for v in d.action],
             "action_task": [round(float(v), 6) for v in d.action_task],
             "log_prob": round(float(d.log_prob), 6), "swap_error": self.swap_error,
+            "positions": {name: [round(float(v), 6) for v in xyz] for name, xyz in positions.items()},
         }
         msg.values = [KeyValue(key=k, value=v) for k, v in api.DECISION_PAYLOAD.to_pairs(payload)]
         return msg

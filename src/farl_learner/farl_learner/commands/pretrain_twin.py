@@ -179,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
 
 # ---- data ----------------------------------------------------------------------
 def _twin_env(task: str):
-    from ..twin import FrankaTwinEnv, load_twin_config
+    from ..twin import load_twin_config, make_twin_env
 
     twin = load_twin_config(task)
-    return FrankaTwinEnv(task, controller=twin.controller), twin
+    return make_twin_env(task, twin), twin
 
 
 def twin_demos(task: str, data_dir: str | Path, seed: int, task_episodes: int | None,

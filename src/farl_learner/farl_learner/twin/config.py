@@ -74,6 +74,8 @@ class DataConfig:
 class TwinConfig:
     task: str
     controller: str
+    physics_dt: float
+    jacobian_period_s: float
     expert: ExpertConfig
     medium: NoiseConfig
     recovery: RecoveryConfig
@@ -120,7 +122,9 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
     twin = root.section("twin")
     cfg = TwinConfig(
         task=root.string("task"),
-        controller=twin.string("controller", "fast", choices=("fast", "franky")),
+        controller=twin.string("controller", "servo", choices=("servo", "exact", "franky")),
+        physics_dt=twin.number("physics_dt", 0.001, positive=True, maximum=0.005),
+        jacobian_period_s=twin.number("jacobian_period_s", 0.01, positive=True, maximum=0.1),
         expert=_numbers(root.section("expert"), ExpertConfig, strings=("wall",),
                         vectors={"finger_half_extent": 2}),
         medium=_numbers(root.section("medium"), NoiseConfig),
@@ -132,8 +136,20 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
                             "failure_max_episode_steps")),
         path=path,
     )
+    if cfg.controller != "servo" and cfg.physics_dt != 0.001:
+        raise ConfigError(path, f"controller {cfg.controller!r} runs at franky-sim's 1 ms step; physics_dt "
+                                f"{cfg.physics_dt} needs controller 'servo'", key="twin.physics_dt")
     fs = cfg.failure_sources
     if fs.rewind_min < 1 or fs.rewind_max < fs.rewind_min:
         raise ConfigError(path, f"need 1 <= rewind_min <= rewind_max, got {fs.rewind_min}, {fs.rewind_max}",
                           key="failure_sources.rewind_min")
     return cfg
+
+
+def make_twin_env(task: str = "fragile_push_wall", twin: TwinConfig | None = None, max_steps: int | None = None):
+    """The training twin of `task` with the stepping settings of its twin config."""
+    from .env import FrankaTwinEnv
+
+    twin = twin or load_twin_config(task)
+    return FrankaTwinEnv(task, controller=twin.controller, max_steps=max_steps, physics_dt=twin.physics_dt,
+                         jacobian_period_s=twin.jacobian_period_s)

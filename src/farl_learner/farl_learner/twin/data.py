@@ -45,7 +45,7 @@ from farl_learner.data.format import (FORMAT_VERSION, KIND_FAILURE, KIND_RECOVER
                                       load_dataset, save_dataset)
 from farl_learner.envs.rollout import Episode, run_episode
 
-from .config import TwinConfig, load_twin_config
+from .config import TwinConfig, load_twin_config, make_twin_env
 from .env import FrankaTwinEnv
 from .experts import PolicyFn, RecoveryController, TaskExpert, lured, medium_expert, noisy_policy
 
@@ -308,7 +308,7 @@ def build_twin_datasets(task: str = "fragile_push_wall", out_dir: str | Path = "
     parameter matches (an unreadable file is regenerated; `force` regenerates all).
     """
     twin = load_twin_config(twin_config or task)
-    env = env_factory() if env_factory is not None else FrankaTwinEnv(task, controller=twin.controller)
+    env = env_factory() if env_factory is not None else make_twin_env(task, twin)
     sizes = {"task_episodes": twin.data.task_episodes if task_episodes is None else task_episodes,
              "recovery_episodes": twin.data.recovery_episodes if recovery_episodes is None else recovery_episodes,
              "failure_transitions": twin.data.failure_transitions if failure_transitions is None

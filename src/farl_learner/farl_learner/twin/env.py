@@ -55,7 +55,7 @@ import numpy as np
 from franky_sim.constants import FRANKA_HAND_FORCE_LIMIT
 
 from farl_control.robot.safety import AUTONOMOUS, Command, SafetyLimits, filter_twist
-from farl_control.sim.scene import SimScene
+from farl_control.sim.scene import ROBOT_PREFIX, SimScene
 from farl_common.task_config import TaskConfig, load_task_config
 from farl_common.task_spec import TCP, TaskSpec
 
@@ -138,35 +138,168 @@ class _FastCartesianVelocity:
         return np.array(self.pdata.oMf[self.tcp_id].translation)
 
 
+class _VelocityServos:
+    """The same Cartesian velocity law run by MuJoCo itself, so a tick is a few C calls.
+
+    franky-sim's law is a joint-space velocity servo plus gravity/Coriolis
+    feed-forward: tau = clip(kv (J^+ v - dq) + nle(q, dq)). Both parts can live
+    in the MuJoCo model of the twin (never in the served sim's, which keeps
+    franky-sim's own law):
+
+      * the arm's position actuators (zeroed by franky-sim) become velocity
+        servos with franky-sim's gains: force = kv * (ctrl - dq), ctrl = J^+ v;
+      * gravity is compensated by MuJoCo (`body_gravcomp` on the robot's
+        bodies, routed through the actuators so the FR3 torque limits clip it
+        as franky-sim clips its sum); Coriolis feed-forward is left out
+        (below 1e-3 N·m at the twin's 0.1 m/s);
+      * the finger PD becomes the hand tendon actuator as a position servo with
+        franky-sim's per-finger gains (kp 1000, kv 50, force limit 70 N).
+
+    J^+ v (the damped pseudo-inverse of the TCP Jacobian, franky-sim's formula)
+    is recomputed every `jacobian_period` physics steps instead of every step;
+    between updates MuJoCo runs `mj_step(nstep=...)` in C. `benchmarks/twin_speed.py`
+    measures what this costs in tracking against the served franky-sim arm.
+    """
+
+    @staticmethod
+    def prepare_scene(worldbody) -> None:
+        """Before compiling: gravity compensation on the robot's bodies, through the arm's actuators.
+
+        (MuJoCo sizes its gravity-compensation pass at compile time, so it cannot be switched on later.)
+        """
+        for body in worldbody.iter("body"):
+            if body.get("name", "").startswith(ROBOT_PREFIX):
+                body.set("gravcomp", "1")
+        for joint in worldbody.iter("joint"):
+            if joint.get("name", "").startswith(f"{ROBOT_PREFIX}fr3_joint"):
+                joint.set("actuatorgravcomp", "true")
+
+    def __init__(self, robot, model: mujoco.MjModel, jacobian_period: int) -> None:
+        import pinocchio as pin
+
+        self.pin = pin
+        self.robot = robot
+        self.pmodel = robot._BaseRobot__model  # franky-sim's own pinocchio model (tcp frame, EE inertia)
+        self.pdata = self.pmodel.createData()
+        self.tcp_id = self.pmodel.getFrameId("tcp")
+        self.frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
+        self.qa = np.asarray(robot._qpos_addrs)
+        self.period = max(1, int(jacobian_period))
+        self.eye6 = np.eye(6)
+        kv = np.asarray(robot.kv, dtype=np.float64)
+        prefix = ROBOT_PREFIX
+        self.arm_actuators = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{prefix}fr3_joint{j}")
+                                       for j in range(1, 8)])
+        if np.any(self.arm_actuators < 0):
+            raise RuntimeError("franky-sim's FR3 model changed: arm actuators robot0_fr3_joint1..7 not found")
+        for act, gain in zip(self.arm_actuators, kv):
+            model.actuator_gaintype[act] = mujoco.mjtGain.mjGAIN_FIXED
+            model.actuator_biastype[act] = mujoco.mjtBias.mjBIAS_AFFINE
+            model.actuator_gainprm[act, :] = 0.0
+            model.actuator_biasprm[act, :] = 0.0
+            model.actuator_gainprm[act, 0] = gain
+            model.actuator_biasprm[act, 2] = -gain
+            model.actuator_ctrllimited[act] = 0
+        hand = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{prefix}hand")
+        if hand < 0:
+            raise RuntimeError("franky-sim's FR3 model changed: hand actuator robot0_hand not found")
+        # The "split" tendon is (q1 + q2) / 2 and hands half its force to each finger:
+        # per-finger kp (q_goal - q) - kv dq  <=>  tendon 2 kp (goal - L) - 2 kv dL.
+        kp_f, kv_f = float(robot._kp_hand[0]), float(robot._kv_hand[0])
+        limit = min(FRANKA_HAND_FORCE_LIMIT, robot._hand_goal_force)
+        model.actuator_gaintype[hand] = mujoco.mjtGain.mjGAIN_FIXED
+        model.actuator_biastype[hand] = mujoco.mjtBias.mjBIAS_AFFINE
+        model.actuator_gainprm[hand, :] = 0.0
+        model.actuator_biasprm[hand, :] = 0.0
+        model.actuator_gainprm[hand, 0] = 2 * kp_f
+        model.actuator_biasprm[hand, 1] = -2 * kp_f
+        model.actuator_biasprm[hand, 2] = -2 * kv_f
+        model.actuator_ctrllimited[hand] = 0
+        model.actuator_forcelimited[hand] = 1
+        model.actuator_forcerange[hand] = (-2 * limit, 2 * limit)
+        self.hand_actuator = hand
+        if model.ngravcomp == 0:
+            raise RuntimeError("the twin's MuJoCo model has no gravity compensation: call prepare_scene() "
+                               "before compiling it")
+        self.hand_goal = robot._hand_goal_width / 2.0
+
+    def joint_velocity(self, data: mujoco.MjData, twist: np.ndarray) -> np.ndarray:
+        """franky-sim's J^T (J J^T + 1e-4 I)^-1 v at the current configuration."""
+        q = data.qpos[self.qa]
+        J = self.pin.computeFrameJacobian(self.pmodel, self.pdata, q, self.tcp_id, self.frame)
+        # A 6x6 SPD solve in MuJoCo's C routines: numpy's LAPACK call costs ~10x more here
+        # (threading overhead for a tiny matrix).
+        A = np.ascontiguousarray(J @ J.T + _DAMP * self.eye6)
+        mujoco.mju_cholFactor(A, 0.0)
+        x = np.empty(6)
+        mujoco.mju_cholSolve(x, A, np.ascontiguousarray(twist, dtype=np.float64))
+        return J.T @ x
+
+    def run(self, model: mujoco.MjModel, data: mujoco.MjData, twist: np.ndarray, steps: int,
+            after_chunk) -> None:
+        """`steps` physics steps tracking `twist`; `after_chunk()` runs after every Jacobian period."""
+        data.ctrl[self.hand_actuator] = self.hand_goal
+        done = 0
+        while done < steps:
+            n = min(self.period, steps - done)
+            data.ctrl[self.arm_actuators] = self.joint_velocity(data, twist)
+            mujoco.mj_step(model, data, nstep=n)
+            done += n
+            after_chunk()
+
+    def tcp_position(self, data: mujoco.MjData) -> np.ndarray:
+        q = data.qpos[self.qa]
+        self.pin.forwardKinematics(self.pmodel, self.pdata, q)
+        self.pin.updateFramePlacement(self.pmodel, self.pdata, self.tcp_id)
+        return np.array(self.pdata.oMf[self.tcp_id].translation)
+
+
 class FrankaTwinEnv(gym.Env):
     """Gymnasium env of a real-robot task on franky-sim's MuJoCo FR3 (see module doc).
 
     Args:
         task: task name (config/tasks/<task>.yaml), a path, or a loaded `TaskConfig`.
-        controller: "fast" (same torques, no bookkeeping) or "franky" (franky-sim's calls).
+        controller: "servo" (the law run by MuJoCo's actuators, Jacobian every
+            `jacobian_period_s`; default, fastest), "exact" (franky-sim's torques
+            every physics step, bit-identical to "franky") or "franky" (franky-sim's calls).
         max_steps: override `episode.max_steps` (None: the task's).
+        physics_dt: MuJoCo timestep (franky-sim's is 1 ms; "servo" only may take more).
+        jacobian_period_s: how often "servo" recomputes J^+ v.
     """
 
     metadata = {"render_modes": []}
+    CONTROLLERS = ("servo", "exact", "franky")
 
-    def __init__(self, task: str | TaskConfig = "fragile_push_wall", controller: str = "fast",
-                 max_steps: int | None = None) -> None:
+    def __init__(self, task: str | TaskConfig = "fragile_push_wall", controller: str = "servo",
+                 max_steps: int | None = None, physics_dt: float = PHYSICS_DT,
+                 jacobian_period_s: float = 0.01) -> None:
         super().__init__()
-        if controller not in ("fast", "franky"):
-            raise ValueError(f"controller must be 'fast' or 'franky', got {controller!r}")
+        if controller not in self.CONTROLLERS:
+            raise ValueError(f"controller must be one of {', '.join(self.CONTROLLERS)}, got {controller!r}")
+        if controller != "servo" and physics_dt != PHYSICS_DT:
+            raise ValueError(f"controller {controller!r} runs franky-sim's law at its 1 ms step; "
+                             f"only 'servo' takes physics_dt={physics_dt}")
         self.config = task if isinstance(task, TaskConfig) else load_task_config(task)
         self.spec_ = TaskSpec.from_config(self.config)
         self.limits = SafetyLimits.from_config(self.config.control)
         self.control_dt = 1.0 / self.config.control.rate_hz
-        self.substeps = max(1, int(round(self.control_dt / PHYSICS_DT)))
+        self.physics_dt = float(physics_dt)
+        self.substeps = max(1, int(round(self.control_dt / self.physics_dt)))
         self.max_steps = int(max_steps or self.spec_.max_steps)
         self.controller = controller
 
         self.scene = SimScene(self.config)
+        if controller == "servo":
+            _VelocityServos.prepare_scene(self.scene.sim.worldbody)
         self.scene.start()
         self.robot = self.scene.robot
         self.model, self.data = self.scene.model, self.scene.data
+        self.model.opt.timestep = self.physics_dt
         self._fast = _FastCartesianVelocity(self.robot)
+        self._servo = None
+        if controller == "servo":
+            self._servo = _VelocityServos(self.robot, self.model,
+                                          max(1, int(round(jacobian_period_s / self.physics_dt))))
 
         m = self.model
         self._object_bodies = {o.name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, o.name)
@@ -254,22 +387,28 @@ class FrankaTwinEnv(gym.Env):
         linear, clipped = self.filtered_velocity(action)
         twist = np.concatenate([linear, np.zeros(3)])
         contact = False
-        for _ in range(self.substeps):
-            if self.controller == "fast":
-                self._fast.apply(self.data, twist)
-                self._fast.hand(self.data)  # the finger PD that sim.step() runs before mj_step
-                mujoco.mj_step(self.model, self.data)
-            else:
-                self.robot.cartesian_velocity_control(twist, None)
-                self.scene.sim.step()
-            contact = contact or self.failure_contact()
+        if self._servo is not None:
+            hits = []
+            self._servo.run(self.model, self.data, twist, self.substeps,
+                            lambda: hits.append(self.failure_contact()))
+            contact = any(hits)
+        else:
+            for _ in range(self.substeps):
+                if self.controller == "exact":
+                    self._fast.apply(self.data, twist)
+                    self._fast.hand(self.data)  # the finger PD that sim.step() runs before mj_step
+                    mujoco.mj_step(self.model, self.data)
+                else:
+                    self.robot.cartesian_velocity_control(twist, None)
+                    self.scene.sim.step()
+                contact = contact or self.failure_contact()
         self.physics_steps += self.substeps
         self.steps += 1
         self._tcp = self._fast.tcp_position(self.data)
         pos = self.positions()
         failure = contact
         success = self.spec_.success(pos)
-        reward = self.spec_.reward(pos, success)
+        reward = self.spec_.reward(pos, success, failure)
         # The robot side's episode rules (farl_control.episodes.tracker): a success ends the
         # episode, a failure ends it when the task terminates on failure; else the time limit.
         terminated = bool(success or (failure and self.spec_.terminate_on_failure))
