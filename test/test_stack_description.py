@@ -37,9 +37,12 @@ def test_config_paths_are_made_absolute_so_nodes_find_them_from_any_directory():
     assert path.is_absolute() and path.is_file()
 
 
-def test_the_arm_driver_and_simulator_are_required():
+def test_every_node_of_an_autonomous_run_is_required():
+    """The arm never runs without its driver; a run never goes on without monitor, shield or learner."""
     nodes = {n.name: n for n in load_stack("fragile_push_wall").resolve()}
-    assert nodes["franka"].required and nodes["sim_robot"].required
+    assert set(nodes) == {"sim_robot", "franka", "episode_monitor", "shield", "learner"}
+    assert all(n.required for n in nodes.values())
+    assert "learner" not in {n.name for n in load_stack("fragile_push_wall").resolve({"learn": "false"})}
 
 
 @pytest.mark.parametrize("tokens, problem", [

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from farl_control.launching import interrupts
+
+    interrupts.defer()  # Ctrl-C during the imports below: a stop request, not a traceback
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from farl_common.errors import exit_on_input_error
 

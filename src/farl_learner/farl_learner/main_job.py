@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from farl_common.errors import FarlInputError
+from farl_control.launching import interrupts
 from farl_control.launching.launcher import StackLauncher
 from farl_common.paths import repo_root
 from farl_control.launching.stack import load_stack, parse_launch_arguments
@@ -106,6 +107,7 @@ class ScriptedDemo:
         launcher = StackLauncher(self.nodes)
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
+        self.interrupted = interrupts.received()
         client = None
         summary: dict = {"task": self.config.task, "started": time.time(), "waypoints": []}
         try:
@@ -238,6 +240,9 @@ class FarlRun:
                   "stopping anyway", flush=True)
 
     def run(self) -> int:
+        signal.signal(signal.SIGINT, self._interrupt)
+        signal.signal(signal.SIGTERM, self._interrupt)
+        self.interrupted = interrupts.received()
         from .report import write_report
         from .run_recorder import RunRecorder
 
@@ -249,17 +254,18 @@ class FarlRun:
         print(f"[farl run] ROS domain {self.ros_domain} (to watch: ROS_DOMAIN_ID={self.ros_domain} rviz2 -d "
               "config/rviz/farl.rviz); simulated arm at " + self.values["robot_ip"], flush=True)
         launcher = StackLauncher(self.nodes)
-        signal.signal(signal.SIGINT, self._interrupt)
-        signal.signal(signal.SIGTERM, self._interrupt)
         recorder = RunRecorder(self.out, on_event=self._on_event, on_policy=self._on_policy)
         started = time.monotonic()
         stuck = False
+        failed = None
         try:
             launcher.start()
             self.last_event = time.monotonic()
             while not recorder.finished.is_set() and not self.interrupted:
-                if any(n.required and not p.alive() for n, p in launcher.processes):
-                    print("[farl run] a required node exited: see its lines above", flush=True)
+                # A dead required node (arm driver, simulator, monitor, shield, learner) ends the run at once.
+                failed = launcher.required_exit()
+                if failed is not None:
+                    print(f"[farl run] error: {failed.describe()}; stopping the run", flush=True)
                     break
                 if time.monotonic() - self.last_event > EPISODE_TIMEOUT_S:
                     stuck = True
@@ -267,19 +273,28 @@ class FarlRun:
                           "(see the node output above)", flush=True)
                     break
                 recorder.finished.wait(0.5)
-            if recorder.finished.is_set() and not self.interrupted and self.values["learn"] == "true":
+            if recorder.finished.is_set() and failed is None and not self.interrupted \
+                    and self.values["learn"] == "true":
                 learner = next((p for n, p in launcher.processes if n.name == "learner"), None)
                 self._drain_learner(recorder, learner)
         finally:
             launcher.shutdown()
             recorder.close()
         settings = {"task": self.config.task, "episodes": self.episodes, "launch": self.values,
-                    "wall_seconds": round(time.monotonic() - started, 1)}
+                    "wall_seconds": round(time.monotonic() - started, 1),
+                    "decisions_dropped": recorder.decisions_dropped, "payloads_rejected": recorder.rejected,
+                    "failed_node": None if failed is None else failed.describe()}
         summary = write_report(self.out, f"FARL run: {self.config.task}", settings)
         print(f"[farl run] {summary['episodes']} episodes, {summary['successes']} successes, "
               f"{summary['failure_episodes']} failure episodes ({summary['failure_pairs']} failure pairs), "
               f"{summary['shield_triggers']} shield triggers, {len(summary['policy_versions'])} policy updates; "
               f"report: {self.out / 'report.md'}", flush=True)
+        if recorder.decisions_dropped or recorder.rejected:
+            print(f"[farl run] warning: {recorder.decisions_dropped} shield decision(s) lost, "
+                  f"{recorder.rejected} payload(s) rejected on the way to the recorder", flush=True)
+        if failed is not None:
+            print(f"[farl run] error: {failed.describe()}", flush=True)
+            return 1
         if self.interrupted:
             return 130
         return 1 if stuck or summary["episodes"] < self.episodes else 0

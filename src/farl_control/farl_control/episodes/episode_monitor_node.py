@@ -96,7 +96,8 @@ class EpisodeMonitorNode(Node):
         self.events = publisher(self, api.EPISODE_EVENTS)
         self.transitions = publisher(self, api.LEARNER_TRANSITIONS)
         self.reset_client = client(self, api.ROBOT_RESET, callback_group=MutuallyExclusiveCallbackGroup())
-        self._episode_thread = threading.Thread(target=self._episode_loop, daemon=True)
+        self.fatal: str | None = None  # set when the episode thread fails; main() then exits 1
+        self._episode_thread = threading.Thread(target=self._episode_loop, daemon=True, name="episodes")
         self._wake = threading.Event()
         self._stopping = threading.Event()
 
@@ -183,7 +184,15 @@ class EpisodeMonitorNode(Node):
         self._wake.set()
 
     def _reset_robot(self) -> bool:
-        if not self.reset_client.wait_for_service(timeout_sec=5.0):
+        # Not wait_for_service: shutdown must not wait seconds for this thread (it is joined before
+        # the node is destroyed, so it never touches a destroyed client).
+        deadline = time.monotonic() + 5.0
+        while not self.reset_client.service_is_ready():
+            if self._stopping.wait(0.1):
+                return False
+            if time.monotonic() > deadline:
+                break
+        if not self.reset_client.service_is_ready():
             self.get_logger().warning(f"{RESET_SERVICE} not available yet; is the franka node running?")
             return False
         future = self.reset_client.call_async(Trigger.Request())
@@ -215,6 +224,14 @@ class EpisodeMonitorNode(Node):
             self._stopping.wait(0.2)
 
     def _episode_loop(self) -> None:
+        """The episode thread: a failure ends the node with one error line (main() reports `fatal`)."""
+        try:
+            self._run_episodes()
+        except Exception as error:  # noqa: BLE001 - reported, never a thread traceback
+            if not self._stopping.is_set():
+                self.fatal = f"episode loop failed: {type(error).__name__}: {error}"
+
+    def _run_episodes(self) -> None:
         """Reset → start → wait for the end, until max_episodes or shutdown."""
         if self.wait_for_learner:
             self._await_learner()
@@ -248,6 +265,8 @@ class EpisodeMonitorNode(Node):
 
     def shutdown(self) -> None:
         self._stopping.set()
+        if self._episode_thread.is_alive():
+            self._episode_thread.join(timeout=5.0)
         with self._lock:
             result = self.tracker.abort()
         if result is not None:

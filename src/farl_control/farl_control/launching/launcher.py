@@ -3,9 +3,12 @@
 ROS 2's launch system is not available from PyPI, so this starts the very same
 node table (config/stacks/<task>.yaml) as launch/<task>.launch.py: one process
 per node, parameters passed as a --params-file, output prefixed with the node
-name. It runs until Ctrl-C / SIGTERM, or until a node marked `required` exits;
-then every node is shut down in reverse start order (the simulated arm last),
-so the control node's own shutdown stops the arm before the simulator goes.
+name. It runs until Ctrl-C / SIGTERM, or until a node marked `required` exits
+(its error line is repeated and the launcher exits non-zero); then every node is
+shut down in reverse start order (the simulated arm last), so the control node's
+own shutdown stops the arm before the simulator goes. If the launcher itself is
+killed, its nodes get SIGTERM from the kernel and shut down the same way
+(`processes`).
 """
 from __future__ import annotations
 
@@ -15,17 +18,22 @@ import signal
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import yaml
 
 from farl_common.errors import exit_on_input_error
+from farl_control.launching import interrupts
 from farl_control.launching.processes import ManagedProcess
 from farl_control.launching.stack import ResolvedNode, load_stack, parse_launch_arguments
 
 # DDS discovery stays on loopback whatever the caller's shell says.
 ROS_ENVIRONMENT = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
+# How long a node gets to exit after SIGTERM before SIGKILL: the learner, stopped while still starting on
+# a loaded 2-core machine, needs seconds to finish building and to unload torch.
+STOP_GRACE_S = 10.0
 
 
 def node_command(node: ResolvedNode, params_file: Path) -> list[str]:
@@ -40,6 +48,19 @@ def write_params_file(node: ResolvedNode, folder: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class RequiredExit:
+    """A required node that exited: the stack cannot go on."""
+
+    name: str
+    code: int
+    error: str | None  # the node's own error line, if it printed one
+
+    def describe(self) -> str:
+        return (f"required node {self.name} exited with code {self.code}"
+                + (f": {self.error}" if self.error else " (see its lines above)"))
+
+
 class StackLauncher:
     """Starts the resolved nodes and supervises them until asked to stop."""
 
@@ -47,6 +68,7 @@ class StackLauncher:
         self.nodes = list(nodes)
         self.env = {**os.environ, **ROS_ENVIRONMENT, **(env or {})}
         self.processes: list[tuple[ResolvedNode, ManagedProcess]] = []
+        self._reported: set[str] = set()
         self._stop = threading.Event()
         self._folder = Path(tempfile.mkdtemp(prefix="farl-launch-"))
 
@@ -60,29 +82,44 @@ class StackLauncher:
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
+    def required_exit(self) -> RequiredExit | None:
+        """The first required node found exited (whatever its exit code), else None.
+
+        Every node that has exited is reported once, required or not.
+        """
+        found = None
+        for node, proc in self.processes:
+            code = proc.popen.poll()
+            if code is None:
+                continue
+            if node.name not in self._reported:
+                self._reported.add(node.name)
+                print(f"[launch] {node.name} exited with code {code}", flush=True)
+            if node.required and found is None:
+                found = RequiredExit(node.name, code, proc.error_line())
+        return found
+
     def supervise(self, poll_s: float = 0.2) -> int:
         """Block until stop is requested or a required node exits; returns the exit code."""
-        exit_code = 0
-        reported: set[str] = set()
         while not self._stop.is_set():
-            for node, proc in self.processes:
-                code = proc.popen.poll()
-                if code is None or node.name in reported:
-                    continue
-                reported.add(node.name)
-                print(f"[launch] {node.name} exited with code {code}", flush=True)
-                if node.required:
-                    print(f"[launch] {node.name} is required: shutting the stack down", flush=True)
-                    exit_code = code or 1
-                    self._stop.set()
+            failed = self.required_exit()
+            if failed is not None:
+                print(f"[launch] error: {failed.describe()}; shutting the stack down", flush=True)
+                return failed.code or 1
             self._stop.wait(poll_s)
-        return exit_code
+        return 0
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> dict[str, int | None]:
+        """Stop every node still running, in reverse start order; returns each node's exit code."""
+        codes: dict[str, int | None] = {}
         for node, proc in reversed(self.processes):
-            if proc.alive():
+            running = proc.alive()
+            if running:
                 print(f"[launch] stopping {node.name}", flush=True)
-            proc.stop(grace_s=5.0)
+            codes[node.name] = proc.stop(grace_s=STOP_GRACE_S)
+            if running:
+                print(f"[launch] {node.name} stopped (exit code {codes[node.name]})", flush=True)
+        return codes
 
 
 def launch(task: str, argument_tokens: list[str], dry_run: bool = False) -> int:
@@ -95,6 +132,8 @@ def launch(task: str, argument_tokens: list[str], dry_run: bool = False) -> int:
     launcher = StackLauncher(nodes)
     signal.signal(signal.SIGINT, launcher.request_stop)
     signal.signal(signal.SIGTERM, launcher.request_stop)
+    if interrupts.received():
+        launcher.request_stop()
     try:
         launcher.start()
         code = launcher.supervise()

@@ -2,11 +2,22 @@
 
 Used by the pip-side launcher, the tests and the benchmarks: each child runs in
 its own process group so that stopping it also stops whatever it spawned, and
-shutdown escalates SIGINT → SIGTERM → SIGKILL with bounded waits, so a hung
-node can never keep the arm (or a test run) alive.
+shutdown escalates SIGTERM → SIGKILL with a bounded wait, so a hung node can
+never keep the arm (or a test run) alive. SIGTERM, not SIGINT, comes first: every
+FARL entry point handles both the same way, but a child stopped while it is still
+importing (torch takes seconds) dies of SIGTERM silently, where SIGINT would
+print a KeyboardInterrupt traceback.
+
+When the owner itself dies without stopping them (SIGKILL, the OOM killer), the
+kernel sends each child SIGTERM (Linux `PR_SET_PDEATHSIG`, set between fork and
+exec): a node then shuts down as on Ctrl-C, the control node stopping the arm,
+instead of living on and blocking the next run's arm and simulator address.
+The signal follows the *thread* that started the child, so start children from
+a thread that lives as long as they should (the main thread, as the launcher does).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -14,21 +25,43 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Callable, Mapping, Sequence
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_DEATH_SIGNAL = signal.SIGTERM  # a node's graceful shutdown: the arm is stopped on the way out
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGTERM the child when its parent dies (None off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child must not load libraries
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+    return preexec
 
 
 class _OutputPrefixer(threading.Thread):
     """Copies a child's output to ours, each line prefixed with [name] (as ros2 launch does)."""
 
-    def __init__(self, name: str, stream):
+    def __init__(self, name: str, stream, recent: deque[str]):
         super().__init__(daemon=True, name=f"output-{name}")
         self.prefix = f"[{name}] "
         self.stream = stream
+        self.recent = recent
 
     def run(self) -> None:
         for raw in iter(self.stream.readline, b""):
-            sys.stdout.write(self.prefix + raw.decode(errors="replace"))
+            line = raw.decode(errors="replace")
+            self.recent.append(line.rstrip("\n"))
+            sys.stdout.write(self.prefix + line)
             sys.stdout.flush()
 
 
@@ -46,6 +79,7 @@ class ManagedProcess:
         self.argv = list(argv)
         self.log_path = Path(log_path) if log_path else None
         self._log: IO[bytes] | None = None
+        self._recent: deque[str] = deque(maxlen=50)  # the last output lines (prefix_output only)
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
@@ -57,9 +91,12 @@ class ManagedProcess:
             stderr=subprocess.STDOUT if (self._log or prefix_output) else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
+        self._prefixer: _OutputPrefixer | None = None
         if prefix_output and not self._log:
-            _OutputPrefixer(name, self.popen.stdout).start()
+            self._prefixer = _OutputPrefixer(name, self.popen.stdout, self._recent)
+            self._prefixer.start()
 
     @property
     def pid(self) -> int:
@@ -80,8 +117,8 @@ class ManagedProcess:
         self.popen.wait(timeout=10)
 
     def stop(self, grace_s: float = 5.0) -> int | None:
-        """SIGINT, then SIGTERM, then SIGKILL, each after `grace_s`; returns the exit code."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        """SIGTERM, then SIGKILL after `grace_s`; returns the exit code."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             if self.popen.poll() is not None:
                 break
             self._signal_group(sig)
@@ -100,6 +137,19 @@ class ManagedProcess:
         if self.log_path and self.log_path.exists():
             return self.log_path.read_text(errors="replace")
         return ""
+
+    def recent_lines(self) -> list[str]:
+        """The last lines the child wrote (its log's, or what was echoed with prefix_output)."""
+        if self._prefixer is not None:
+            if self.popen.poll() is not None:
+                self._prefixer.join(timeout=1.0)  # the child has exited: let its last lines arrive
+            return list(self._recent)
+        return self.log_text().splitlines()[-50:]
+
+    def error_line(self) -> str | None:
+        """The child's last `error:` line (every FARL entry point reports a fatal problem as one), if any."""
+        lines = [line for line in self.recent_lines() if ": error: " in line]
+        return lines[-1].strip() if lines else None
 
 
 def stop_all(processes: Sequence[ManagedProcess], grace_s: float = 5.0) -> None:

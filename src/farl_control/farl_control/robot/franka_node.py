@@ -392,7 +392,7 @@ def main(args: list[str] | None = None) -> None:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        tear_down(node, spin, executor)  # node.shutdown() stops the arm whatever brought us here
+        tear_down(node, spin, executor, PROGRAM)  # node.shutdown() stops the arm whatever brought us here
     sys.exit(code)
 
 

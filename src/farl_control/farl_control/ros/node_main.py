@@ -6,7 +6,8 @@ KeyboardInterrupt) — a traceback, and with a worker thread still inside
 torch or rcl at interpreter exit, "terminate called without an active
 exception" (an abort). As franka_node does: our own handler sets an event, the
 executor spins in a thread, and shutdown goes node.shutdown() → executor →
-join → destroy → rclpy shutdown, exit code 0.
+join → destroy → rclpy shutdown, exit code 0 (1 after a failure, reported on one
+`error:` line: a callback that raised, or a worker thread that set `node.fatal`).
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         signal.signal(sig, lambda *_: done.set())
     node: Node | None = None
     executor = MultiThreadedExecutor(num_threads=threads)
-    spin: threading.Thread | None = None
+    spin: SpinThread | None = None
+    code = 0
     try:
         with exit_on_input_error(program):
             node = make_node()
@@ -46,8 +48,15 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
         spin = SpinThread(executor, name=f"{program}-spin")
         spin.start()
         while not done.wait(0.1):
-            if not spin.is_alive():  # the executor died under us: nothing is served any more
-                print(f"{program}: error: executor stopped", file=sys.stderr, flush=True)
+            if not spin.is_alive():  # a callback raised, or the executor died: nothing is served any more
+                reason = f": {type(spin.error).__name__}: {spin.error}" if spin.error is not None else ""
+                print(f"{program}: error: executor stopped{reason}", file=sys.stderr, flush=True)
+                code = 1
+                break
+            if getattr(node, "fatal", None):  # a worker thread of the node failed
+                print(f"{program}: error: {node.fatal}", file=sys.stderr, flush=True)
+                code = 1
                 break
     finally:
-        tear_down(node, spin, executor)
+        tear_down(node, spin, executor, program)
+    sys.exit(code)

@@ -139,7 +139,7 @@ def main(args: list[str] | None = None) -> None:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
         code = 2
     finally:
-        tear_down(node, spin, executor)
+        tear_down(node, spin, executor, PROGRAM)
     sys.exit(code)
 
 
