@@ -127,7 +127,7 @@ def run(trials: int, out_dir: Path) -> dict:
                                     env=env, log_path=logs / f"franka_{rate:g}.log", cwd=REPO)
             procs.append(franka)
             if not probe.wait_for(lambda: franka.alive() and probe.status.get("rate_hz") == f"{rate:g}"
-                                  and probe.pos() is not None, 60.0):
+                                  and probe.wait_until_active(0.0), 60.0):
                 raise RuntimeError(f"franka_node at {rate:g} Hz did not come up:\n{franka.log_text()}")
             for load in ("none", "cpu_hog"):
                 hog = None

@@ -162,7 +162,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
 
         subscription(probe.node, api.LEARNER_STATUS, on_status)
         feed = publisher(probe.node, api.LEARNER_TRANSITIONS)
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and learner_status
+        if not probe.wait_for(lambda: probe.wait_until_active(0.0) and learner_status
                               and feed.get_subscription_count() > 0, 90.0):
             raise RuntimeError("stack did not come up:\n" + "\n".join(p.log_text()[-2000:] for p in procs))
         assert probe.call("reset", timeout_s=60.0).success

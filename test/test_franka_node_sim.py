@@ -48,7 +48,7 @@ def stack(tmp_path_factory):
         pool.start("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}", "-p", "simulated:=sim"])
         probe = RobotClient("franka_test_probe")
         probe.track_object("fragile_block")
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and probe.scene, STARTUP_TIMEOUT_S):
+        if not probe.wait_for(lambda: probe.wait_until_active(0.0) and probe.scene, STARTUP_TIMEOUT_S):
             pytest.fail("stack did not come up:\n" + pool.logs())
         yield pool, probe
     finally:

@@ -20,6 +20,7 @@ from conftest import ProcessPool
 from farl_common import interface as api
 from farl_common.interface import Qos, SequenceGaps
 from farl_control.launching.launcher import node_command, write_params_file
+from farl_control.launching.lifecycle import LifecycleClient
 from farl_control.launching.processes import free_loopback_ip as free_ip
 from farl_control.launching.stack import load_stack
 from farl_control.ros.client import RobotClient
@@ -81,8 +82,14 @@ def online_stack(tmp_path_factory):
             pool.start(node.name, node_command(node, write_params_file(node, base)))
         probe = RobotClient("online_stack_probe")
         recorder = StackRecorder(probe)
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status, STARTUP_TIMEOUT_S):
-            pytest.fail("stack did not come up:\n" + pool.logs())
+        lifecycle = LifecycleClient("online_stack_manager")  # the launcher's part: the control node is managed
+        try:
+            assert [n.name for n in nodes if n.lifecycle] == ["franka"]
+            error = lifecycle.bring_up("franka")
+        finally:
+            lifecycle.close()
+        if error is not None or not probe.wait_for(lambda: probe.wait_until_active(0.0), STARTUP_TIMEOUT_S):
+            pytest.fail(f"stack did not come up ({error}):\n" + pool.logs())
         yield pool, probe, recorder, base
     finally:
         if probe is not None:

@@ -85,7 +85,7 @@ def launched_pids(log: str) -> dict[str, int]:
 def test_farl_launch_killed_hard_leaves_no_node_behind(processes, robot_ip):
     launcher = processes.start("farl_launch", [sys.executable, "-m", "farl_learner.cli", "launch", "fragile_push_wall",
                                                "autonomy:=false", f"robot_ip:={robot_ip}"])
-    assert wait_until(lambda: "[franka]" in launcher.log_text() and "connected" in launcher.log_text(), 60.0), \
+    assert wait_until(lambda: "[launch] franka configured and active" in launcher.log_text(), 60.0), \
         launcher.log_text()[-3000:]
     nodes = launched_pids(launcher.log_text())
     assert set(nodes) == {"sim_robot", "franka"}

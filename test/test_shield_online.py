@@ -136,7 +136,7 @@ def stack(models, tmp_path_factory):
         pool.start("shield", ["shield_node", "--ros-args", "-p", f"models_dir:={folder}", "-p", "seed:=1"])
         probe = RobotClient("shield_test_probe")
         shield_probe = ShieldProbe(probe)
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and probe.scene, STARTUP_TIMEOUT_S):
+        if not probe.wait_for(lambda: probe.wait_until_active(0.0) and probe.scene, STARTUP_TIMEOUT_S):
             pytest.fail("stack did not come up:\n" + pool.logs())
         yield pool, probe, shield_probe
     finally:

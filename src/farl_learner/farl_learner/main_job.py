@@ -116,7 +116,7 @@ class ScriptedDemo:
 
             tracked = tuple(o.name for o in self.config.scene.tracked)
             client = RobotClient("farl_main_job", objects=tracked)
-            if not client.wait_for_state(STARTUP_TIMEOUT_S):
+            if not client.wait_until_active(STARTUP_TIMEOUT_S):
                 raise RuntimeError(f"no /farl/robot/ee_pose within {STARTUP_TIMEOUT_S:.0f} s: "
                                    "see the [franka] and [sim_robot] lines above")
             ok, message = client.reset()

@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -50,15 +51,16 @@ def write_params_file(node: ResolvedNode, folder: Path) -> Path:
 
 @dataclass(frozen=True)
 class RequiredExit:
-    """A required node that exited: the stack cannot go on."""
+    """A required node that exited, or a managed one that could not be brought up: the stack cannot go on."""
 
     name: str
     code: int
     error: str | None  # the node's own error line, if it printed one
+    what: str = ""  # how it failed, when it did not exit ("configure failed")
 
     def describe(self) -> str:
-        return (f"required node {self.name} exited with code {self.code}"
-                + (f": {self.error}" if self.error else " (see its lines above)"))
+        how = self.what or f"exited with code {self.code}"
+        return f"required node {self.name} {how}" + (f": {self.error}" if self.error else " (see its lines above)")
 
 
 class StackLauncher:
@@ -71,6 +73,9 @@ class StackLauncher:
         self._reported: set[str] = set()
         self._stop = threading.Event()
         self._folder = Path(tempfile.mkdtemp(prefix="farl-launch-"))
+        self._bring_up: threading.Thread | None = None
+        self._lifecycle_failure: RequiredExit | None = None
+        self.active: set[str] = set()  # managed nodes brought up to active
 
     def start(self) -> None:
         for node in self.nodes:
@@ -78,6 +83,29 @@ class StackLauncher:
             proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True)
             self.processes.append((node, proc))
             print(f"[launch] started {node.name} (pid {proc.pid}): {node.package}/{node.executable}", flush=True)
+        managed = [(node, proc) for node, proc in self.processes if node.lifecycle]
+        if managed:  # configure -> activate in the background: supervision goes on meanwhile
+            self._bring_up = threading.Thread(target=self._drive_lifecycle, args=(managed,), daemon=True,
+                                              name="lifecycle")
+            self._bring_up.start()
+
+    def _drive_lifecycle(self, managed: list[tuple[ResolvedNode, ManagedProcess]]) -> None:
+        from farl_control.launching.lifecycle import LifecycleClient
+
+        client = LifecycleClient("farl_launch_lifecycle")
+        try:
+            for node, proc in managed:
+                error = client.bring_up(node.name, keep_waiting=lambda: proc.alive() and not self._stop.is_set())
+                if error is not None:
+                    time.sleep(0.3)  # the node's own error line may still be on its way through the pipe
+                    self._lifecycle_failure = RequiredExit(node.name, 1, proc.error_line(),
+                                                           f"could not be brought up ({error})")
+                    return
+                if proc.alive() and not self._stop.is_set():
+                    self.active.add(node.name)
+                    print(f"[launch] {node.name} configured and active", flush=True)
+        finally:
+            client.close()
 
     def request_stop(self, *_: object) -> None:
         self._stop.set()
@@ -97,7 +125,7 @@ class StackLauncher:
                 print(f"[launch] {node.name} exited with code {code}", flush=True)
             if node.required and found is None:
                 found = RequiredExit(node.name, code, proc.error_line())
-        return found
+        return found or self._lifecycle_failure
 
     def supervise(self, poll_s: float = 0.2) -> int:
         """Block until stop is requested or a required node exits; returns the exit code."""
@@ -110,7 +138,13 @@ class StackLauncher:
         return 0
 
     def shutdown(self) -> dict[str, int | None]:
-        """Stop every node still running, in reverse start order; returns each node's exit code."""
+        """Stop every node still running, in reverse start order; returns each node's exit code.
+
+        A managed node runs its own lifecycle shutdown on SIGTERM (the control node: stop, disconnect).
+        """
+        self._stop.set()
+        if self._bring_up is not None:
+            self._bring_up.join(timeout=5.0)
         codes: dict[str, int | None] = {}
         for node, proc in reversed(self.processes):
             running = proc.alive()

@@ -20,6 +20,8 @@ _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
 # paths so a node finds them whatever its working directory.
 _CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir")
+# The parameter of a managed node that makes it configure and activate itself (see robot.franka_node).
+AUTOSTART = "autostart"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class NodeSpec:
     parameters: Mapping[str, Any]
     when: Mapping[str, str] = field(default_factory=dict)
     required: bool = False
+    lifecycle: bool = False  # a managed node: the launcher drives configure -> activate
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ResolvedNode:
     executable: str
     parameters: dict[str, Any]
     required: bool
+    lifecycle: bool = False
 
     @property
     def module(self) -> str:
@@ -97,6 +101,7 @@ class StackDescription:
                 parameters=dict(params),
                 when={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in when.items()},
                 required=s.boolean("required", False),
+                lifecycle=s.boolean("lifecycle", False),
             ))
         return StackDescription(task=root.string("task"), arguments=tuple(arguments), nodes=tuple(nodes), path=path)
 
@@ -125,7 +130,10 @@ class StackDescription:
             for key in _CONFIG_PATH_PARAMETERS:
                 if isinstance(params.get(key), str) and params[key]:
                     params[key] = str(resolve_config_path(params[key]).resolve())
-            resolved.append(ResolvedNode(node.name, node.package, node.executable, params, node.required))
+            if node.lifecycle:
+                params[AUTOSTART] = False  # the launcher (or the launch file) drives its transitions
+            resolved.append(ResolvedNode(node.name, node.package, node.executable, params, node.required,
+                                         node.lifecycle))
         return resolved
 
 

@@ -79,8 +79,8 @@ class FrankyArm:
         self._preempted = False  # stop() preempted a joint motion (go home)
 
     # ---- lifecycle -------------------------------------------------------
-    def connect(self, timeout_s: float | None = None) -> None:
-        """Connect, retrying for `timeout_s` (franky-sim may still be starting)."""
+    def connect(self, timeout_s: float | None = None, cancel: threading.Event | None = None) -> None:
+        """Connect, retrying for `timeout_s` (franky-sim may still be starting) unless `cancel` is set."""
         timeout_s = self.cfg.connect_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         while True:
@@ -99,7 +99,10 @@ class FrankyArm:
                         f"cannot reach the arm at {self.hostname} within {timeout_s:g} s ({error}); "
                         "check robot_ip, that FCI is enabled (real) or sim_robot_node is running (sim)"
                     ) from None
-                time.sleep(0.5)
+                if cancel is not None and cancel.wait(0.5):
+                    raise ArmError(f"connecting to the arm at {self.hostname} was cancelled") from None
+                if cancel is None:
+                    time.sleep(0.5)
         _drop_realtime_priority()
         if self.robot.has_errors:
             self.robot.recover_from_errors()

@@ -16,16 +16,26 @@ Parameters (defaults from the task config)
   robot_ip    (string)      FCI address of the arm / franky-sim's loopback address
   simulated   (string|bool) "sim"/"real" (or true/false): in sim, reset also resets the scene
   rate_hz     (double)      command streaming rate; default control.rate_hz
+  autostart   (bool)        configure and activate on start (false: wait for a lifecycle manager)
 
 Publishes  /farl/robot/joint_states (JointState), /farl/robot/ee_pose (PoseStamped, frame base)
            at control.state_rate_hz; /farl/robot/status (DiagnosticArray) at
-           control.status_rate_hz with keys: mode (idle | autonomous | teleop | stopped |
-           resetting | error), watchdog, source, last_reasons, last_rejection, rejected_count,
+           control.status_rate_hz with keys: mode (unconfigured | inactive | idle | autonomous |
+           teleop | stopped | resetting | error | finalized), watchdog, source, last_reasons, last_rejection, rejected_count,
            clipped_count, watchdog_trips, refused_count, error_count, last_error,
            loop_period_p50_ms, loop_period_p99_ms, sim_real_time_factor, rate_hz.
 Services   /farl/robot/stop (Trigger): stop now and refuse motion until reset.
            /farl/robot/reset (Trigger): stop, joint motion to robot.home_joints, in sim
            also /farl/sim/reset_scene; then motion is allowed again.
+
+A managed (lifecycle) node: configure = connect to the arm and publish its
+state; activate = accept commands and stream them; deactivate = stop the arm and
+refuse commands (state keeps flowing); cleanup = disconnect; shutdown (or
+SIGINT/SIGTERM) = stop and disconnect. `farl launch` and the launch file drive
+configure → activate (parameter autostart:=false); run on its own
+(autostart:=true, the default) it does both itself and exits 1 with one error
+line if the arm cannot be reached. A transition that is not allowed from the
+current state is refused, never fatal.
 
 The arm is stopped on SIGINT/SIGTERM and on any exception (try/finally). A
 process that crashes upstream simply stops sending: the watchdog stops the arm
@@ -46,7 +56,8 @@ from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -66,7 +77,9 @@ STATUS_NAME = "farl/franka"
 PERIOD_WINDOW = 200  # control periods kept for the p50/p99 in the status
 SIM_RESET_TIMEOUT_S = 5.0
 
-MODES = ("idle", "autonomous", "teleop", "stopped", "resetting", "error")
+MODES = ("unconfigured", "inactive", "idle", "autonomous", "teleop", "stopped", "resetting", "error", "finalized")
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+RCLError = _rclpy.RCLError  # what rclpy's lifecycle state machine raises for a transition it does not have
 
 
 def parse_simulated(value: object) -> bool:
@@ -81,9 +94,10 @@ def parse_simulated(value: object) -> bool:
     raise FarlInputError(None, f"expected sim or real (or true/false), got {value!r}", key="parameter simulated")
 
 
-class FrankaNode(Node):
+class FrankaNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("franka")
+        self._refuse_invalid_transitions()
         self.declare_parameter("task_config", "tasks/fragile_push_wall.yaml",
                                ParameterDescriptor(description="Task YAML: a task name or a path relative to config/"))
         self.config = load_task_config(self.get_parameter("task_config").value)
@@ -96,6 +110,10 @@ class FrankaNode(Node):
         self.declare_parameter("rate_hz", ctrl.rate_hz, ParameterDescriptor(
             description="Rate (Hz) at which filtered velocity commands are streamed to the arm",
             type=ParameterType.PARAMETER_DOUBLE))
+        self.declare_parameter("autostart", True, ParameterDescriptor(
+            description="Configure (connect) and activate (stream) on start; false = wait for the "
+                        "lifecycle transitions of a manager (farl launch, the launch file)"))
+        self.autostart = bool(self.get_parameter("autostart").value)
         self.robot_ip = str(self.get_parameter("robot_ip").value)
         self.simulated = parse_simulated(self.get_parameter("simulated").value)
         self.rate_hz = float(self.get_parameter("rate_hz").value)
@@ -106,9 +124,14 @@ class FrankaNode(Node):
         self.filter = CommandFilter(self.limits)
         self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s)
         self.lock = threading.Lock()
-        self.shutdown_event = threading.Event()
-        self.wake = threading.Event()  # a fresh command (or shutdown) wakes the control loop
+        self.shutdown_event = threading.Event()  # the process is ending (signal, or a loop failed)
+        self.state_stop = threading.Event()  # ends the state loop (cleanup, shutdown)
+        self.motion_stop = threading.Event()  # ends the control loop (deactivate, cleanup, shutdown)
+        self.wake = threading.Event()  # a fresh command (or a stop) wakes the control loop
         self.fatal: str | None = None
+        self.lifecycle = "unconfigured"  # unconfigured | inactive | active | finalized
+        self.state_thread: threading.Thread | None = None
+        self.control_thread: threading.Thread | None = None
 
         # Mode and counters, all guarded by self.lock.
         self.stopped = False
@@ -142,32 +165,114 @@ class FrankaNode(Node):
             self.scene_reset = client(self, api.SIM_RESET_SCENE, callback_group=io_group)
             self.scene_reader = PayloadReader(api.SCENE_STATE_PAYLOAD, self._warn)
             subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=io_group)
-        self.threads = [
-            threading.Thread(target=self._guarded, args=(self._control_loop,), name="control", daemon=True),
-            threading.Thread(target=self._guarded, args=(self._state_loop,), name="state", daemon=True),
-        ]
 
     # ---- lifecycle -------------------------------------------------------------
-    def start(self) -> None:
-        self.arm.connect()
-        self.latest_state = self.arm.state()
-        for thread in self.threads:
-            thread.start()
-        self.get_logger().info(
-            f"connected to the arm at {self.robot_ip} ({'sim' if self.simulated else 'real'}); "
-            f"streaming at {self.rate_hz:g} Hz, task {self.config.task}")
+    def _refuse_invalid_transitions(self) -> None:
+        """rclpy raises out of the change_state service on a transition the current state does not
+        have (e.g. activate while unconfigured), which would end the node that holds the arm:
+        answer success=false instead."""
+        served = self._service_change_state.callback
+
+        def change_state(request, response):
+            try:
+                return served(request, response)
+            except RCLError:
+                self.get_logger().warning(f"refused lifecycle transition {request.transition.id} "
+                                          f"{request.transition.label!r} in state {self.lifecycle}")
+                response.success = False
+                return response
+
+        self._service_change_state.callback = change_state
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Connect to the arm (retrying while franky-sim starts) and publish its state."""
+        try:
+            self.arm.connect(cancel=self.shutdown_event)
+            self.latest_state = self.arm.state()
+        except ArmError as error:
+            print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
+            return FAILURE
+        self.state_stop.clear()
+        self.state_thread = self._start_loop(self._state_loop, "state")
+        self.lifecycle = "inactive"
+        self.get_logger().info(f"connected to the arm at {self.robot_ip} ({'sim' if self.simulated else 'real'}), "
+                               f"task {self.config.task}; inactive: commands refused until activated")
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Accept commands and stream the filtered ones at rate_hz."""
+        with self.lock:
+            self.filter.clear()  # nothing sent while inactive may move the arm now
+            self.error_pending = False
+            self.decision = Decision((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), None)
+        self.motion_stop.clear()
+        self.control_thread = self._start_loop(self._control_loop, "control")
+        self.lifecycle = "active"
+        self.get_logger().info(f"active: streaming filtered commands at {self.rate_hz:g} Hz")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Refuse commands and stop the arm; its state keeps flowing."""
+        self.lifecycle = "inactive"
+        self._stop_motion()
+        self.get_logger().info("inactive: arm stopped, commands refused")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        self.lifecycle = "unconfigured"
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        self.lifecycle = "finalized"
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._halt()
+        self.lifecycle = "unconfigured"
+        return SUCCESS
 
     def shutdown(self) -> None:
-        """Stop the loops, then the arm. Safe to call more than once."""
-        self.shutdown_event.set()
-        self.wake.set()
-        for thread in self.threads:
-            if thread.is_alive() and thread is not threading.current_thread():
-                thread.join(timeout=2.0)
+        """The process ends (signal, or a loop failed): the lifecycle shutdown, so the arm stops. Idempotent."""
+        self.shutdown_event.set()  # also cancels a connect still retrying
+        if self.lifecycle != "finalized":
+            try:
+                self.trigger_shutdown()
+            except RCLError:  # mid-transition (e.g. configuring): halt directly
+                pass
+        self._halt()
+        self.lifecycle = "finalized"
+
+    def _halt(self) -> None:
+        """Stop the control loop and the arm, then the state loop, then disconnect."""
+        self.lifecycle = "unconfigured" if self.lifecycle == "active" else self.lifecycle
+        self._stop_motion()
+        self.state_stop.set()
+        self._join(self.state_thread)
         try:
             self.arm.disconnect()
         except Exception as error:  # the arm may already be gone; nothing else to do
-            self.get_logger().error(f"stopping the arm on shutdown failed: {error}")
+            self.get_logger().error(f"stopping the arm failed: {error}")
+
+    def _stop_motion(self) -> None:
+        self.motion_stop.set()
+        self.wake.set()
+        self._join(self.control_thread)
+        try:
+            self.arm.stop()
+        except Exception as error:  # noqa: BLE001 - reported; the arm's own motion timeout still stops it
+            self.get_logger().error(f"stopping the arm failed: {error}")
+
+    @staticmethod
+    def _join(thread: threading.Thread | None) -> None:
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+
+    def _start_loop(self, loop, name: str) -> threading.Thread:
+        thread = threading.Thread(target=self._guarded, args=(loop,), name=name, daemon=True)
+        thread.start()
+        return thread
 
     def _guarded(self, loop) -> None:
         """A loop that dies takes the node down (and the arm stops) instead of leaving it half-alive."""
@@ -181,7 +286,7 @@ class FrankaNode(Node):
     def _on_command(self, msg: TwistStamped, source: str) -> None:
         command = twist_to_command(msg, source, time.monotonic())
         with self.lock:
-            if self.stopped or self.resetting:
+            if self.stopped or self.resetting or self.lifecycle != "active":
                 self.refused += 1
                 return
             reason = self.filter.receive(command)
@@ -232,7 +337,7 @@ class FrankaNode(Node):
         last = None
         was_moving = False
         woken = False
-        while not self.shutdown_event.is_set():
+        while not self.motion_stop.is_set():
             now = time.monotonic()
             if last is not None and not woken:  # the timer's own period (its jitter is what we report)
                 self.periods.append(now - last)
@@ -261,7 +366,7 @@ class FrankaNode(Node):
     def _state_loop(self) -> None:
         period = 1.0 / self.config.control.state_rate_hz
         next_tick = time.monotonic()
-        while not self.shutdown_event.is_set():
+        while not self.state_stop.is_set():
             state = self.arm.state()
             self.latest_state = state
             stamp = self.get_clock().now().to_msg()
@@ -272,7 +377,7 @@ class FrankaNode(Node):
             if delay < 0:
                 next_tick = time.monotonic()
                 delay = 0.0
-            self.shutdown_event.wait(delay)
+            self.state_stop.wait(delay)
 
     # ---- services ---------------------------------------------------------------
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -286,6 +391,10 @@ class FrankaNode(Node):
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.lifecycle != "active":
+            response.success = False
+            response.message = f"the control node is {self.lifecycle}: configure and activate it first"
+            return response
         with self.lock:
             self.resetting = True
             self.filter.clear()
@@ -332,6 +441,8 @@ class FrankaNode(Node):
 
     # ---- status -------------------------------------------------------------------
     def mode(self) -> str:
+        if self.lifecycle != "active":
+            return self.lifecycle
         if self.resetting:
             return "resetting"
         if self.stopped:
@@ -362,7 +473,8 @@ class FrankaNode(Node):
                 "rate_hz": f"{self.rate_hz:g}",
             }
         level = DiagnosticStatus.ERROR if mode == "error" else (
-            DiagnosticStatus.WARN if mode == "stopped" or values["watchdog"] == "tripped" else DiagnosticStatus.OK)
+            DiagnosticStatus.WARN if mode in ("stopped", "unconfigured", "finalized") or values["watchdog"] == "tripped"
+            else DiagnosticStatus.OK)
         self.status_pub.publish(make_status(STATUS_NAME, level, mode, values, self.get_clock().now().to_msg(),
                                             hardware_id=self.robot_ip))
 
@@ -370,27 +482,37 @@ class FrankaNode(Node):
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     node: FrankaNode | None = None
-    spin: threading.Thread | None = None
+
+    def on_signal(*_: object) -> None:
+        done.set()
+        if node is not None:
+            node.shutdown_event.set()  # a connect still retrying gives up now
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    spin: SpinThread | None = None
     executor = MultiThreadedExecutor(num_threads=3)
     code = 0
     try:
         with exit_on_input_error(PROGRAM):
             node = FrankaNode()
-        node.start()
         executor.add_node(node)
         spin = SpinThread(executor, name=PROGRAM)
         spin.start()
-        while not done.wait(0.1):
-            if node.shutdown_event.is_set():
-                print(f"{PROGRAM}: error: {node.fatal or 'control stopped'}; arm stopped", file=sys.stderr, flush=True)
+        if node.autostart and not done.is_set():
+            if node.trigger_configure() != SUCCESS:  # on_configure printed why
+                code = 1 if not done.is_set() else 0
+            elif node.trigger_activate() != SUCCESS:
+                print(f"{PROGRAM}: error: activation failed; arm stopped", file=sys.stderr, flush=True)
                 code = 1
-                break
-    except ArmError as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr, flush=True)
-        code = 1
+        while code == 0 and not done.wait(0.1):
+            if node.fatal:
+                print(f"{PROGRAM}: error: {node.fatal}; arm stopped", file=sys.stderr, flush=True)
+                code = 1
+            elif not spin.is_alive():
+                print(f"{PROGRAM}: error: executor stopped: {spin.error}; arm stopped", file=sys.stderr, flush=True)
+                code = 1
     finally:
         tear_down(node, spin, executor, PROGRAM)  # node.shutdown() stops the arm whatever brought us here
     sys.exit(code)

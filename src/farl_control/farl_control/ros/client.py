@@ -36,6 +36,8 @@ from farl_control.ros.messages import make_twist, status_values
 from farl_control.ros.spin_thread import SpinThread
 
 Vec3 = tuple[float, float, float]
+# Lifecycle states of the control node in which it refuses commands and resets (its status "mode").
+INACTIVE_MODES = ("unconfigured", "inactive", "finalized")
 # Keep every state message for latency and speed measurements (the publisher's 10 would drop some).
 HISTORY_QOS = Qos(depth=50)
 
@@ -181,8 +183,17 @@ class RobotClient:
         return bool(predicate())
 
     def wait_for_state(self, timeout_s: float) -> bool:
-        """True once a TCP pose has arrived."""
+        """True once a TCP pose has arrived (the control node is configured: connected to the arm)."""
         return self.wait_for(lambda: self.pos() is not None, timeout_s, 0.05)
+
+    def active(self) -> bool:
+        """The control node is active (accepts commands and resets), as its status says."""
+        with self.lock:
+            return self.status.get("mode") not in (None, *INACTIVE_MODES)
+
+    def wait_until_active(self, timeout_s: float) -> bool:
+        """True once the arm's state flows and the control node is active."""
+        return self.wait_for(lambda: self.pos() is not None and self.active(), timeout_s, 0.05)
 
     def real_time_factor(self, t0: float, t1: float) -> float | None:
         """Sim seconds per wall second between monotonic times t0 and t1 (from the scene state)."""
