@@ -103,3 +103,28 @@ def test_pretrain_finetune_export_on_the_toy_task(tmp_path):
     assert max(report["parity_max_abs_diff"].values()) < 1e-4
     manifest = load_manifest(tmp_path / "onnx", expect_task="toy")
     assert manifest.horizon == 4 and manifest.epsilon_safe == metrics["calibration"]["epsilon_safe"]
+
+
+def test_rollout_scores_pick_the_member_and_gate_its_improvement():
+    """With an evaluator, a member keeps its offline improvement only if its score did not drop,
+    and the best-scoring version goes online (not the critic's favourite)."""
+    from farl_learner.agents.uni_o4 import pretrain_task_policy
+
+    demos = toy_datasets(seed=0, task_episodes=10, recovery_episodes=2, failure_episodes=2)["task"]
+    cfg = apply_overrides(FarlConfig(task="toy"), {
+        "networks.policy_hidden": [16, 16], "networks.value_hidden": [16, 16], "bc.ensemble_size": 3,
+        "bc.steps": 30, "offline.critic_steps": 20, "offline.policy_steps": 10})
+    calls: list[GaussianPolicy] = []
+    # Scores in call order: 3 members after BC, then the same 3 after improvement.
+    scores = [0.5, 0.2, 0.4, 0.3, 0.6, 0.9]
+
+    def evaluate(policy):
+        calls.append(policy)
+        return {"score": scores[len(calls) - 1]}
+
+    result = pretrain_task_policy(demos, cfg, progress=False, evaluate=evaluate)
+    m = result.metrics
+    assert m["improvement_kept"] == [False, True, True]  # member 0 dropped 0.5 -> 0.3: its BC version stays
+    assert m["chosen_member"] == 2 and m["chosen_eval"]["score"] == 0.9
+    assert result.policy is calls[5]  # the improved member 2, the very object that was scored
+    assert m["selected_by"] == "evaluation rollouts"

@@ -93,3 +93,33 @@ def test_calibration_raises_epsilon_when_it_would_trigger_on_most_safe_states():
     assert capped.limited_by == "needless_trigger_rate"
     assert capped.needless_trigger_rate <= 0.25 and capped.epsilon_safe > strict.epsilon_safe
     assert capped.miss_rate > 0.05  # the price, reported honestly
+
+
+def test_tradeoff_curve_recall_and_needless_rates_per_threshold():
+    # Two episodes: one fails at its 4th step, one never fails. H = 2.
+    risk = np.array([0.1, 0.5, 0.7, 0.9, 0.2, 0.6, 0.1])
+    to_failure = np.array([3, 2, 1, 0, np.inf, np.inf, np.inf])
+    from farl_learner.risk import tradeoff_curve
+
+    curve = tradeoff_curve(risk, to_failure, horizon=2)
+    at = {round(e, 6): (r, n) for e, r, n in zip(curve["epsilon"], curve["recall"], curve["needless_trigger_rate"])}
+    # Positives (<= 2 steps before the failure): risks 0.5, 0.7, 0.9; safe: 0.1, 0.2, 0.6, 0.1.
+    assert at[0.5] == (pytest.approx(2 / 3), pytest.approx(1 / 4))   # 0.7, 0.9 > 0.5; 0.6 > 0.5
+    assert at[0.6] == (pytest.approx(2 / 3), pytest.approx(0.0))
+    assert at[0.9] == (pytest.approx(0.0), pytest.approx(0.0))
+    assert curve["recall"] == sorted(curve["recall"], reverse=True)  # higher eps, fewer warnings
+
+
+def test_warning_lead_time_counts_ticks_from_the_run_of_warnings_to_the_failure():
+    from farl_learner.risk import warning_lead_times
+
+    #            episode 0 (fails at index 5)      episode 1 (fails at 3)   episode 2 (no failure)
+    risk = np.array([0.9, 0.1, 0.1, 0.8, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.9, 0.9])
+    cost = np.array([0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=np.float32)
+    episode = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    data = Transitions.from_arrays({"obs": np.zeros((12, 1)), "action": np.zeros((12, 1)), "cost": cost,
+                                    "episode_id": episode, "next_obs": np.zeros((12, 1))})
+    leads = warning_lead_times(risk, steps_to_failure(data), episode, epsilon=0.5)
+    # Episode 0: the early lone warning at index 0 does not count; the run 3..5 starts 2 ticks before.
+    # Episode 1: never warned. Episode 2 has no failure and is not counted.
+    assert leads.tolist() == [2, -1]

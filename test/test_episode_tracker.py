@@ -15,7 +15,7 @@ def spec() -> TaskSpec:
     return TaskSpec.from_config(load_task_config("fragile_push_wall"))
 
 
-def positions(block=(0.555, -0.12, 0.025), tcp=(0.555, -0.22, 0.15), target=(0.555, 0.10, 0.0)):
+def positions(block=(0.57, -0.12, 0.025), tcp=(0.57, -0.22, 0.15), target=(0.57, 0.10, 0.0)):
     return {"tcp": np.array(tcp), "fragile_block": np.array(block), "target": np.array(target)}
 
 
@@ -48,7 +48,7 @@ def test_without_termination_every_failing_step_is_a_failure_pair(spec):
 def test_success_ends_the_episode_with_the_bonus(spec):
     tracker = EpisodeTracker(spec)
     tracker.start()
-    result = act(tracker, spec, positions(block=(0.555, 0.09, 0.025), tcp=(0.555, 0.04, 0.04)))
+    result = act(tracker, spec, positions(block=(0.57, 0.09, 0.025), tcp=(0.57, 0.04, 0.04)))
     assert result.reason == "success"
     assert result.transitions[0].reward > spec.success_bonus - 1.0
 
@@ -62,8 +62,8 @@ def test_the_time_limit_ends_the_episode(spec):
 
 
 def test_reward_grows_as_the_block_nears_the_target(spec):
-    far = spec.reward(positions(block=(0.555, -0.12, 0.025)), False)
-    near = spec.reward(positions(block=(0.555, 0.05, 0.025)), False)
+    far = spec.reward(positions(block=(0.57, -0.12, 0.025)), False)
+    near = spec.reward(positions(block=(0.57, 0.05, 0.025)), False)
     assert near > far
 
 

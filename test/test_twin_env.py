@@ -26,7 +26,7 @@ def test_spaces_and_reset_observation(env):
     assert env.action_space.shape == (3,)
     assert env.substeps * env.physics_dt == pytest.approx(0.1)  # one 10 Hz control tick per env step
     tcp = info["tcp"]
-    np.testing.assert_allclose(tcp, [0.555, -0.22, 0.15], atol=0.005)  # home: low, behind the block
+    np.testing.assert_allclose(tcp, [0.57, -0.22, 0.15], atol=0.005)  # home: low, behind the block
     np.testing.assert_allclose(obs[:3], tcp, atol=1e-6)
     assert info["cost"] == 0.0 and not info["failure"]
 
@@ -159,3 +159,46 @@ def test_recovery_controller_near_failure_and_retreat(env, twin):
     near[:3] = [near[3] + rec.wall.sign * 0.06, near[4], 0.04]  # TCP low, behind the block
     action = rec(near)
     assert action[0] * rec.wall.sign > 0 and action[2] > 0  # away from the wall and up
+
+
+class _ScriptedActor:
+    """An actor as `twin.actors.rollouts` drives it, from a plain obs -> action function."""
+
+    def __init__(self, fn, source="task"):
+        self.fn, self.source = fn, source
+
+    def reset(self):
+        pass
+
+    def act(self, obs):
+        return self.fn(obs), self.source, 0.0
+
+
+def test_rollouts_count_like_the_stack_and_keep_states_before_failures(env, twin):
+    import dataclasses
+
+    from farl_learner.twin.actors import rollouts
+    from farl_learner.twin.experts import lured
+
+    wall = WallGeometry.from_config(env.config, "wall", "fragile_block")
+    pusher = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0, lookahead=0.0))
+    behind_wall = np.array([wall.face - wall.sign * 0.05, 0.0])  # a "target" beyond the wall face
+    result = rollouts(env, _ScriptedActor(lured(pusher, env.spec_, behind_wall)), episodes=2, seed=0,
+                      record=True, rewind=(3, 3), max_steps=150)
+    s = result.stats
+    assert s.episodes == 2 and s.failure_episodes == 2 and s.successes == 0
+    assert s.failure_pairs == 2  # the task terminates on failure: one failing pair per episode
+    assert [ep.failed for ep in result.episodes] == [True, True] and result.episodes[0].cost[-1] == 1.0
+    assert len(result.near_failure_states) == 2
+    state, obs = result.near_failure_states[0]
+    env.set_state(state)
+    np.testing.assert_allclose(env.observation(), obs, atol=1e-6)  # 3 ticks before the failure, restorable
+    assert s.shield_triggers == 0 and s.first_trigger_lead == []
+
+
+def test_rollouts_count_every_recovery_step_as_a_trigger(env):
+    from farl_learner.twin.actors import rollouts
+
+    still = _ScriptedActor(lambda obs: np.zeros(3, dtype=np.float32), source="recovery")
+    s = rollouts(env, still, episodes=1, seed=0, max_steps=5).stats
+    assert s.steps == 5 and s.shield_triggers == 5 and s.summary()["trigger_rate"] == 1.0

@@ -138,3 +138,51 @@ def evaluate_epsilon(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: in
         n_failure_preceding=int(len(pos)),
         n_safe=int(len(neg)),
     )
+
+
+def tradeoff_curve(risk: np.ndarray, steps_to_failure: np.ndarray, horizon: int,
+                   points: int = 200) -> dict[str, list[float]]:
+    """Recall of failure-preceding states against needless triggers on safe states, over eps_safe.
+
+    One point per candidate eps (observed risks at evenly spaced quantiles, so
+    the curve is dense where the risks are): the whole trade-off the
+    calibration picks one point of.
+    """
+    positive = steps_to_failure <= horizon
+    pos, neg = risk[positive], risk[~positive]
+    eps = np.unique(np.quantile(risk, np.linspace(0.0, 1.0, points), method="lower")) if len(risk) else np.zeros(0)
+    eps = np.concatenate([[-np.inf], eps])
+    recall = [float(np.mean(pos > e)) if len(pos) else float("nan") for e in eps]
+    needless = [float(np.mean(neg > e)) if len(neg) else float("nan") for e in eps]
+    return {"epsilon": [float(e) for e in eps[1:]], "recall": recall[1:], "needless_trigger_rate": needless[1:]}
+
+
+def warning_lead_times(risk: np.ndarray, steps_to_failure: np.ndarray, episode_id: np.ndarray,
+                       epsilon: float) -> np.ndarray:
+    """Per failure episode: ticks between the first warning (C_H > eps) and the failure.
+
+    Only warnings in the stretch leading to the failure count (from the last
+    step C_H was at or below eps before the run of warnings that reaches the
+    failure, or the first warning when several runs precede it): this is how
+    long before the failure a shield at this eps would have started acting and
+    kept acting. 0 = warned at the failing step only; -1 = never warned.
+    """
+    leads = []
+    for e in np.unique(episode_id):
+        idx = np.flatnonzero(episode_id == e)
+        fail = idx[steps_to_failure[idx] == 0]
+        if len(fail) == 0:
+            continue
+        f = fail[0]
+        before = idx[idx <= f]
+        warned = risk[before] > epsilon
+        if not warned.any():
+            leads.append(-1)
+            continue
+        # The run of consecutive warnings that ends closest to the failure.
+        last = np.flatnonzero(warned)[-1]
+        start = last
+        while start > 0 and warned[start - 1]:
+            start -= 1
+        leads.append(int(len(before) - 1 - start))
+    return np.asarray(leads, dtype=int)

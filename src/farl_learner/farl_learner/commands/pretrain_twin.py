@@ -5,33 +5,35 @@ FR3), in the twin (farl_learner.twin: the served franky-sim scene stepped
 in-process), then exported as the model folder the ROS 2 stack loads
 (config/models/<task>/, the stack YAML's default `models_dir`):
 
-    1. twin task demos (medium expert) + recovery demos (scripted recovery from
-       near-failure states): twin.data generators, cached under --data in
-       build_twin_datasets' own cache folder (so a `python -m farl_learner.twin.data`
-       run with the same settings is reused, and vice versa)
-    2. Uni-O4 task policy: BC ensemble + offline clipped improvement
-    3. failure data: noise injected into THAT pretrained policy's mean in the twin
-       (twin.data.collect_failure_data: AR(1) action noise + random actions, plus
-       the twin's documented goal lure in `failure_lure_prob` of the episodes),
-       cached under --data by a hash of the policy's weights; when that gives fewer
-       than --min-failure-episodes failure episodes (the pretrained policy is cautious:
-       0 of 42 at the default size), the twin's stand-in failure set from
-       build_twin_datasets (the expert without wall avoidance, same noise and lure
-       recipe) is added, and pretrain.json says so
-    4. recovery policy, 5. world model, 6. eps_safe calibration on held-out
-       failure episodes (training.pretrain.pretrain, unchanged recipe)
-    7. export: policy.onnx, recovery.onnx, risk.onnx, manifest.json (obs layout =
+    1. task demos: the medium expert (scripted expert + noise), cached under --data
+    2. Uni-O4 task policy: BC ensemble + offline clipped improvement; the twin
+       decides (agents/uni_o4.py `evaluate`): each member is scored by
+       --eval-episodes deterministic rollouts after BC and after improvement, keeps
+       its improvement only where the score did not drop, and the best goes online
+    3. failure data: that policy exploring exactly as the stack's actor will
+       (its own Gaussian, AR(1)-correlated draws with the task config's
+       exploration.noise_correlation), --failure-transitions steps, every
+       transition kept (twin.data.collect_exploration_data)
+    4. recovery demos: the scripted recovery controller started from the states a
+       few ticks before the failures of step 3 (topped up from the lured expert's
+       near-failures when too few; pretrain.json says how many of each)
+    5. recovery policy, 6. world model, 7. eps_safe calibration on held-out
+       failure-data episodes, with its recall, needless-trigger rate, the whole
+       trade-off curve and the warning lead time (training.pretrain)
+    8. export: policy.onnx, recovery.onnx, risk.onnx, manifest.json (obs layout =
        TaskSpec.layout()), next to the torch checkpoints + calibration.json the
-       learner node starts from; then the shield runtime loads the folder and
-       its decide() latency is measured.
+       learner node starts from; the shield runtime loads the folder and times decide()
+    9. twin preview of the stack benchmark: --preview-episodes episodes of the
+       exploring policy with the shield off and on (same seeds), counted as the
+       stack benchmark counts them
 
-Writes pretrain.json (config, data statistics, timings, metrics, shield check)
-and command.json (the exact command). Datasets never go into the model folder.
+Writes pretrain.json (config, data statistics, timings, metrics, shield check,
+preview), calibration.png (the recall / needless-trigger trade-off with eps_safe
+marked) and command.json (the exact command). Datasets never go into the model folder.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 import time
@@ -58,14 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-episodes", type=int, default=None, help="task demos (default: twin YAML, 20)")
     parser.add_argument("--recovery-episodes", type=int, default=None,
                         help="recovery demos (default: twin YAML, 120)")
-    parser.add_argument("--failure-transitions", type=int, default=8000,
-                        help="failure-data size from the pretrained policy [default: 8000]")
-    parser.add_argument("--failure-lure-prob", type=float, default=None,
-                        help="fraction of failure-data episodes with the goal lured behind the wall "
-                             "(default: twin YAML data.failure_lure_prob)")
+    parser.add_argument("--failure-transitions", type=int, default=None,
+                        help="failure data: steps of the pretrained policy's exploration "
+                             "(default: twin YAML data.failure_transitions)")
     parser.add_argument("--min-failure-episodes", type=int, default=20,
-                        help="below this many failure episodes from the pretrained policy, its data is combined "
-                             "with the twin's stand-in failure set (build_twin_datasets) [default: 20]")
+                        help="fewer failure episodes in the failure data is an error (nothing to learn from) "
+                             "[default: 20]")
+    parser.add_argument("--eval-episodes", type=int, default=20,
+                        help="deterministic twin episodes that score each ensemble member [default: 20]")
+    parser.add_argument("--preview-episodes", type=int, default=100,
+                        help="twin episodes per arm (shield off / on) of the closing preview; 0 = skip [default: 100]")
     parser.add_argument("--latency-samples", type=int, default=500, help="shield decide() calls timed [default: 500]")
     add_budget_arguments(parser)
 
@@ -76,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
     from farl_common.paths import resolve_config_path
 
+    from ..agents.transitions import Transitions
     from ..config import load_farl_config
     from ..training.io import write_json
-    from ..twin.data import build_twin_datasets
+    from ..twin.actors import PolicyActor, rollouts
+    from ..twin.data import collect_exploration_data, recovery_demos_from_states
 
     started = time.perf_counter()
     config_path = resolve_config_path(args.config)
@@ -92,52 +98,62 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(cfg.online.torch_threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    env, twin = _twin_env(args.task)
+    correlation = env.spec_.exploration_correlation
+    failure_transitions = args.failure_transitions or twin.data.failure_transitions
+    recovery_episodes = args.recovery_episodes or twin.data.recovery_episodes
 
-    stages = tqdm(total=4, desc="pretrain-twin", unit="stage", dynamic_ncols=True)
-    stages.set_postfix_str("twin demos")
+    stages = tqdm(total=5, desc="pretrain-twin", unit="stage", dynamic_ncols=True)
+    stages.set_postfix_str("task demos")
     t0 = time.perf_counter()
-    demos, demo_info = twin_demos(args.task, args.data, cfg.seed, args.task_episodes, args.recovery_episodes)
+    demos, demo_info = twin_demos(args.task, args.data, cfg.seed, args.task_episodes)
     demo_seconds = time.perf_counter() - t0
     stages.update(1)
 
-    failure_info: dict = {}
+    def evaluate(policy) -> dict:
+        stats = rollouts(env, PolicyActor(policy, explore=False), args.eval_episodes, seed=10_000 + cfg.seed).stats
+        s = stats.summary()
+        return {"score": s["success_rate"] + 1e-3 * s["mean_return"], "success_rate": s["success_rate"],
+                "failure_rate": s["failure_rate"], "mean_return": s["mean_return"], "episodes": s["episodes"]}
+
+    near_failures: list = []
+    data_info: dict = {}
 
     def failure_source(policy):
-        from ..agents.transitions import Transitions
+        stages.set_postfix_str("failure data (the policy's own exploration)")
+        t = time.perf_counter()
+        dataset, near = collect_exploration_data(env, policy, failure_transitions, cfg.seed, correlation)
+        near_failures.extend(near)
+        data_info["failure"] = {"seconds": time.perf_counter() - t, "stats": dataset.meta.get("stats", {})}
+        stats = data_info["failure"]["stats"]
+        print(f"failure data: {stats['failure_episodes']} failure episodes of {stats['episodes']} "
+              f"({stats['failure_rate']:.0%}) from the pretrained policy's exploration, "
+              f"correlation {correlation}", file=sys.stderr)
+        if stats["failure_episodes"] < args.min_failure_episodes:
+            raise FarlInputError(None, f"the pretrained policy's exploration failed only {stats['failure_episodes']} "
+                                       f"times in {failure_transitions} steps: too few to learn failures from; "
+                                       "raise --failure-transitions")
+        return Transitions.from_arrays(dataset)
 
-        stages.set_postfix_str("failure data (noise into the pretrained policy)")
-        data, info = twin_failure_data(args.task, policy, args.data, cfg.seed, args.failure_transitions,
-                                       args.failure_lure_prob)
-        failure_info["pretrained_policy"] = info
-        failed = int(info["stats"].get("failure_episodes", 0))
-        if failed >= args.min_failure_episodes:
-            failure_info["combined_with_stand_in"] = False
-            return data
-        # Too few failures to train the constraint head and calibrate eps_safe on: add the
-        # twin's own failure set (build_twin_datasets: the expert without wall avoidance, same
-        # noise recipe and goal lure), which reaches the wall in about half its episodes.
-        stages.set_postfix_str("failure data (+ twin stand-in set)")
-        built = build_twin_datasets(args.task, args.data, seed=cfg.seed, progress=True)
-        stand_in = Transitions.from_arrays(built.failure)
-        failure_info["combined_with_stand_in"] = True
-        failure_info["reason"] = (f"noise into the pretrained policy gave {failed} failure episodes "
-                                  f"(< --min-failure-episodes {args.min_failure_episodes})")
-        failure_info["stand_in"] = {"path": str(built.paths["failure"]), "seconds": built.seconds["failure"],
-                                    "transitions": len(stand_in), "stats": built.failure.meta.get("stats", {})}
-        print(f"failure data: {failure_info['reason']}; combined with the twin's stand-in failure set "
-              f"({built.failure.meta.get('stats', {}).get('failure_episodes')} failure episodes)", file=sys.stderr)
-        return Transitions.concat([data, stand_in])
+    def recovery_source(policy):
+        stages.set_postfix_str("recovery demos (from the policy's near-failures)")
+        t = time.perf_counter()
+        dataset, stats = recovery_demos_from_states(env, twin, near_failures, recovery_episodes, cfg.seed)
+        data_info["recovery"] = {"seconds": time.perf_counter() - t, "stats": stats}
+        return Transitions.from_arrays(dataset)
 
-    stages.set_postfix_str("task policy, failure data, recovery, world model, eps_safe")
+    stages.set_postfix_str("task policy (members scored in the twin)")
     from ..training.pretrain import pretrain
 
     try:
-        metrics = pretrain(args.task, None, out, cfg, datasets=demos, progress=True, failure_source=failure_source)
+        metrics = pretrain(args.task, None, out, cfg, datasets={"task": demos}, progress=True,
+                           failure_source=failure_source, evaluate_task_policy=evaluate,
+                           recovery_source=recovery_source)
     except ValueError as error:
         if "failure-preceding" not in str(error):
             raise
-        raise FarlInputError(None, f"{error}: collect more failure data (--failure-transitions, "
-                                   "--failure-lure-prob)") from None
+        raise FarlInputError(None, f"{error}: the held-out failure data has no failure; "
+                                   "raise --failure-transitions") from None
     stages.update(1)
 
     stages.set_postfix_str("export")
@@ -147,16 +163,24 @@ def run(args: argparse.Namespace) -> int:
     stages.update(1)
 
     stages.set_postfix_str("shield check")
-    shield = shield_check(args.task, out, demos, args.latency_samples, cfg.seed)
+    shield = shield_check(args.task, out, {"task": demos}, args.latency_samples, cfg.seed)
+    stages.update(1)
+
+    stages.set_postfix_str("twin preview (shield off / on)")
+    t0 = time.perf_counter()
+    preview = twin_preview(env, out, cfg, correlation, args.preview_episodes) if args.preview_episodes else {}
+    preview_seconds = time.perf_counter() - t0
     stages.update(1)
     stages.close()
 
+    plot_calibration(out / "calibration.png", metrics["calibration"], args.task)
     wall = time.perf_counter() - started
     metrics["timings"] = {"twin_demos_s": demo_seconds, **metrics["timings"], "export_s": export_seconds,
-                          "total_s": wall}
-    metrics["twin_data"] = {**demo_info, "failure": failure_info}
+                          "twin_preview_s": preview_seconds, "total_s": wall}
+    metrics["twin_data"] = {**demo_info, **data_info, "exploration_correlation": correlation}
     metrics["export"] = {"parity_max_abs_diff": parity, "files": sorted(manifest.models)}
     metrics["shield_check"] = shield
+    metrics["twin_preview"] = preview
     metrics["folder_bytes"] = folder_bytes(out)
     write_json(out / "pretrain.json", metrics)
     command = "farl pretrain-twin " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
@@ -164,17 +188,26 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "command.json", {
         "command": command or f"farl pretrain-twin {args.task} --out {args.out}",
         "task": args.task, "config": str(args.config), "data": str(args.data),
-        "budget": {"profile": args.profile, "overrides": overrides, "failure_transitions": args.failure_transitions,
-                   "failure_lure_prob": failure_info.get("pretrained_policy", {}).get("lure_prob"),
-                   "min_failure_episodes": args.min_failure_episodes},
+        "budget": {"profile": args.profile, "overrides": overrides, "failure_transitions": failure_transitions,
+                   "eval_episodes": args.eval_episodes, "preview_episodes": args.preview_episodes},
         "wall_seconds": wall})
-    cal = metrics["calibration"]
-    print(f"{out}: pretrained {args.task} in {wall:.0f} s; eps_safe {cal['epsilon_safe']:.4g} "
-          f"(held-out miss rate {cal.get('miss_rate', float('nan')):.3f}, needless-trigger rate "
-          f"{cal.get('needless_trigger_rate', float('nan')):.3f}); shield decide() p50 "
-          f"{shield['latency_ms']['p50']:.2f} ms, p99 {shield['latency_ms']['p99']:.2f} ms; "
-          f"folder {metrics['folder_bytes'] / 1e6:.2f} MB")
+    print(summary_line(out, args.task, wall, metrics))
     return 0
+
+
+def summary_line(out: Path, task: str, wall: float, metrics: dict) -> str:
+    cal, shield, chosen = metrics["calibration"], metrics["shield_check"], metrics["task_policy"].get("chosen_eval", {})
+    line = (f"{out}: pretrained {task} in {wall:.0f} s; task policy: {chosen.get('success_rate', float('nan')):.0%} "
+            f"success deterministic; eps_safe {cal['epsilon_safe']:.4g} (held-out recall {cal['recall']:.2f}, "
+            f"needless triggers {cal['needless_trigger_rate']:.3f}, median warning "
+            f"{cal['warning_lead_ticks']['median']:.0f} ticks ahead); shield decide() p50 "
+            f"{shield['latency_ms']['p50']:.2f} ms")
+    preview = metrics.get("twin_preview")
+    if preview:
+        off, on = preview["shield_off"], preview["shield_on"]
+        line += (f"; twin preview: failure pairs {off['failure_pairs']} -> {on['failure_pairs']} "
+                 f"({preview['failure_pair_change']:+.0%}), success {off['success_rate']:.0%} -> {on['success_rate']:.0%}")
+    return line
 
 
 # ---- data ----------------------------------------------------------------------
@@ -185,98 +218,82 @@ def _twin_env(task: str):
     return make_twin_env(task, twin), twin
 
 
-def twin_demos(task: str, data_dir: str | Path, seed: int, task_episodes: int | None,
-               recovery_episodes: int | None) -> tuple[dict, dict]:
-    """Task + recovery demos as Transitions, cached where build_twin_datasets caches them.
-
-    build_twin_datasets also generates failure data from a stand-in policy (the
-    expert without wall avoidance); ours must come from the pretrained policy,
-    so only its two demo generators run here, into the folder (and file names)
-    build_twin_datasets uses for the same settings, so either reuses the other's files.
-    """
+def twin_demos(task: str, data_dir: str | Path, seed: int, task_episodes: int | None) -> tuple:
+    """Task demos (medium expert) as Transitions, cached by a hash of every setting that makes them."""
     from ..agents.transitions import Transitions
     from ..data.format import load_dataset, save_dataset
-    from ..twin.data import GENERATOR_VERSION, dataset_key, generate_recovery_demos, generate_task_demos
+    from ..twin.data import GENERATOR_VERSION, dataset_key, generate_task_demos
 
     env, twin = _twin_env(task)
-    sizes = {"task_episodes": twin.data.task_episodes if task_episodes is None else task_episodes,
-             "recovery_episodes": twin.data.recovery_episodes if recovery_episodes is None else recovery_episodes,
-             "failure_transitions": twin.data.failure_transitions}
-    policy_name = "task_expert_without_wall_avoidance"  # build_twin_datasets' default failure policy (cache key)
-    key = dataset_key(env, twin, seed, sizes, policy_name)
-    folder = Path(data_dir) / f"{env.config.task}-{key}"
-    params = {"seed": seed, "sizes": sizes, "failure_policy": policy_name, "generator_version": GENERATOR_VERSION,
-              "cache_key": key, "twin_config": twin.as_dict()}
-    jobs = {"task": lambda: generate_task_demos(env, twin, sizes["task_episodes"], seed, True),
-            "recovery": lambda: generate_recovery_demos(env, twin, sizes["recovery_episodes"], seed, True)}
-    out, info = {}, {"cache_folder": str(folder), "sizes": {k: sizes[k] for k in ("task_episodes",
-                                                                                  "recovery_episodes")}}
-    for name, job in jobs.items():
-        path = folder / f"{name}.npz"
-        dataset = None
-        if path.is_file():
-            try:
-                dataset = load_dataset(path, expect_task=env.config.task)
-                seconds = 0.0
-            except FarlInputError as error:
-                print(f"warning: regenerating unusable cache file: {error}", file=sys.stderr)
-        if dataset is None:
-            t0 = time.perf_counter()
-            dataset = job()
-            seconds = round(time.perf_counter() - t0, 2)
-            dataset.meta.update(params, seconds=seconds)
-            save_dataset(path, dataset)
-        out[name] = Transitions.from_arrays(dataset)
-        info[name] = {"seconds": seconds, "from_cache": seconds == 0.0, "stats": dataset.meta.get("stats", {})}
-    env.close()
-    return out, info
-
-
-def _policy_digest(policy) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(policy.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def twin_failure_data(task: str, policy, data_dir: str | Path, seed: int, transitions: int,
-                      lure_prob: float | None) -> tuple:
-    """Noise injected into the pretrained policy's mean in the twin (the paper's recipe), cached by its weights."""
-    import torch
-
-    from ..agents.transitions import Transitions
-    from ..data.format import load_dataset, save_dataset
-    from ..twin.data import collect_failure_data
-
-    env, twin = _twin_env(task)
-    d = twin.data
-    lure = d.failure_lure_prob if lure_prob is None else float(lure_prob)
-    name = (f"failure-{_policy_digest(policy)}-n{transitions}-s{seed}-std{d.failure_noise_std}"
-            f"-rho{d.failure_noise_correlation}-lure{lure}-T{d.failure_max_episode_steps}.npz")
-    path = Path(data_dir) / f"{task}-policy-failure" / name
-    t0 = time.perf_counter()
+    sizes = {"task_episodes": twin.data.task_episodes if task_episodes is None else task_episodes}
+    key = dataset_key(env, twin, seed, sizes, "none")
+    path = Path(data_dir) / f"{env.config.task}-{key}" / "task.npz"
+    params = {"seed": seed, "sizes": sizes, "generator_version": GENERATOR_VERSION, "cache_key": key,
+              "twin_config": twin.as_dict()}
+    dataset, seconds = None, 0.0
     if path.is_file():
-        dataset = load_dataset(path, expect_task=task)
-        seconds, cached = 0.0, True
-    else:
-        @torch.no_grad()
-        def policy_mean(obs: np.ndarray) -> np.ndarray:
-            return policy(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0].numpy()
-
-        dataset = collect_failure_data(env, policy_mean, transitions, seed, d.failure_noise_std,
-                                       d.failure_random_action_prob, d.failure_noise_correlation, True,
-                                       "uni-o4 pretrained task policy (mean)", lure, twin,
-                                       d.failure_max_episode_steps)
-        seconds, cached = time.perf_counter() - t0, False
+        try:
+            dataset = load_dataset(path, expect_task=env.config.task)
+        except FarlInputError as error:
+            print(f"warning: regenerating unusable cache file: {error}", file=sys.stderr)
+    if dataset is None:
+        t0 = time.perf_counter()
+        dataset = generate_task_demos(env, twin, sizes["task_episodes"], seed, True)
+        seconds = round(time.perf_counter() - t0, 2)
+        dataset.meta.update(params, seconds=seconds)
         save_dataset(path, dataset)
     env.close()
-    stats = dict(dataset.meta.get("stats", {}))
-    print(f"failure data: {stats.get('failure_episodes')} failure episodes of {stats.get('episodes')} "
-          f"({int((np.asarray(dataset.cost) > 0).sum())} failure steps) from the pretrained policy, lure {lure}",
-          file=sys.stderr)
-    return Transitions.from_arrays(dataset), {"path": str(path), "seconds": seconds, "from_cache": cached,
-                                              "transitions": transitions, "lure_prob": lure, "stats": stats}
+    info = {"task": {"path": str(path), "seconds": seconds, "from_cache": seconds == 0.0,
+                     "stats": dataset.meta.get("stats", {})}}
+    return Transitions.from_arrays(dataset), info
+
+
+def twin_preview(env, out: Path, cfg, correlation: float, episodes: int) -> dict:
+    """The stack benchmark in miniature, in the twin: the exploring policy with the shield off, then on."""
+    from ..shield import Shield
+    from ..training.checkpoint import load_checkpoint
+    from ..training.io import CALIBRATION, CHECKPOINTS, read_json
+    from ..twin.actors import PolicyActor, ShieldedActor, rollouts
+
+    policy, _ = load_checkpoint(out / CHECKPOINTS["task_policy"], "policy")
+    recovery, _ = load_checkpoint(out / CHECKPOINTS["recovery_policy"], "policy")
+    world_model, _ = load_checkpoint(out / CHECKPOINTS["world_model"], "world_model")
+    eps = float(read_json(out / CALIBRATION)["epsilon_safe"])
+    shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
+    seed = 20_000 + cfg.seed
+    off = rollouts(env, PolicyActor(policy, True, correlation, seed), episodes, seed).stats
+    on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield), episodes, seed).stats
+    change = (on.failure_pairs - off.failure_pairs) / off.failure_pairs if off.failure_pairs else float("nan")
+    lead = np.asarray(on.first_trigger_lead)
+    return {"episodes": episodes, "seed": seed, "exploration_correlation": correlation,
+            "shield_off": off.summary(), "shield_on": on.summary(),
+            "failure_pair_change": change,
+            "shield_on_first_trigger_lead_median": float(np.median(lead)) if len(lead) else float("nan")}
+
+
+def plot_calibration(path: Path, calibration: dict, task: str) -> None:
+    """Recall of failure-preceding states against needless triggers, eps_safe marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = calibration["tradeoff"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(curve["needless_trigger_rate"], curve["recall"], lw=1.5)
+    ax.scatter([calibration["needless_trigger_rate"]], [calibration["recall"]], color="red", zorder=3,
+               label=f"eps_safe {calibration['epsilon_safe']:.3g}")
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.axvline(0.15, color="grey", ls=":", lw=1)
+    ax.set_xlabel("needless-trigger rate (safe held-out states)")
+    ax.set_ylabel(f"recall (states <= H={calibration['horizon']} ticks before a failure)")
+    ax.set_title(f"{task}: world-model shield on held-out data")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # ---- export + shield check ---------------------------------------------------------
@@ -312,7 +329,7 @@ def shield_check(task: str, out: Path, demos: dict, samples: int, seed: int) -> 
     shield = ShieldRuntime(out, task, spec.obs_dim, spec.action_dim, shield_enabled=True, seed=seed)
     rng = np.random.default_rng(seed)
     result = {"epsilon_safe": shield.epsilon}
-    for name in ("task", "recovery"):
+    for name in demos:
         obs = demos[name].obs
         idx = rng.choice(len(obs), size=min(samples, len(obs)), replace=False)
         latencies, triggers = [], 0

@@ -30,7 +30,8 @@ from ..agents.uni_o4 import pretrain_task_policy
 from ..agents.world_model_agent import constraint_recall, train_world_model
 from ..config import FarlConfig, load_farl_config
 from ..models import GaussianPolicy
-from ..risk import calibrate_epsilon, evaluate_epsilon, risk_of_states
+from ..risk import (calibrate_epsilon, evaluate_epsilon, risk_of_states, tradeoff_curve,
+                    warning_lead_times)
 from .checkpoint import save_checkpoint
 from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
 
@@ -38,7 +39,9 @@ from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
 def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
              datasets: dict[str, Transitions] | None = None, progress: bool = True,
              failure_transitions: int | None = None,
-             failure_source: Callable[[GaussianPolicy], Transitions] | None = None) -> dict:
+             failure_source: Callable[[GaussianPolicy], Transitions] | None = None,
+             evaluate_task_policy: Callable[[GaussianPolicy], dict] | None = None,
+             recovery_source: Callable[[GaussianPolicy], Transitions] | None = None) -> dict:
     """Train pi_task, pi_rec and the world model, calibrate eps_safe; returns the metrics written to pretrain.json.
 
     `datasets` ({"task", "recovery"[, "failure"]} -> Transitions) replaces
@@ -46,7 +49,11 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
     failure data is generated from the pretrained policy (`failure_transitions`
     samples; None = the task YAML's failure_data.n_transitions), or by
     `failure_source(pretrained_policy)` when given (the training twins, whose
-    envs FailureBench's generator does not build).
+    envs FailureBench's generator does not build). `evaluate_task_policy`
+    (policy -> {"score", ...}) makes rollouts choose the task policy's ensemble
+    member and gate its offline improvement (agents/uni_o4.py). Without a
+    "recovery" entry, `recovery_source(pretrained_policy)` makes the recovery
+    demos (after the failure data, so it can start them where the policy fails).
     """
     cfg = cfg or load_farl_config(task)
     out_dir = Path(out_dir)
@@ -56,7 +63,7 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    task_agent = pretrain_task_policy(data["task"], cfg, progress=progress)
+    task_agent = pretrain_task_policy(data["task"], cfg, progress=progress, evaluate=evaluate_task_policy)
     timings["task_policy_s"] = time.perf_counter() - start
 
     if "failure" not in data:
@@ -66,6 +73,13 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
         else:
             data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress, failure_transitions)
         timings["failure_data_s"] = time.perf_counter() - start
+
+    if "recovery" not in data:
+        if recovery_source is None:
+            raise ValueError("no recovery demos and no recovery_source to make them")
+        start = time.perf_counter()
+        data["recovery"] = recovery_source(task_agent.policy)
+        timings["recovery_demos_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     recovery_agent = pretrain_recovery_policy(data["recovery"], data["failure"], cfg, progress=progress)
@@ -139,6 +153,13 @@ def calibrate(world_model, policy, holdout: Transitions, cfg: FarlConfig) -> dic
         result = calibrate_epsilon(risk, to_failure, cfg.risk.horizon, cfg.risk.target_miss_rate,
                                    cfg.risk.max_needless_trigger_rate)
         source = "calibrated"
+    leads = warning_lead_times(risk, to_failure, holdout.episode_id, result.epsilon_safe)
+    warned = leads[leads >= 0]
     return {**result.to_dict(), "source": source, "horizon": cfg.risk.horizon, "gamma_risk": cfg.risk.gamma_risk,
             "holdout_transitions": len(holdout), "risk_max_possible": float(sum(
-                cfg.risk.gamma_risk**k for k in range(cfg.risk.horizon + 1)))}
+                cfg.risk.gamma_risk**k for k in range(cfg.risk.horizon + 1))),
+            "recall": 1.0 - result.miss_rate,
+            "warning_lead_ticks": {"median": float(np.median(warned)) if len(warned) else float("nan"),
+                                   "p25": float(np.percentile(warned, 25)) if len(warned) else float("nan"),
+                                   "failure_episodes": int(len(leads)), "never_warned": int(np.sum(leads < 0))},
+            "tradeoff": tradeoff_curve(risk, to_failure, cfg.risk.horizon)}

@@ -28,12 +28,25 @@ class ExpertConfig:
     push_gain: float
     min_push_action: float
     wall_margin: float
+    max_action: float
+    lookahead: float
+    push_lateral_gain: float
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
     noise_std: float
     random_action_prob: float
+
+
+@dataclass(frozen=True)
+class MediumConfig:
+    """The medium-quality demonstrator: a cruder pusher than the expert, plus noise."""
+
+    noise_std: float
+    random_action_prob: float
+    lookahead: float
+    push_lateral_gain: float
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class TwinConfig:
     physics_dt: float
     jacobian_period_s: float
     expert: ExpertConfig
-    medium: NoiseConfig
+    medium: MediumConfig
     recovery: RecoveryConfig
     failure_sources: FailureSourceConfig
     data: DataConfig
@@ -127,7 +140,7 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
         jacobian_period_s=twin.number("jacobian_period_s", 0.01, positive=True, maximum=0.1),
         expert=_numbers(root.section("expert"), ExpertConfig, strings=("wall",),
                         vectors={"finger_half_extent": 2}),
-        medium=_numbers(root.section("medium"), NoiseConfig),
+        medium=_numbers(root.section("medium"), MediumConfig),
         recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",)),
         failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
                                  ints=("rewind_min", "rewind_max", "max_steps")),

@@ -380,3 +380,97 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- data from the pretrained policy itself ---------------------------------------
+def collect_exploration_data(env, policy, transitions: int, seed: int, correlation: float,
+                             rewind: tuple[int, int] = (2, 8), progress: bool = True,
+                             policy_name: str = "pretrained task policy") -> tuple[Dataset, list]:
+    """Failure data (kind 2): the pretrained policy exploring exactly as the stack's actor will.
+
+    `policy` (a GaussianPolicy) acts by sampling its own Gaussian with AR(1)
+    draws of coefficient `correlation` (the task config's exploration), in
+    task-length episodes, until `transitions` steps are recorded. Every
+    transition is kept, failing or not: the world model learns both what leads
+    to a failure and what does not, from the states the policy really visits.
+    Also returns (TwinState, obs) pairs a few ticks (`rewind`) before each
+    failure, to start recovery demos there.
+    """
+    from .actors import PolicyActor, rollouts
+
+    actor = PolicyActor(policy, explore=True, correlation=correlation, seed=seed)
+    episodes: list[Episode] = []
+    near: list = []
+    stats_total = None
+    with _progress(transitions, "twin failure data (policy exploration)", progress, unit="step") as bar:
+        base = 0
+        while sum(ep.length for ep in episodes) < transitions:
+            left = transitions - sum(ep.length for ep in episodes)
+            result = rollouts(env, actor, 50, seed=seed * 100_003 + base, record=True, rewind=rewind,
+                              max_transitions=left)
+            base += 50
+            episodes.extend(result.episodes)
+            near.extend(result.near_failure_states)
+            bar.update(sum(ep.length for ep in result.episodes))
+            s = result.stats
+            if stats_total is None:
+                stats_total = s
+            else:
+                for name in ("episodes", "successes", "failure_episodes", "failure_pairs", "steps"):
+                    setattr(stats_total, name, getattr(stats_total, name) + getattr(s, name))
+                stats_total.returns += s.returns
+                stats_total.lengths += s.lengths
+    stats = {**stats_total.summary(), "policy": policy_name, "correlation": correlation,
+             "near_failure_states": len(near), "source": "pretrained policy exploration"}
+    stats["episode_failure_rate"] = stats["failure_rate"]
+    return _dataset(env, episodes, KIND_FAILURE, {"generator": "twin.exploration_data", "stats": stats}), near
+
+
+def recovery_demos_from_states(env, twin: TwinConfig, states: list, episodes: int, seed: int,
+                               progress: bool = True) -> tuple[Dataset, dict]:
+    """Recovery demos (kind 1) of the scripted controller from given near-failure states.
+
+    The states come from where the pretrained policy itself failed (a few ticks
+    before), which are the states the shield will have to hand over in. When
+    they are fewer than `episodes`, the rest start from the lured expert's
+    near-failures (`sample_near_failure`, as `generate_recovery_demos`); the
+    stats say how many came from each. Recoveries that fail are dropped.
+    """
+    rng = np.random.default_rng([seed, KIND_RECOVERY, 1])
+    recovery = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
+    kept: list[Episode] = []
+    from_policy = from_lure = failed = 0
+    order = rng.permutation(len(states)) if states else np.zeros(0, dtype=int)
+    with _progress(episodes, "twin recovery demos", progress) as bar:
+        for i in order:
+            if len(kept) >= episodes:
+                break
+            state, obs = states[int(i)]
+            env.set_state(state)
+            ep, _ = run_recovery(env, recovery, obs, twin.recovery.max_steps)
+            if ep.failed:
+                failed += 1
+                continue
+            kept.append(ep)
+            from_policy += 1
+            bar.update(1)
+        expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+        attempts = 0
+        while len(kept) < episodes:
+            attempts += 1
+            if attempts > 20 * episodes + 20:
+                raise RuntimeError(f"only {len(kept)}/{episodes} recovery demos")
+            start = sample_near_failure(env, twin, rng, recovery, expert)
+            if start is None:
+                continue
+            ep, _ = run_recovery(env, recovery, start, twin.recovery.max_steps)
+            if ep.failed:
+                failed += 1
+                continue
+            kept.append(ep)
+            from_lure += 1
+            bar.update(1)
+    stats = {"episodes": len(kept), "from_policy_near_failures": from_policy, "from_lured_expert": from_lure,
+             "policy_near_failure_states": len(states), "recoveries_that_failed": failed,
+             "mean_length": float(np.mean([ep.length for ep in kept])) if kept else 0.0}
+    return _dataset(env, kept, KIND_RECOVERY, {"generator": "twin.recovery_demos_from_states", "stats": stats}), stats

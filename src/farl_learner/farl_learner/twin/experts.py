@@ -26,7 +26,9 @@ import numpy as np
 from farl_common.task_config import TaskConfig
 from farl_common.task_spec import TCP, TaskSpec
 
-from .config import ExpertConfig, NoiseConfig, RecoveryConfig
+import dataclasses
+
+from .config import ExpertConfig, MediumConfig, RecoveryConfig
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
@@ -93,7 +95,7 @@ class TaskExpert:
     """Reactive scripted pusher (see module doc). Stateless: a function of the observation."""
 
     def __init__(self, config: TaskConfig, spec: TaskSpec, expert: ExpertConfig):
-        self.spec, self.cfg = spec, expert
+        self.config, self.spec, self.cfg = config, spec, expert
         self.idx = ObsIndex(spec)
         self.wall = WallGeometry.from_config(config, expert.wall, spec.pushed_object)
         self.half = np.asarray(config.scene.object(spec.pushed_object).size[:2], dtype=np.float64)
@@ -101,12 +103,31 @@ class TaskExpert:
         self.tolerance = spec.success_tolerance
         self.vmax = float(min(spec.action_scale))
 
+    def aim_point(self, block: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Where the push heads: `lookahead` ahead of the block on the line through the target
+        parallel to the wall, or the target itself once closer than that.
+
+        Aiming at the far target alone corrects a sideways drift of the block by a
+        degree or two; the pusher keeps chasing the block's centre, and the block
+        ends up against the wall (measured: the deterministic expert failed 70 %
+        at a 3.5 cm gap). Aiming at a near point on the line turns the push back
+        toward the line as soon as the block leaves it (pure pursuit).
+        """
+        lookahead = self.cfg.lookahead
+        along = 1 - self.wall.axis  # the wall runs along this axis
+        remaining = target[along] - block[along]
+        if lookahead <= 0.0 or abs(remaining) <= lookahead:
+            return target
+        point = np.array(target, dtype=np.float64)
+        point[along] = block[along] + np.sign(remaining) * lookahead
+        return point
+
     def contact_distance(self, u: np.ndarray) -> float:
         """Centre-to-TCP distance along u at which the fingers touch the (unrotated) block."""
         return float(self.half @ np.abs(u) + self.finger @ np.abs(u))
 
     def push_direction(self, block: np.ndarray, target: np.ndarray) -> np.ndarray:
-        d = target - block
+        d = self.aim_point(block, target) - block
         n = np.linalg.norm(d)
         u = d / n if n > 1e-6 else np.zeros(2)
         gap = self.wall.gap(block)
@@ -137,6 +158,13 @@ class TaskExpert:
         return True
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The expert's action, never beyond ±`max_action`: a demonstrator that saturates the
+        action box gets its noise clipped on one side only, and the clipped labels teach a
+        cloned policy a biased mean (measured: +0.1 on z while descending at -1)."""
+        m = self.cfg.max_action
+        return np.clip(self._act(obs), -m, m).astype(np.float32)
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
         c = self.cfg
         p, b, g = self.idx.split(obs)
         dist = float(np.linalg.norm(g - b))
@@ -154,7 +182,7 @@ class TaskExpert:
         # Pushing: low, behind the block on the push line, at or near contact.
         if low and abs(lat) < c.align_tolerance and -touch - c.standoff_clearance - 0.02 < lon < -touch + 0.02:
             speed = float(np.clip(c.push_gain * dist, c.min_push_action * self.vmax, self.vmax))
-            v_xy = speed * u - c.gain * lat * n
+            v_xy = speed * u - c.push_lateral_gain * lat * n
             return _to_action(np.array([v_xy[0], v_xy[1], c.gain * (c.push_height - p[2])]), self.spec)
         over_block = p[2] < 0.5 * (c.push_height + c.travel_height) + 0.01 and \
             lon > -touch + 0.005 and abs(lat) < side
@@ -200,9 +228,18 @@ def noisy_policy(policy: PolicyFn, rng: np.random.Generator, noise_std: float, r
     return act
 
 
-def medium_expert(expert: TaskExpert, rng: np.random.Generator, medium: NoiseConfig) -> PolicyFn:
-    """The paper's "medium-quality" demonstrator: the expert with action noise."""
-    return noisy_policy(expert, rng, medium.noise_std, medium.random_action_prob, expert.spec.action_dim)
+def medium_expert(expert: TaskExpert, rng: np.random.Generator, medium: MediumConfig,
+                  config: TaskConfig | None = None) -> PolicyFn:
+    """The paper's "medium-quality" demonstrator (there: a partly trained agent): the expert's
+    push control made cruder (`medium.lookahead`, `medium.push_lateral_gain`) plus action noise.
+
+    Its episodes still succeed almost always (noise averages its drift out), but a policy
+    cloned from them inherits the crude pushing: a medium policy, not a copy of the expert.
+    `config` is the task config (the expert's own is used when omitted).
+    """
+    crude = TaskExpert(config or expert.config, expert.spec, dataclasses.replace(
+        expert.cfg, lookahead=medium.lookahead, push_lateral_gain=medium.push_lateral_gain))
+    return noisy_policy(crude, rng, medium.noise_std, medium.random_action_prob, expert.spec.action_dim)
 
 
 def lured(policy: PolicyFn, spec: TaskSpec, target_xy: np.ndarray) -> PolicyFn:
