@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.robot.safety import SafetyLimits
 from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry
@@ -72,7 +71,7 @@ def test_workspace_box_is_respected(env):
 
 def test_filtered_velocity_matches_the_control_node_filter(env):
     env.reset(seed=4)
-    limits = SafetyLimits.from_config(env.config.control)
+    limits = env.config.control
     v, clipped = env.filtered_velocity(np.array([1.0, 1.0, 1.0]))
     assert np.linalg.norm(v) <= limits.max_linear_speed + 1e-9
     np.testing.assert_allclose(v, [0.1, 0.1, 0.1], atol=1e-9)  # 0.173 m/s < 0.2: untouched

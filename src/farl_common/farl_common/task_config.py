@@ -1,128 +1,107 @@
-"""Typed per-task configuration (config/tasks/<task>.yaml).
+"""Typed per-task configuration (config/tasks/<task>.yaml), every section of the file.
 
 Everything a node needs to know about a task (where the arm may go, how fast,
-what the scene holds, what counts as failure and success) is read here once and
-validated, so nodes hold no magic numbers and a bad file fails at start-up with
-one line naming the file and key.
+what the scene holds, what counts as failure and success, what a policy sees
+and does) is read here once, with `farl_common.config`, and validated, so nodes
+hold no magic numbers and a bad file fails at start-up with one line naming the
+file and key. Each class below is one section of the file; its fields are the
+keys, with their types, defaults and limits.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
+from farl_common.config import (ConfigProblem, apply_overrides, build_with_overrides, derived, load_yaml_mapping,
+                                 setting)
 from farl_common.errors import ConfigError
-from farl_common.paths import config_dir, task_config_path
-from farl_common.config import Section, load_yaml_mapping
+from farl_common.paths import config_dir, resolve_config_path, task_config_path
+
+Vec3 = tuple[float, float, float]
+SHAPE_SIZES = {"box": 3, "cylinder": 2, "sphere": 1}  # half extents / radius + half height / radius
+TCP = "tcp"  # the observation source that is the robot's tool centre point
 
 
 @dataclass(frozen=True)
 class RobotConfig:
-    home_joints: tuple[float, ...]
-    relative_dynamics_factor: float
-    torque_threshold: float
-    force_threshold: float
-    # How long the control node keeps retrying to reach the arm (franky-sim may still be starting).
-    connect_timeout_s: float = 15.0
-    # Upper bound on a blocking joint motion (go home) before it is reported as failed.
-    motion_timeout_s: float = 30.0
-    # Before the joint motion home, a TCP below this height (m, base frame) first moves
-    # straight up to it, so going home never sweeps the hand through the objects. None: no lift.
-    reset_lift_z: float | None = None
-
-    @staticmethod
-    def from_section(s: Section) -> "RobotConfig":
-        return RobotConfig(
-            home_joints=s.vector("home_joints", 7),
-            relative_dynamics_factor=s.number("relative_dynamics_factor", positive=True, maximum=1.0),
-            torque_threshold=s.number("torque_threshold", positive=True),
-            force_threshold=s.number("force_threshold", positive=True),
-            connect_timeout_s=s.number("connect_timeout_s", 15.0, positive=True),
-            motion_timeout_s=s.number("motion_timeout_s", 30.0, positive=True),
-            reset_lift_z=(s.number("reset_lift_z", positive=True) if s.data.get("reset_lift_z") is not None
-                          else None),
-        )
+    home_joints: tuple[float, ...] = setting(length=7)
+    """Joint configuration `reset` drives to (rad)."""
+    relative_dynamics_factor: float = setting(positive=True, maximum=1.0)
+    """franky: scales max velocity/acceleration/jerk of every motion."""
+    torque_threshold: float = setting(positive=True)
+    force_threshold: float = setting(positive=True)
+    connect_timeout_s: float = setting(15.0, positive=True)
+    """How long the control node keeps retrying to reach the arm (franky-sim may still be starting)."""
+    motion_timeout_s: float = setting(30.0, positive=True)
+    """Upper bound on a blocking joint motion (go home) before it is reported as failed."""
+    reset_lift_z: float | None = setting(None, positive=True)
+    """Before the joint motion home, a TCP below this height (m, base frame) first moves
+    straight up to it, so going home never sweeps the hand through the objects. None: no lift."""
 
 
 @dataclass(frozen=True)
 class ControlConfig:
-    rate_hz: float
-    workspace_min: tuple[float, float, float]
-    workspace_max: tuple[float, float, float]
-    max_linear_speed: float
-    max_angular_speed: float
-    command_timeout_s: float
-    teleop_hold_s: float
-    absurd_factor: float
-    accepted_frames: tuple[str, ...]
-    state_rate_hz: float
-    status_rate_hz: float
-    boundary_margin: float
-    # How long the arm takes to follow a velocity change (jerk-limited ramp + state latency);
-    # the workspace rule looks one control period plus this far ahead.
-    response_time_s: float = 0.15
+    """The control node's limits and rates (the command filter, `robot.safety`, enforces them)."""
 
-    @staticmethod
-    def from_section(s: Section) -> "ControlConfig":
-        lo = s.vector("workspace_min", 3)
-        hi = s.vector("workspace_max", 3)
-        for axis, (a, b) in zip("xyz", zip(lo, hi)):
+    rate_hz: float = setting(positive=True, maximum=1000.0)
+    workspace_min: Vec3 = setting()
+    workspace_max: Vec3 = setting()
+    max_linear_speed: float = setting(positive=True, maximum=2.0)
+    max_angular_speed: float = setting(positive=True, maximum=2.5)
+    command_timeout_s: float = setting(positive=True)
+    teleop_hold_s: float = setting(positive=True)
+    absurd_factor: float = setting(minimum=1.0)
+    accepted_frames: tuple[str, ...] = setting()
+    state_rate_hz: float = setting(positive=True)
+    status_rate_hz: float = setting(positive=True)
+    boundary_margin: float = setting(minimum=0.0)
+    response_time_s: float = setting(0.15, minimum=0.0)
+    """How long the arm takes to follow a velocity change (jerk-limited ramp + state latency);
+    the workspace rule looks one control period plus this far ahead."""
+
+    @property
+    def lookahead_s(self) -> float:
+        """The workspace rule's horizon: one control period plus the arm's response time."""
+        return 1.0 / self.rate_hz + self.response_time_s
+
+    def check(self) -> None:
+        for axis, a, b in zip("xyz", self.workspace_min, self.workspace_max):
             if a >= b:
-                raise s.error("workspace_min", f"{axis}: min {a} must be < workspace_max {b}")
-        return ControlConfig(
-            rate_hz=s.number("rate_hz", positive=True, maximum=1000.0),
-            workspace_min=lo,  # type: ignore[arg-type]
-            workspace_max=hi,  # type: ignore[arg-type]
-            max_linear_speed=s.number("max_linear_speed", positive=True, maximum=2.0),
-            max_angular_speed=s.number("max_angular_speed", positive=True, maximum=2.5),
-            command_timeout_s=s.number("command_timeout_s", positive=True),
-            teleop_hold_s=s.number("teleop_hold_s", positive=True),
-            absurd_factor=s.number("absurd_factor", minimum=1.0),
-            accepted_frames=s.strings("accepted_frames"),
-            state_rate_hz=s.number("state_rate_hz", positive=True),
-            status_rate_hz=s.number("status_rate_hz", positive=True),
-            boundary_margin=s.number("boundary_margin", minimum=0.0),
-            response_time_s=s.number("response_time_s", 0.15, minimum=0.0),
-        )
+                raise ConfigProblem("workspace_min", f"{axis}: min {a} must be < workspace_max {b}")
 
 
 @dataclass(frozen=True)
 class SceneObject:
-    name: str
-    shape: str
-    size: tuple[float, ...]
-    pos: tuple[float, float, float]
-    rgba: tuple[float, float, float, float]
-    free: bool
-    tracked: bool
-    visual_only: bool
-    mass: float | None = None
-    friction: tuple[float, ...] | None = None
+    name: str = setting()
+    shape: str = setting(choices=tuple(SHAPE_SIZES))
+    size: tuple[float, ...] = setting(positive=True)
+    pos: Vec3 = setting()
+    rgba: tuple[float, float, float, float] = setting((0.7, 0.7, 0.7, 1.0), minimum=0.0, maximum=1.0)
+    free: bool = False
+    """A free joint: the object moves, and is put back to `pos` on reset."""
+    tracked: bool = False
+    """Its pose is published on /farl/objects/<name>."""
+    visual_only: bool = False
+    """No collisions (a target marker)."""
+    mass: float | None = setting(None, positive=True)
+    friction: tuple[float, float, float] | None = None
 
-    @staticmethod
-    def from_section(s: Section) -> "SceneObject":
-        shape = s.string("shape", choices=("box", "cylinder", "sphere"))
-        n_size = {"box": 3, "cylinder": 2, "sphere": 1}[shape]
-        free = s.boolean("free", False)
-        return SceneObject(
-            name=s.string("name"),
-            shape=shape,
-            size=s.vector("size", n_size),
-            pos=s.vector("pos", 3),  # type: ignore[arg-type]
-            rgba=s.vector("rgba", 4, default=[0.7, 0.7, 0.7, 1.0]),  # type: ignore[arg-type]
-            free=free,
-            tracked=s.boolean("tracked", False),
-            visual_only=s.boolean("visual_only", False),
-            mass=s.number("mass", positive=True) if free else None,
-            friction=s.vector("friction", 3) if "friction" in s.data else None,
-        )
+    def check(self) -> None:
+        if len(self.size) != SHAPE_SIZES[self.shape]:
+            raise ConfigProblem("size", f"a {self.shape} takes {SHAPE_SIZES[self.shape]} numbers, got {len(self.size)}")
+        if self.free and self.mass is None:
+            raise ConfigProblem("mass", "missing required key (a free object needs a mass)")
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    objects: tuple[SceneObject, ...]
-    reset_jitter: tuple[float, float]
-    # Rate at which the simulated robot publishes object poses and scene state.
-    publish_rate_hz: float = 30.0
+    objects: tuple[SceneObject, ...] = setting()
+    reset_jitter: tuple[float, float] = setting((0.0, 0.0), minimum=0.0)
+    """Object start positions are jittered uniformly by ± this (x, y) on reset."""
+    publish_rate_hz: float = setting(30.0, positive=True)
+    """Rate at which the simulated robot publishes object poses and scene state."""
 
     def object(self, name: str) -> SceneObject:
         for obj in self.objects:
@@ -134,97 +113,144 @@ class SceneConfig:
     def tracked(self) -> tuple[SceneObject, ...]:
         return tuple(o for o in self.objects if o.tracked)
 
-    @staticmethod
-    def from_section(s: Section) -> "SceneConfig":
-        objects = tuple(SceneObject.from_section(o) for o in s.sections("objects"))
-        names = [o.name for o in objects]
+    def check(self) -> None:
+        names = [o.name for o in self.objects]
         if len(set(names)) != len(names):
-            raise s.error("objects", f"object names must be unique, got {names}")
-        return SceneConfig(
-            objects=objects,
-            reset_jitter=s.vector("reset_jitter", 2, default=[0.0, 0.0]),  # type: ignore[arg-type]
-            publish_rate_hz=s.number("publish_rate_hz", 30.0, positive=True),
-        )
+            raise ConfigProblem("objects", f"object names must be unique, got {names}")
 
 
 @dataclass(frozen=True)
 class FailureConfig:
     """The intervention-requiring failure predicate C(s, a)."""
 
-    kind: str
-    bodies: tuple[str, ...]
+    kind: str = setting(choices=("contact",))
+    bodies: tuple[str, ...] = setting()
 
-    @staticmethod
-    def from_section(s: Section) -> "FailureConfig":
-        kind = s.string("kind", choices=("contact",))
-        bodies = s.strings("bodies")
-        if len(bodies) != 2:
-            raise s.error("bodies", f"a contact failure names exactly 2 bodies, got {len(bodies)}")
-        return FailureConfig(kind=kind, bodies=bodies)
+    def check(self) -> None:
+        if len(self.bodies) != 2:
+            raise ConfigProblem("bodies", f"a contact failure names exactly 2 bodies, got {len(self.bodies)}")
 
 
 @dataclass(frozen=True)
 class SuccessConfig:
-    object: str
-    target: str
-    tolerance: float
+    object: str = setting()
+    target: str = setting()
+    tolerance: float = setting(positive=True)
+    """The object's centre within this distance (x, y) of the target."""
 
-    @staticmethod
-    def from_section(s: Section) -> "SuccessConfig":
-        return SuccessConfig(
-            object=s.string("object"), target=s.string("target"), tolerance=s.number("tolerance", positive=True)
-        )
+
+@dataclass(frozen=True)
+class ScriptedOperatorConfig:
+    """The scripted operator (farl_teleop): TCP waypoints visited in order with a proportional controller."""
+
+    waypoints: tuple[Vec3, ...] = setting()
+    gain: float = setting(positive=True)
+    speed: float = setting(positive=True)
+    tolerance: float = setting(positive=True)
+    waypoint_timeout_s: float = setting(positive=True)
+
+    def check(self) -> None:
+        if not self.waypoints:
+            raise ConfigProblem("waypoints", "expected a non-empty list of [x, y, z] points")
+
+
+@dataclass(frozen=True)
+class ObservationFieldConfig:
+    source: str = setting()
+    """`tcp` or a scene object's name."""
+    dims: tuple[str, ...] = setting(choices=("x", "y", "z"))
+
+    def check(self) -> None:
+        if not self.dims:
+            raise ConfigProblem("dims", "expected a non-empty list of x, y, z")
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    fields: tuple[ObservationFieldConfig, ...] = setting()
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    linear_velocity_scale: Vec3 = setting(positive=True)
+    """Policy actions in [-1, 1]^3 times this = TCP linear velocity (m/s, base frame)."""
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    max_steps: int = setting(minimum=1)
+    terminate_on_failure: bool = setting()
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    noise_correlation: float = setting(0.0, minimum=0.0, below=1.0)
+    """AR(1) coefficient of the actor's exploration noise (0 = white; see task_spec.ExplorationNoise)."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    reach_weight: float = setting(minimum=0.0)
+    push_weight: float = setting(minimum=0.0)
+    success_bonus: float = setting(minimum=0.0)
+    failure_penalty: float = setting(0.0, minimum=0.0)
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    task: str
-    description: str
-    robot: RobotConfig
-    control: ControlConfig
-    scene: SceneConfig
-    failure: FailureConfig
-    success: SuccessConfig
-    path: Path = field(compare=False)
-    raw: dict = field(compare=False, repr=False)
+    task: str = setting()
+    robot: RobotConfig = setting()
+    control: ControlConfig = setting()
+    scene: SceneConfig = setting()
+    failure: FailureConfig = setting()
+    success: SuccessConfig = setting()
+    observation: ObservationConfig = setting()
+    action: ActionConfig = setting()
+    episode: EpisodeConfig = setting()
+    reward: RewardConfig = setting()
+    description: str = ""
+    exploration: ExplorationConfig = ExplorationConfig()
+    scripted_operator: ScriptedOperatorConfig | None = None
+    path: Path = derived()
+    """The file it was read from."""
+    raw: dict = derived()
+    """The mapping it was built from (overrides applied), e.g. to write the effective file for nodes."""
+
+    def check(self) -> None:
+        names = {o.name for o in self.scene.objects}
+        for body in self.failure.bodies:
+            if body not in names:
+                raise ConfigProblem("failure.bodies", f"names {body!r}, which is not a scene object")
+        for key in ("object", "target"):
+            if getattr(self.success, key) not in names:
+                raise ConfigProblem(f"success.{key}", f"{getattr(self.success, key)!r} is not a scene object")
+        for i, f in enumerate(self.observation.fields):
+            if f.source != TCP and f.source not in names:
+                raise ConfigProblem(f"observation.fields[{i}].source",
+                                    f"{f.source!r} is neither {TCP!r} nor a scene object")
+        if max(self.action.linear_velocity_scale) > self.control.max_linear_speed:
+            raise ConfigProblem("action.linear_velocity_scale",
+                                f"exceeds control.max_linear_speed {self.control.max_linear_speed}")
 
     @staticmethod
-    def from_file(path: str | Path) -> "TaskConfig":
+    def from_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> "TaskConfig":
         path = Path(path)
-        root = Section(load_yaml_mapping(path), path)
-        config = TaskConfig(
-            task=root.string("task"),
-            description=root.string("description", ""),
-            robot=RobotConfig.from_section(root.section("robot")),
-            control=ControlConfig.from_section(root.section("control")),
-            scene=SceneConfig.from_section(root.section("scene")),
-            failure=FailureConfig.from_section(root.section("failure")),
-            success=SuccessConfig.from_section(root.section("success")),
-            path=path,
-            raw=root.data,
-        )
-        names = {o.name for o in config.scene.objects}
-        for body in config.failure.bodies:
-            if body not in names:
-                raise ConfigError(path, f"names {body!r}, which is not a scene object", key="failure.bodies")
-        for key in ("object", "target"):
-            if getattr(config.success, key) not in names:
-                raise ConfigError(path, f"{getattr(config.success, key)!r} is not a scene object", key=f"success.{key}")
-        return config
+        data = load_yaml_mapping(path)
+        if overrides:
+            data = apply_overrides(data, overrides, f"{path} (--set)", TaskConfig)
+        return dataclasses.replace(build_with_overrides(TaskConfig, data, path, overrides or {}), raw=data)
 
 
 def known_tasks() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "tasks").glob("*.yaml"))
 
 
-def load_task_config(task_or_path: str | Path) -> TaskConfig:
-    """Load a task by name (config/tasks/<name>.yaml) or by path to its YAML file."""
+def load_task_config(task_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> TaskConfig:
+    """Load a task by name (config/tasks/<name>.yaml) or by path to its YAML file, with dotted overrides."""
     text = str(task_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
-        from farl_common.paths import resolve_config_path
-
-        return TaskConfig.from_file(resolve_config_path(text))
+        return TaskConfig.from_file(resolve_config_path(text), overrides)
     path = task_config_path(text)
     if not path.is_file():
         raise ConfigError(path, f"unknown task {text!r}; known tasks: {', '.join(known_tasks()) or 'none'}")
-    return TaskConfig.from_file(path)
+    return TaskConfig.from_file(path, overrides)

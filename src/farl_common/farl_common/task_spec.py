@@ -13,11 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
-from farl_common.task_config import TaskConfig
-from farl_common.config import Section
+from farl_common.task_config import TCP, TaskConfig
 
 _AXES = {"x": 0, "y": 1, "z": 2}
-TCP = "tcp"
+__all__ = ["TCP", "TaskSpec", "ObservationField", "ExplorationNoise"]
 
 
 @dataclass(frozen=True)
@@ -94,42 +93,19 @@ class TaskSpec:
 
     @staticmethod
     def from_config(config: TaskConfig) -> "TaskSpec":
-        root = Section(config.raw, config.path)
-        obs = root.section("observation")
-        fields = []
-        object_names = {o.name for o in config.scene.objects}
-        for s in obs.sections("fields"):
-            source = s.string("source")
-            if source != TCP and source not in object_names:
-                raise s.error("source", f"{source!r} is neither 'tcp' nor a scene object")
-            dims = s.strings("dims")
-            if not dims or any(d not in _AXES for d in dims):
-                raise s.error("dims", f"expected a non-empty list of x, y, z; got {list(dims)}")
-            fields.append(ObservationField(source, tuple(_AXES[d] for d in dims)))
-        action = root.section("action")
-        scale = action.vector("linear_velocity_scale", 3)
-        if any(v <= 0 for v in scale):
-            raise action.error("linear_velocity_scale", "every entry must be > 0")
-        if max(scale) > config.control.max_linear_speed:
-            raise action.error("linear_velocity_scale",
-                               f"exceeds control.max_linear_speed {config.control.max_linear_speed}")
-        episode = root.section("episode")
-        reward = root.section("reward")
-        exploration = root.section("exploration") if "exploration" in root.data else None
-        correlation = exploration.number("noise_correlation", 0.0, minimum=0.0) if exploration else 0.0
-        if correlation >= 1.0:
-            raise exploration.error("noise_correlation", f"must be in [0, 1), got {correlation}")
+        """The runtime view of the task file's observation, action, episode, exploration and reward sections."""
         return TaskSpec(
             task=config.task,
-            fields=tuple(fields),
-            action_scale=scale,  # type: ignore[arg-type]
-            max_steps=episode.integer("max_steps", minimum=1),
-            terminate_on_failure=episode.boolean("terminate_on_failure"),
-            reach_weight=reward.number("reach_weight", minimum=0.0),
-            push_weight=reward.number("push_weight", minimum=0.0),
-            success_bonus=reward.number("success_bonus", minimum=0.0),
-            failure_penalty=reward.number("failure_penalty", 0.0, minimum=0.0),
-            exploration_correlation=correlation,
+            fields=tuple(ObservationField(f.source, tuple(_AXES[d] for d in f.dims))
+                         for f in config.observation.fields),
+            action_scale=config.action.linear_velocity_scale,
+            max_steps=config.episode.max_steps,
+            terminate_on_failure=config.episode.terminate_on_failure,
+            reach_weight=config.reward.reach_weight,
+            push_weight=config.reward.push_weight,
+            success_bonus=config.reward.success_bonus,
+            failure_penalty=config.reward.failure_penalty,
+            exploration_correlation=config.exploration.noise_correlation,
             pushed_object=config.success.object,
             target=config.success.target,
             success_tolerance=config.success.tolerance,

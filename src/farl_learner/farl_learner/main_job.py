@@ -26,12 +26,12 @@ import numpy as np
 
 from farl_common.errors import FarlInputError
 from farl_control.launching import interrupts
-from farl_control.launching.launcher import StackLauncher
+from farl_common.config import parse_overrides
+from farl_control.launching.launcher import StackLauncher, add_set_argument, with_task_overrides
 from farl_common.paths import repo_root
 from farl_control.launching.stack import load_stack, parse_launch_arguments
 from farl_common.task_config import load_task_config
-from farl_common.config import Section
-from farl_teleop.scripted_operator import ScriptedOperator, ScriptedOperatorConfig
+from farl_teleop.scripted_operator import ScriptedOperator
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-domain", type=int, default=None,
                         help="ROS_DOMAIN_ID for this run's stack (default: a private random one in 100-200, so "
                              "two runs on one machine never exchange commands or policies; give the same to rviz2)")
+    add_set_argument(parser)
     parser.add_argument("--scripted", action="store_true",
                         help="drive the scripted operator waypoints instead of learning")
 
@@ -83,18 +84,17 @@ def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int
 
 
 class ScriptedDemo:
-    def __init__(self, task: str, launch_tokens: list[str], out: Path | None):
-        self.config = load_task_config(task)
-        if "scripted_operator" not in self.config.raw:
+    def __init__(self, task: str, launch_tokens: list[str], out: Path | None, settings: list[str] | None = None):
+        self.config = load_task_config(task, parse_overrides(settings or []))
+        if self.config.scripted_operator is None:
             raise FarlInputError(self.config.path, "missing the scripted_operator section the main job drives",
                                  key="scripted_operator")
-        self.operator_config = ScriptedOperatorConfig.from_section(
-            Section(self.config.raw, self.config.path).section("scripted_operator"))
+        self.operator_config = self.config.scripted_operator
         self.stack = load_stack(task)
         overrides = {"autonomy": "false", **parse_launch_arguments(launch_tokens)}
         isolate_run(self.stack, overrides, None)
-        self.nodes = self.stack.resolve(overrides)
         self.out = out or default_run_dir(task, "-scripted")
+        self.nodes = with_task_overrides(self.stack.resolve(overrides), settings or [], self.out)
         self.interrupted = False
 
     def _interrupt(self, *_):
@@ -183,10 +183,10 @@ class FarlRun:
     """The full online loop for a fixed number of episodes, recorded and reported."""
 
     def __init__(self, task: str, launch_tokens: list[str], out: Path | None, episodes: int,
-                 ros_domain: int | None = None):
+                 ros_domain: int | None = None, settings: list[str] | None = None):
         if episodes < 1:
             raise FarlInputError(None, f"--episodes must be >= 1, got {episodes}")
-        self.config = load_task_config(task)
+        self.config = load_task_config(task, parse_overrides(settings or []))
         self.stack = load_stack(task)
         self.out = (out or default_run_dir(task)).resolve()
         overrides = parse_launch_arguments(launch_tokens)
@@ -197,7 +197,8 @@ class FarlRun:
                           "run_dir": str(self.out / "learner")}
         self.ros_domain = isolate_run(self.stack, self.overrides, ros_domain)
         self.values = self.stack.argument_values(self.overrides)
-        self.nodes = self.stack.resolve(self.overrides)
+        # With --set, every node reads the run's effective task file (written into the run folder).
+        self.nodes = with_task_overrides(self.stack.resolve(self.overrides), settings or [], self.out)
         self.episodes = episodes
         self.interrupted = False
         self.policy_version = 0
@@ -302,5 +303,5 @@ class FarlRun:
 
 def run(args: argparse.Namespace) -> int:
     if args.scripted:
-        return ScriptedDemo(args.task, args.arguments, args.out).run()
-    return FarlRun(args.task, args.arguments, args.out, args.episodes, args.ros_domain).run()
+        return ScriptedDemo(args.task, args.arguments, args.out, args.settings).run()
+    return FarlRun(args.task, args.arguments, args.out, args.episodes, args.ros_domain, args.settings).run()

@@ -13,6 +13,7 @@ killed, its nodes get SIGTERM from the kernel and shut down the same way
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ from typing import Sequence
 import yaml
 
 from farl_common.errors import exit_on_input_error
+from farl_common.config import parse_overrides
+from farl_common.task_config import load_task_config
 from farl_control.launching import interrupts
 from farl_control.launching.processes import ManagedProcess
 from farl_control.launching.stack import ResolvedNode, load_stack, parse_launch_arguments
@@ -156,12 +159,40 @@ class StackLauncher:
         return codes
 
 
-def launch(task: str, argument_tokens: list[str], dry_run: bool = False) -> int:
+def with_task_overrides(nodes: Sequence[ResolvedNode], settings: Sequence[str], folder: Path) -> list[ResolvedNode]:
+    """Nodes whose task_config is the task file with `--set KEY=VALUE` applied (validated here, once).
+
+    The effective file is written into `folder` and every node reads that one, so the whole stack
+    runs on the same, checked settings (e.g. --set control.max_linear_speed=0.1).
+    """
+    if not settings:
+        return list(nodes)
+    overrides = parse_overrides(settings)
+    written: dict[str, str] = {}
+    out = []
+    for node in nodes:
+        source = node.parameters.get("task_config")
+        if isinstance(source, str) and source:
+            if source not in written:
+                config = load_task_config(source, overrides)
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{config.task}.effective.yaml"
+                path.write_text(f"# {config.path} with --set {' '.join(settings)}\n"
+                                + yaml.safe_dump(config.raw, sort_keys=False))
+                written[source] = str(path)
+            node = dataclasses.replace(node, parameters={**node.parameters, "task_config": written[source]})
+        out.append(node)
+    return out
+
+
+def launch(task: str, argument_tokens: list[str], dry_run: bool = False, settings: Sequence[str] = ()) -> int:
     stack = load_stack(task)
     nodes = stack.resolve(parse_launch_arguments(argument_tokens))
+    nodes = with_task_overrides(nodes, settings, Path(tempfile.mkdtemp(prefix="farl-task-")))
     if dry_run:
         for node in nodes:
-            print(f"{node.name}: {node.package}/{node.executable} {yaml.safe_dump(node.parameters, default_flow_style=True).strip()}")
+            parameters = yaml.safe_dump(node.parameters, default_flow_style=True, width=1 << 30).strip()
+            print(f"{node.name}: {node.package}/{node.executable} {parameters}")
         return 0
     launcher = StackLauncher(nodes)
     signal.signal(signal.SIGINT, launcher.request_stop)
@@ -181,10 +212,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arguments", nargs="*", metavar="key:=value",
                         help="launch arguments, as for ros2 launch (e.g. robot:=sim autonomy:=false)")
     parser.add_argument("--dry-run", action="store_true", help="print the nodes and parameters, start nothing")
+    add_set_argument(parser)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key of the task config for every node, e.g. "
+                             "--set control.max_linear_speed=0.1 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch(args.task, args.arguments, args.dry_run)
+    return launch(args.task, args.arguments, args.dry_run, args.settings)
 
 
 def main(argv: list[str] | None = None) -> None:

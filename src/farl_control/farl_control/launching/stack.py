@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from farl_common.errors import ConfigError, FarlInputError
 from farl_common.paths import config_dir, resolve_config_path, stack_config_path
-from farl_common.config import Section, load_yaml_mapping
+from farl_common.config import ConfigProblem, derived, load
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
@@ -22,6 +22,24 @@ _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir")
 # The parameter of a managed node that makes it configure and activate itself (see robot.franka_node).
 AUTOSTART = "autostart"
+
+
+def _text(value: Any) -> str:
+    """A launch argument's value as ros2 launch sees it: YAML true/false become "true"/"false"."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class ArgumentSpec:
+    """One entry of `args:` (its name is the key)."""
+
+    default: Any = ""
+    description: str = ""
+    choices: tuple[str, ...] | None = None
+
+    def check(self) -> None:
+        if self.choices is not None and _text(self.default) not in self.choices:
+            raise ConfigProblem("default", f"{_text(self.default)!r} is not one of {', '.join(self.choices)}")
 
 
 @dataclass(frozen=True)
@@ -39,10 +57,13 @@ class NodeSpec:
     name: str
     package: str
     executable: str
-    parameters: Mapping[str, Any]
-    when: Mapping[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    when: dict[str, Any] = field(default_factory=dict)
+    """Launch argument values under which the node runs (all must match)."""
     required: bool = False
-    lifecycle: bool = False  # a managed node: the launcher drives configure -> activate
+    """Its exit (or failed bring-up) takes the whole stack down."""
+    lifecycle: bool = False
+    """A managed node: the launcher drives configure -> activate."""
 
 
 @dataclass(frozen=True)
@@ -65,45 +86,28 @@ class ResolvedNode:
 @dataclass(frozen=True)
 class StackDescription:
     task: str
-    arguments: tuple[LaunchArgument, ...]
+    args: dict[str, ArgumentSpec]
     nodes: tuple[NodeSpec, ...]
-    path: Path
+    path: Path = derived()
+
+    @property
+    def arguments(self) -> tuple[LaunchArgument, ...]:
+        return tuple(LaunchArgument(name, _text(a.default), a.description, a.choices) for name, a in self.args.items())
+
+    def check(self) -> None:
+        for i, node in enumerate(self.nodes):
+            for key in node.when:
+                if key not in self.args:
+                    raise ConfigProblem(f"nodes[{i}].when", f"{key!r} is not a declared launch argument")
+            for key, value in node.parameters.items():
+                for ref in _SUBSTITUTION.findall(str(value)):
+                    if ref not in self.args:
+                        raise ConfigProblem(f"nodes[{i}].parameters.{key}",
+                                            f"${{{ref}}} is not a declared launch argument")
 
     @staticmethod
     def from_file(path: str | Path) -> "StackDescription":
-        path = Path(path)
-        root = Section(load_yaml_mapping(path), path)
-        arguments = []
-        for name, spec in root.section("args").data.items():
-            s = root.section("args").section(name)
-            choices = s.strings("choices", default=None) if "choices" in spec else None
-            default = str(s._raw("default", "")).lower() if isinstance(spec.get("default"), bool) else str(
-                s._raw("default", ""))
-            if choices is not None and default not in choices:
-                raise s.error("default", f"{default!r} is not one of {', '.join(choices)}")
-            arguments.append(LaunchArgument(name, default, s.string("description", ""), choices))
-        names = {a.name for a in arguments}
-        nodes = []
-        for s in root.sections("nodes"):
-            when = s.section("when", required=False).data
-            for key in when:
-                if key not in names:
-                    raise s.error("when", f"{key!r} is not a declared launch argument")
-            params = s.section("parameters", required=False).data
-            for key, value in params.items():
-                for ref in _SUBSTITUTION.findall(str(value)):
-                    if ref not in names:
-                        raise s.error(f"parameters.{key}", f"${{{ref}}} is not a declared launch argument")
-            nodes.append(NodeSpec(
-                name=s.string("name"),
-                package=s.string("package"),
-                executable=s.string("executable"),
-                parameters=dict(params),
-                when={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in when.items()},
-                required=s.boolean("required", False),
-                lifecycle=s.boolean("lifecycle", False),
-            ))
-        return StackDescription(task=root.string("task"), arguments=tuple(arguments), nodes=tuple(nodes), path=path)
+        return load(StackDescription, path)
 
     def argument_values(self, overrides: Mapping[str, str]) -> dict[str, str]:
         """Defaults updated by `overrides`; unknown names and bad choices are input errors."""
@@ -124,7 +128,7 @@ class StackDescription:
         values = self.argument_values(overrides or {})
         resolved = []
         for node in self.nodes:
-            if any(values[k] != v for k, v in node.when.items()):
+            if any(values[k] != _text(v) for k, v in node.when.items()):
                 continue
             params = {k: _substitute(v, values) for k, v in node.parameters.items()}
             for key in _CONFIG_PATH_PARAMETERS:

@@ -43,6 +43,7 @@ within command_timeout_s plus one control period.
 """
 from __future__ import annotations
 
+import dataclasses
 import signal
 import statistics
 import sys
@@ -67,7 +68,7 @@ from farl_common.errors import FarlInputError, exit_on_input_error
 from farl_common.interface import PayloadReader
 from farl_common.task_config import load_task_config
 from farl_control.robot.arm import ArmError, ArmState, FrankyArm
-from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision, SafetyLimits
+from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision
 from farl_control.ros.endpoints import client, publisher, service, subscription
 from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
 from farl_control.ros.spin_thread import SpinThread, tear_down
@@ -120,7 +121,7 @@ class FrankaNode(LifecycleNode):
         if not 0.0 < self.rate_hz <= 1000.0:
             raise FarlInputError(None, f"must be in (0, 1000], got {self.rate_hz}", key="parameter rate_hz")
 
-        self.limits = SafetyLimits.from_config(ctrl, self.rate_hz)
+        self.limits = dataclasses.replace(ctrl, rate_hz=self.rate_hz)  # the look-ahead follows the actual rate
         self.filter = CommandFilter(self.limits)
         self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s)
         self.lock = threading.Lock()

@@ -64,37 +64,6 @@ class Decision:
         return not any(self.linear) and not any(self.angular)
 
 
-@dataclass(frozen=True)
-class SafetyLimits:
-    """The slice of the control config the filter needs (typed, validated upstream)."""
-
-    workspace_min: Vec3
-    workspace_max: Vec3
-    max_linear_speed: float
-    max_angular_speed: float
-    command_timeout_s: float
-    teleop_hold_s: float
-    absurd_factor: float
-    accepted_frames: tuple[str, ...]
-    boundary_margin: float
-    lookahead_s: float  # one control period + the arm's response time: the box rule's horizon
-
-    @staticmethod
-    def from_config(control: ControlConfig, rate_hz: float | None = None) -> "SafetyLimits":
-        return SafetyLimits(
-            workspace_min=control.workspace_min,
-            workspace_max=control.workspace_max,
-            max_linear_speed=control.max_linear_speed,
-            max_angular_speed=control.max_angular_speed,
-            command_timeout_s=control.command_timeout_s,
-            teleop_hold_s=control.teleop_hold_s,
-            absurd_factor=control.absurd_factor,
-            accepted_frames=control.accepted_frames,
-            boundary_margin=control.boundary_margin,
-            lookahead_s=1.0 / (rate_hz or control.rate_hz) + control.response_time_s,
-        )
-
-
 def _finite(values: Sequence[float]) -> bool:
     return all(math.isfinite(v) for v in values)
 
@@ -103,7 +72,7 @@ def _norm(v: Sequence[float]) -> float:
     return math.sqrt(sum(x * x for x in v))
 
 
-def check_command(command: Command, limits: SafetyLimits) -> str | None:
+def check_command(command: Command, limits: ControlConfig) -> str | None:
     """Why `command` must be rejected on receipt, or None if it may be stored."""
     if not (_finite(command.linear) and _finite(command.angular)):
         return f"rejected {command.source} command: non-finite value (NaN/inf)"
@@ -125,7 +94,7 @@ def clip_speed(v: Vec3, limit: float, absurd_factor: float, what: str) -> tuple[
     return clipped, [f"{what} speed {n:.3g} clipped to {limit:g}"]
 
 
-def clip_to_box(v: Vec3, position: Vec3, limits: SafetyLimits) -> tuple[Vec3, list[str]]:
+def clip_to_box(v: Vec3, position: Vec3, limits: ControlConfig) -> tuple[Vec3, list[str]]:
     """Remove the part of `v` that would take the TCP at `position` out of the box."""
     out = list(v)
     reasons: list[str] = []
@@ -160,7 +129,7 @@ class CommandFilter:
     Not thread-safe by itself: the control node guards it with one lock.
     """
 
-    limits: SafetyLimits
+    limits: ControlConfig  # the control section of the task config (rate_hz: the node's actual rate)
     latest: dict[str, Command] = field(default_factory=dict)
 
     def receive(self, command: Command) -> str | None:
@@ -197,7 +166,7 @@ class CommandFilter:
         return filter_twist(command, tcp_position, self.limits)
 
 
-def filter_twist(command: Command, tcp_position: Vec3, limits: SafetyLimits) -> Decision:
+def filter_twist(command: Command, tcp_position: Vec3, limits: ControlConfig) -> Decision:
     """Speed limits, then the workspace box, applied to one fresh, valid command."""
     linear, reasons = clip_speed(command.linear, limits.max_linear_speed, limits.absurd_factor, "linear")
     angular, more = clip_speed(command.angular, limits.max_angular_speed, limits.absurd_factor, "angular")

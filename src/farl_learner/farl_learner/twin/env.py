@@ -54,7 +54,7 @@ import numpy as np
 
 from franky_sim.constants import FRANKA_HAND_FORCE_LIMIT
 
-from farl_control.robot.safety import AUTONOMOUS, Command, SafetyLimits, filter_twist
+from farl_control.robot.safety import AUTONOMOUS, Command, filter_twist
 from farl_control.sim.scene import ROBOT_PREFIX, SimScene
 from farl_common.task_config import TaskConfig, load_task_config
 from farl_common.task_spec import TCP, TaskSpec
@@ -281,7 +281,7 @@ class FrankaTwinEnv(gym.Env):
                              f"only 'servo' takes physics_dt={physics_dt}")
         self.config = task if isinstance(task, TaskConfig) else load_task_config(task)
         self.spec_ = TaskSpec.from_config(self.config)
-        self.limits = SafetyLimits.from_config(self.config.control)
+        self.limits = self.config.control
         self.control_dt = 1.0 / self.config.control.rate_hz
         self.physics_dt = float(physics_dt)
         self.substeps = max(1, int(round(self.control_dt / self.physics_dt)))
