@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from common import RESULTS, command_line, machine  # first: one thread, private ROS domain
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 
 from farl_learner.twin.config import load_twin_config  # noqa: E402
 from farl_learner.envs.rollout import run_episode  # noqa: E402
@@ -37,7 +34,6 @@ from farl_learner.twin.env import FrankaTwinEnv, measure_steps_per_second  # noq
 from farl_learner.twin.experts import (RecoveryController, TaskExpert, lured, medium_expert,  # noqa: E402
                                       noisy_policy, random_policy)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def policy_stats(env: FrankaTwinEnv, make_policy, episodes: int, seed: int, max_steps: int | None = None) -> dict:
@@ -71,10 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         pass
 
     twin = load_twin_config(args.task)
-    result: dict = {"task": args.task, "command": "python " + " ".join(shlex.quote(a) for a in [
-        "benchmarks/twin_speed.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1min_at_start": os.getloadavg()[0]}}
+    info = machine()
+    result: dict = {"task": args.task, "command": command_line(),
+                    "machine": {"python": info["python"], "cpus": info["cpus"],
+                                "load_avg_1min_at_start": info["load_avg_1min"]}}
     t0 = time.perf_counter()
     fast = FrankaTwinEnv(args.task, controller="fast")
     result["build_s"] = round(time.perf_counter() - t0, 3)

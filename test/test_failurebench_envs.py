@@ -11,6 +11,8 @@ from farl_learner.envs import (TASK_NAMES, expert_policy, failure_state, load_ta
                                safe_state)
 from farl_learner.envs.failurebench import FailureBenchEnv
 
+pytestmark = pytest.mark.sim  # Meta-World (MuJoCo) episodes
+
 # Each test builds a fresh env: compiling a scene takes ~50 ms, stepping ~1 ms.
 
 

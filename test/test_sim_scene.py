@@ -11,6 +11,8 @@ from farl_common import interface as api
 from farl_control.sim.scene import SimScene
 from farl_common.task_config import load_task_config
 
+pytestmark = pytest.mark.sim  # franky-sim's MuJoCo scene
+
 
 @pytest.fixture(scope="module")
 def config():
@@ -98,7 +100,6 @@ def test_reset_restores_poses_with_bounded_jitter_and_home_arm(scene, config):
     assert scene.object_pose("fragile_block").pos != pos
 
 
-@pytest.mark.sim
 @pytest.mark.timeout(60)
 def test_served_scene_resets_between_steps_and_measures_real_time(config, robot_ip):
     scene = SimScene(config)

@@ -8,6 +8,8 @@ from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry
 
+pytestmark = pytest.mark.sim  # the training twin steps franky-sim's MuJoCo scene
+
 
 @pytest.fixture(scope="module")
 def env():
