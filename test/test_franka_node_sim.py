@@ -17,10 +17,12 @@ import threading
 import time
 
 import pytest
+from lifecycle_msgs.msg import Transition
 
 from conftest import ProcessPool  # the shared fixtures' pool: process groups killed on teardown
 from farl_common import interface as api
 from farl_common.task_config import load_task_config
+from farl_control.launching.lifecycle import LifecycleClient
 from farl_control.launching.processes import free_loopback_ip
 from farl_control.ros.client import RobotClient, dist
 
@@ -309,6 +311,56 @@ while True:
 """
 
 
+def moved_while_streaming(robot: RobotClient, seconds: float, speed: float = 0.05) -> float:
+    """Stream a -y command for `seconds`; how far the TCP went (m)."""
+    start = robot.pos()
+    robot.stream((0.0, -speed, 0.0), duration_s=seconds, rate_hz=CTRL.rate_hz)
+    return dist(start, robot.pos())
+
+
+@pytest.mark.timeout(90)
+def test_lifecycle_deactivate_stops_cleanup_disconnects_configure_and_activate_resume(robot):
+    """The control node as a managed node, driven through its standard lifecycle services.
+
+    configure = connect and publish state; activate = accept and stream commands;
+    deactivate = stop the arm and refuse commands; cleanup = disconnect. A transition
+    the current state does not have is refused, never fatal.
+    """
+    lifecycle = LifecycleClient("franka_test_manager")
+    try:
+        assert lifecycle.state("franka") == "active"  # autostart: it configured and activated itself
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.8:
+            robot.send((0.0, 0.05, 0.0))
+            time.sleep(PERIOD)
+        assert dist(robot.samples_since(time.monotonic() - 0.2)[0].pos, robot.pos()) > 0.002  # moving
+        t_deactivate = time.monotonic()
+        assert lifecycle.change("franka", Transition.TRANSITION_DEACTIVATE) is True
+        still = robot.time_until_still(t_deactivate, timeout_s=5.0)
+        print(f"\ndeactivated while moving at 0.05 m/s: still {still} s later (bound {STOP_BOUND_S:.2f} s)")
+        assert still is not None and still < STOP_BOUND_S
+        # Inactive: the state keeps flowing, commands are refused and counted, resets too.
+        assert wait_status(robot, lambda s: s["mode"] == "inactive")
+        refused = status_int(robot, "refused_count")
+        assert moved_while_streaming(robot, 1.0) < 0.001
+        assert wait_status(robot, lambda s: int(s["refused_count"]) >= refused + 5)
+        assert "configure and activate it first" in robot.call("reset", 10.0).message
+        assert lifecycle.change("franka", Transition.TRANSITION_CONFIGURE) is False  # inactive has no configure
+        # cleanup disconnects: the state stops. configure reconnects, activate streams again.
+        assert lifecycle.change("franka", Transition.TRANSITION_CLEANUP) is True
+        assert lifecycle.state("franka") == "unconfigured" and wait_status(robot, lambda s: s["mode"] == "unconfigured")
+        time.sleep(0.3)
+        assert not robot.samples_since(time.monotonic() - 0.2)
+        assert lifecycle.change("franka", Transition.TRANSITION_ACTIVATE) is False  # unconfigured has no activate
+        assert lifecycle.change("franka", Transition.TRANSITION_CONFIGURE, 60.0) is True
+        assert robot.wait_for(lambda: len(robot.samples_since(time.monotonic() - 0.2)) > 10, 5.0)
+        assert lifecycle.change("franka", Transition.TRANSITION_ACTIVATE) is True
+        assert robot.call("reset", 40.0).success
+        assert moved_while_streaming(robot, 1.5) > 0.02
+    finally:
+        lifecycle.close()
+
+
 @pytest.mark.timeout(60)
 def test_zz_sigterm_while_moving_exits_cleanly(robot, stack):
     """Last in the module: it ends the shared stack (franka by SIGTERM, sim_robot by SIGINT)."""
@@ -322,7 +374,7 @@ def test_zz_sigterm_while_moving_exits_cleanly(robot, stack):
     code = franka.popen.wait(timeout=10)
     print(f"\nSIGTERM while moving: exit {code} after {time.monotonic() - t0 - 1.0:.2f} s")
     assert code == 0
-    assert "Traceback" not in franka.log_text()
+    assert "Traceback" not in franka.log_text() and "never retrieved" not in franka.log_text()
     sim = pool.started[0]
     sim.popen.send_signal(signal.SIGINT)
     assert sim.popen.wait(timeout=10) == 0

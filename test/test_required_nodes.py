@@ -8,11 +8,14 @@
   seconds, exit 1, the node's own error line repeated at the end, the control
   node stopped cleanly (the arm stopped), and no traceback or "exception was
   never retrieved" anywhere in the output.
+- `farl launch` whose managed control node cannot be configured (the arm is
+  unreachable) takes the stack down the same way.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from farl_common.paths import config_dir
 from farl_control.launching.processes import loopback_port_free, wait_until
 from model_folders import known_risk_folder
 
@@ -128,3 +133,26 @@ def test_a_required_node_that_cannot_start_ends_the_run_at_once(processes, tmp_p
     assert "episode 1/1" not in log  # no episode ran without it
     assert not NOISE.search(log), NOISE.search(log).group(0) + "\n" + log[-4000:]
     assert elapsed < 45.0  # start-up of the stack, then seconds (the monitor used to wait 60 s for the learner)
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(60)
+def test_farl_launch_takes_the_stack_down_when_the_arm_cannot_be_configured(processes, tmp_path):
+    """robot:=real at an address nothing answers on: configure fails after robot.connect_timeout_s."""
+    config = tmp_path / "config"
+    shutil.copytree(config_dir() / "tasks", config / "tasks")
+    shutil.copytree(config_dir() / "stacks", config / "stacks")
+    task = config / "tasks" / "fragile_push_wall.yaml"
+    data = yaml.safe_load(task.read_text())
+    data["robot"]["connect_timeout_s"] = 1.0
+    task.write_text(yaml.safe_dump(data))
+    launcher = processes.start("farl_launch", [sys.executable, "-m", "farl_learner.cli", "launch", "fragile_push_wall",
+                                               "robot:=real", "robot_ip:=127.0.0.9", "autonomy:=false"],
+                               env={"FARL_CONFIG_DIR": str(config)})
+    code = launcher.popen.wait(timeout=45)
+    log = launcher.log_text()
+    assert code == 1, log
+    assert "[launch] error: required node franka could not be brought up (configure failed): " \
+           "franka_node: error: cannot reach the arm at 127.0.0.9" in log, log
+    assert "[launch] franka stopped (exit code 0)" in log
+    assert not NOISE.search(log), log
