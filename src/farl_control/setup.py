@@ -42,7 +42,7 @@ setup(
     zip_safe=True,
     maintainer="FARL-ROS maintainers",
     maintainer_email="maintainers@farl-ros.org",
-    description="Robot-side FARL nodes: Franka control, simulated FR3, safety shield.",
+    description="Robot-side FARL nodes: Franka control (managed), simulated FR3, safety shield, episode monitor, launching.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
