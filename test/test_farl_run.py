@@ -56,7 +56,7 @@ def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
     lines = [line for line in log.splitlines() if line.startswith("[farl run] episode ")]
     assert len(lines) == 2, log[-6000:]
     assert "learner: policy v1 announced" in log
-    assert "Traceback" not in log and "terminate called" not in log, log[-6000:]
+    assert "Traceback" not in log and "terminate called" not in log and "never retrieved" not in log, log[-6000:]
     for name in ("report.md", "summary.json", "episodes.png", "shield.png", "events.jsonl", "decisions.jsonl",
                  "policies.jsonl"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
