@@ -23,27 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import random
-import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# Forced, not setdefault: scripts/env.sh exports the stack default 42, and a benchmark must not
-# share a domain with a running stack or another session.
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("FARL_BENCH_DOMAIN_ID") or str(random.Random(os.getpid()).randint(100, 200))
-os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ["PYTHONUNBUFFERED"] = "1"
+from common import RESULTS, SimulatedArm, command_line, machine  # first: private ROS domain, loopback only
 
-from farl_control.processes import ManagedProcess, free_loopback_ip  # noqa: E402
-from farl_control.ros_probe import RosProbe, dist  # noqa: E402
-from farl_control.task_config import load_task_config  # noqa: E402
+from farl_common.task_config import load_task_config  # noqa: E402
+from farl_control.ros.client import RobotClient, dist  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 RATES_HZ = (10.0, 50.0)
 STEP_SPEED = 0.05  # m/s: the velocity step commanded in each trial
 MOTION_THRESHOLD_M = 0.0002  # EE displacement that counts as "moving" (state noise at rest is ~1e-6 m)
@@ -52,15 +41,12 @@ STATUS_WINDOW_PERIODS = 200  # the node's loop-period statistics window (franka_
 HOG_SCRIPT = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
 
 
-free_ip = free_loopback_ip
-
-
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def latency_trial(probe: RosProbe, rate_hz: float, direction: float) -> float | None:
+def latency_trial(probe: RobotClient, rate_hz: float, direction: float) -> float | None:
     """Seconds from the first command of a step until the EE moved MOTION_THRESHOLD_M."""
     rest = probe.pos()
     period = 1.0 / rate_hz
@@ -81,7 +67,7 @@ def latency_trial(probe: RosProbe, rate_hz: float, direction: float) -> float | 
     return None if moved_at is None else moved_at - t0
 
 
-def measure(probe: RosProbe, rate_hz: float, trials: int) -> dict:
+def measure(probe: RobotClient, rate_hz: float, trials: int) -> dict:
     probe.call("reset", timeout_s=60.0)
     time.sleep(0.5)
     window_s = max(STATUS_WINDOW_PERIODS / rate_hz, trials * (STEP_DURATION_S + 1.5))
@@ -111,30 +97,13 @@ def measure(probe: RosProbe, rate_hz: float, trials: int) -> dict:
 
 def run(trials: int, out_dir: Path) -> dict:
     config = load_task_config("fragile_push_wall")
-    logs = Path(tempfile.mkdtemp(prefix="farl_bench_"))
-    ip = free_ip()
-    env = dict(os.environ)
-    procs: list[ManagedProcess] = []
-    probe = None
     rows = []
-    try:
-        procs.append(ManagedProcess("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"],
-                                    env=env, log_path=logs / "sim_robot.log", cwd=REPO))
-        probe = RosProbe("latency_bench")
+    with SimulatedArm("latency_bench") as arm:
+        probe = arm.client
         for rate in RATES_HZ:
-            franka = ManagedProcess("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}",
-                                               "-p", f"rate_hz:={rate}"],
-                                    env=env, log_path=logs / f"franka_{rate:g}.log", cwd=REPO)
-            procs.append(franka)
-            if not probe.wait_for(lambda: franka.alive() and probe.status.get("rate_hz") == f"{rate:g}"
-                                  and probe.pos() is not None, 60.0):
-                raise RuntimeError(f"franka_node at {rate:g} Hz did not come up:\n{franka.log_text()}")
+            franka = arm.start_franka(rate)
             for load in ("none", "cpu_hog"):
-                hog = None
-                if load == "cpu_hog":
-                    hog = ManagedProcess("hog", [sys.executable, "-c", HOG_SCRIPT, "600"], env=env,
-                                         log_path=logs / "hog.log", cwd=REPO)
-                    procs.append(hog)
+                hog = arm.add("hog", [sys.executable, "-c", HOG_SCRIPT, "600"]) if load == "cpu_hog" else None
                 try:
                     result = measure(probe, rate, trials)
                 finally:
@@ -145,16 +114,10 @@ def run(trials: int, out_dir: Path) -> dict:
                 print(format_row(result), flush=True)
             franka.stop(grace_s=5.0)
             probe.status.clear()
-    finally:
-        if probe is not None:
-            probe.close()
-        for p in reversed(procs):
-            p.stop(grace_s=3.0)
     return {
-        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/control_latency.py", *sys.argv[1:]]),
+        "command": command_line(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "os": platform.system(), "arch": platform.machine(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {**machine(), "load_average_at_end": list(os.getloadavg())},
         "settings": {"step_speed_m_s": STEP_SPEED, "motion_threshold_m": MOTION_THRESHOLD_M,
                      "trials": trials, "command_timeout_s": config.control.command_timeout_s,
                      "state_rate_hz": config.control.state_rate_hz},
@@ -200,7 +163,7 @@ def write_results(report: dict, out_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=8, help="velocity steps per rate and load")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     print(HEADER)
     report = run(args.trials, args.out)

@@ -26,30 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
 import platform
-import random
-import shlex
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# Our own domain even when scripts/env.sh exported its default 42: other stacks on this machine use that.
-os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(100, 200))
-os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ["PYTHONUNBUFFERED"] = "1"
+from common import REPO, RESULTS, SimulatedArm, command_line, relative  # first: private ROS domain, loopback only
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # model_folders: test model folders without training
 
-from farl_control.processes import ManagedProcess  # noqa: E402
-from farl_control.shield_runtime import ShieldRuntime  # noqa: E402
+from farl_control.shield.runtime import ShieldRuntime  # noqa: E402
 from model_folders import OBS_DIM, TASK, untrained_folder  # noqa: E402
 
 HOME_OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)
@@ -131,38 +122,28 @@ def real_time_factor(probe, t0: float, t1: float) -> float | None:
 
 
 def jitter_part(phase_s: float, work: Path) -> list[dict]:
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from farl_control.ros_probe import RosProbe
-    from farl_control.processes import free_loopback_ip as free_ip
+    from farl_common import interface as api
+    from farl_control.ros.endpoints import publisher, subscription
 
-    ip = free_ip()
     models = work / "full"  # the largest networks: the heaviest PPO updates
-    env = dict(os.environ)
-    logs = work / "logs"
-    procs: list[ManagedProcess] = []
-    probe = None
     rows = []
-    try:
-        procs.append(ManagedProcess("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"],
-                                    env=env, log_path=logs / "sim_robot.log", cwd=REPO))
-        procs.append(ManagedProcess("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}",
-                                               "-p", "simulated:=sim"], env=env, log_path=logs / "franka.log", cwd=REPO))
-        procs.append(ManagedProcess("learner", ["learner_node", "--ros-args", "-p", f"models_dir:={models}",
-                                                "-p", f"run_dir:={work / 'learner'}", "-p", "episodes_per_update:=1"],
-                                    env=env, log_path=logs / "learner.log", cwd=REPO))
-        probe = RosProbe("shield_latency_bench")
+    with SimulatedArm("shield_latency_bench", logs=work / "logs") as arm:
+        probe = arm.client
+        procs = arm.processes
+        arm.start_franka()
+        arm.add("learner", ["learner_node", "--ros-args", "-p", f"models_dir:={models}",
+                            "-p", f"run_dir:={work / 'learner'}", "-p", "episodes_per_update:=1"])
         learner_status: dict = {}
 
         def on_status(msg: String) -> None:
             learner_status.clear()
-            learner_status.update(json.loads(msg.data))
+            learner_status.update(api.LEARNER_STATUS_PAYLOAD.from_json(msg.data))
 
-        probe.node.create_subscription(String, "/farl/learner/status", on_status, 10)
-        feed = probe.node.create_publisher(String, "/farl/learner/transitions",
-                                           QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and learner_status
+        subscription(probe.node, api.LEARNER_STATUS, on_status)
+        feed = publisher(probe.node, api.LEARNER_TRANSITIONS)
+        if not probe.wait_for(lambda: probe.wait_until_active(0.0) and learner_status
                               and feed.get_subscription_count() > 0, 90.0):
             raise RuntimeError("stack did not come up:\n" + "\n".join(p.log_text()[-2000:] for p in procs))
         assert probe.call("reset", timeout_s=60.0).success
@@ -191,7 +172,7 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
                         and int(learner_status.get("episodes", 0)) >= total_sent:
                     total_sent += 1
                     sent += 1
-                    feed.publish(String(data=json.dumps(synthetic_episode(rng, total_sent))))
+                    feed.publish(String(data=api.TRANSITIONS_PAYLOAD.to_json(synthetic_episode(rng, total_sent))))
                 last = learner_status.get("last_update") or {}
                 if last.get("update_seconds") and (not update_s or update_s[-1] != last["update_seconds"]):
                     update_s.append(last["update_seconds"])
@@ -210,11 +191,6 @@ def jitter_part(phase_s: float, work: Path) -> list[dict]:
                   f"sim rtf {row['sim_real_time_factor'] or float('nan'):.2f}", flush=True)
         stop_stream.set()
         streamer.join(timeout=1.0)
-    finally:
-        if probe is not None:
-            probe.close()
-        for p in reversed(procs):
-            p.stop(grace_s=5.0)
     return rows
 
 
@@ -233,9 +209,7 @@ def write_results(out: Path, shield_rows: list[dict], loop_rows: list[dict] | No
         loop_rows, loop_run = old.get("control_loop", []), old.get("control_loop_run", {})
     text = json.dumps({"shield_decide_run": shield_run, "shield_decide": shield_rows,
                        "control_loop_run": loop_run, "control_loop": loop_rows}, indent=2) + "\n"
-    # Results name paths relative to the repository: they are read on other machines.
-    text = re.sub(re.escape(tempfile.gettempdir()) + r"/farl_shield_bench_\w+/", "<tmp>/", text)
-    (out / "shield_latency.json").write_text(text.replace(str(REPO) + "/", ""))
+    (out / "shield_latency.json").write_text(relative(text))  # read on other machines: no local paths
     lines = ["# Shield tick latency and control-loop jitter with the learner training", "",
              "## ShieldRuntime.decide, one core (os.sched_setaffinity), target <= 1 ms", "",
              f"Command: `{command}`  ", f"Machine: {machine}; {stamp}; {note}.", "",
@@ -265,11 +239,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=3000)
     parser.add_argument("--phase-s", type=float, default=30.0, help="seconds per learner phase (>= 20: 200 periods)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--skip-loop", action="store_true",
                         help="only the shield latency part (the control-loop rows of the previous results are kept)")
     args = parser.parse_args()
-    command = "python benchmarks/shield_latency.py " + shlex.join(sys.argv[1:])
+    command = command_line()
     work = Path(tempfile.mkdtemp(prefix="farl_shield_bench_"))
     load = os.getloadavg()[0]
     shield_rows = shield_part(args.ticks, work)

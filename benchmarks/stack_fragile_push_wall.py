@@ -24,20 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from common import REPO as ROOT, RESULTS, command_line, machine  # first: private ROS domain, loopback only
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import numpy as np  # noqa: E402
+
 QUIET_FLAG = Path("/tmp/farl-quiet")
 BOOTSTRAP = 10_000
 BLOCK = 10  # episodes per block of the success-rate-over-time table
-ROOT = Path(__file__).resolve().parent.parent
 ARMS = {"farl": [], "shield_off": ["shield:=false"]}
 PAPER = {"task": "Fragile Push Wall (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 186,
          "farl_failure_pairs": 36, "change_pct": -80.6, "mean_change_pct_three_real_tasks": -73.1,
@@ -272,14 +270,10 @@ def main() -> None:
                         help="franky-sim loopback address for both arms (default: a private 127.0.x.y, so another "
                              "simulator on 127.0.0.1:1337 cannot interfere)")
     args = parser.parse_args()
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    # A private DDS domain: another stack on this machine in the same domain (scripts/env.sh's
-    # default 42) would have its learner's policies and its shield's decisions cross over.
-    if "BENCH_ROS_DOMAIN_ID" in os.environ or os.environ.get("ROS_DOMAIN_ID", "42") == "42":
-        os.environ["ROS_DOMAIN_ID"] = os.environ.get("BENCH_ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
-    results = {"command": "python benchmarks/stack_fragile_push_wall.py " + shlex.join(sys.argv[1:]),
+    info = machine()
+    results = {"command": command_line(),
                "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER,
-               "machine": f"{os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
+               "machine": f"{info['cpus']} CPUs (shared), Python {info['python']}",
                "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
     robot_ip = args.robot_ip or f"127.0.{100 + os.getpid() % 100}.{1 + os.getpid() % 200}"
     results["robot_ip"] = robot_ip

@@ -27,29 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import random
-import shlex
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from common import RESULTS, command_line, machine  # first: one thread, private ROS domain
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("FARL_BENCH_DOMAIN_ID") or str(random.Random(os.getpid()).randint(100, 200))
-os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+import numpy as np  # noqa: E402
 
 from farl_learner.envs.rollout import run_episode  # noqa: E402
 from farl_learner.twin.config import load_twin_config, make_twin_env  # noqa: E402
 from farl_learner.twin.env import FrankaTwinEnv, measure_steps_per_second  # noqa: E402
 from farl_learner.twin.experts import TaskExpert, medium_expert, random_policy  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parents[1]
 QUIET_FLAG = Path("/tmp/farl-quiet")
 SEQUENCE_TICKS = 40
 DESCENT_TICKS = 10
@@ -95,48 +84,34 @@ def twin_tracks(env: FrankaTwinEnv, sequences: list[np.ndarray]) -> list[np.ndar
 
 def served_tracks(task: str, sequences: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
     """The same sequences on sim_robot + franka node over DDS; TCP sampled at every 10 Hz tick."""
-    from farl_control.processes import ManagedProcess, free_loopback_ip
-    from farl_control.ros_probe import RosProbe
-    from farl_control.task_config import load_task_config
-    from farl_control.task_spec import TaskSpec
+    from common import SimulatedArm
+
+    from farl_common.task_config import load_task_config
+    from farl_common.task_spec import TaskSpec
 
     config = load_task_config(task)
     spec = TaskSpec.from_config(config)
     period = 1.0 / config.control.rate_hz
-    logs = Path(tempfile.mkdtemp(prefix="farl_twin_fidelity_"))
-    ip = free_loopback_ip()
-    env = dict(os.environ)
-    procs, probe = [], None
     tracks, rtfs = [], []
-    try:
-        procs.append(ManagedProcess("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"],
-                                    env=env, log_path=logs / "sim_robot.log", cwd=REPO))
-        procs.append(ManagedProcess("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}"],
-                                    env=env, log_path=logs / "franka.log", cwd=REPO))
-        probe = RosProbe("twin_fidelity_bench")
-        if not probe.wait_for(lambda: probe.pos() is not None and bool(probe.status), 60.0):
-            raise RuntimeError(f"the served arm did not come up:\n{procs[-1].log_text()}")
+    with SimulatedArm("twin_fidelity") as arm:
+        arm.start_franka()
+        client = arm.client
         for actions in sequences:
-            response = probe.call("reset", timeout_s=60.0)
-            if not response.success:
-                raise RuntimeError(f"reset failed: {response.message}")
-            probe.time_until_still(time.monotonic(), timeout_s=3.0)
+            ok, message = client.reset(timeout_s=60.0)
+            if not ok:
+                raise RuntimeError(f"reset failed: {message}")
+            client.time_until_still(time.monotonic(), timeout_s=3.0)
             time.sleep(0.5)
-            positions = [probe.pos()]
+            positions = [client.pos()]
             t0 = next_tick = time.monotonic()
             for a in actions:
-                probe.send(tuple(float(v) for v in spec.action_to_velocity(a)))
+                client.send(tuple(float(v) for v in spec.action_to_velocity(a)))
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
-                positions.append(probe.pos())
-            rtfs.append(probe.real_time_factor(t0, time.monotonic()) or float("nan"))
+                positions.append(client.pos())
+            rtfs.append(client.real_time_factor(t0, time.monotonic()) or float("nan"))
             tracks.append(np.array(positions, dtype=float))
             print(f"  served sequence {len(tracks)}/{len(sequences)}: sim RTF {rtfs[-1]:.2f}", flush=True)
-    finally:
-        if probe is not None:
-            probe.close()
-        for p in reversed(procs):
-            p.stop(grace_s=3.0)
     return tracks, rtfs
 
 
@@ -164,12 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         pass
 
     twin = load_twin_config(args.task)
-    result: dict = {"task": args.task, "command": "python " + " ".join(shlex.quote(a) for a in [
-        "benchmarks/twin_speed.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1min_at_start": os.getloadavg()[0]},
-        "twin_config": {"controller": twin.controller, "physics_dt": twin.physics_dt,
-                        "jacobian_period_s": twin.jacobian_period_s}}
+    info = machine()
+    result: dict = {"task": args.task, "command": command_line(),
+                    "machine": {"python": info["python"], "cpus": info["cpus"],
+                                "load_avg_1min_at_start": info["load_avg_1min"]},
+                    "twin_config": {"controller": twin.controller, "physics_dt": twin.physics_dt,
+                                    "jacobian_period_s": twin.jacobian_period_s}}
     t0 = time.perf_counter()
     envs = {"servo": make_twin_env(args.task, twin)}
     result["build_s"] = round(time.perf_counter() - t0, 3)

@@ -27,7 +27,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ["PYTHONUNBUFFERED"] = "1"
 
-from farl_control.processes import ManagedProcess, free_loopback_ip  # noqa: E402
+from farl_control.launching.processes import ManagedProcess, free_loopback_ip  # noqa: E402
 
 
 class ProcessPool:

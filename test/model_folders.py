@@ -12,7 +12,7 @@
   calibration.json, and exported to ONNX with export_model_folder, so the
   same folder serves the shield (ONNX) and the learner (torch).
 
-Shapes and names follow farl_control.model_manifest.GRAPHS.
+Shapes and names follow farl_control.shield.manifest.GRAPHS.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from farl_control.model_manifest import GRAPHS, hand_dim, write_manifest
+from farl_control.shield.manifest import GRAPHS, hand_dim, write_manifest
 
 TASK = "fragile_push_wall"
 OBS_DIM = 7       # tcp xyz, fragile_block xy, target xy (config/tasks/fragile_push_wall.yaml observation)

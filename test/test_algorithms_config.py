@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir
 from farl_learner.config import FarlConfig, apply_overrides, load_farl_config
 
 TASKS = sorted(p.stem for p in (config_dir() / "farl").glob("*.yaml"))

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 from farl_learner.data import (FORMAT_VERSION, KIND_FAILURE, KIND_RECOVERY, KIND_TASK, Dataset, concat_datasets,
                                load_dataset, save_dataset)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.episode_tracker import EpisodeTracker, transitions_payload
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_common import interface as api
+from farl_control.episodes.tracker import EpisodeTracker, transitions_payload
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
 
 
 @pytest.fixture
@@ -96,3 +97,4 @@ def test_recovery_steps_count_as_shield_triggers_and_payload_has_one_row_per_ste
     assert tracker.counts.shield_triggers == 1
     assert len(payload["obs"]) == len(payload["reward"]) == 2
     assert payload["source"] == ["recovery", "task"] and payload["done"] == [False, True]
+    api.TRANSITIONS_PAYLOAD.validate(payload)  # what the monitor publishes, the learner can read

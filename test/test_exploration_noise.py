@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.shield_runtime import ShieldRuntime
-from farl_control.task_spec import ExplorationNoise
+from farl_control.shield.runtime import ShieldRuntime
+from farl_common.task_spec import ExplorationNoise
 from model_folders import OBS_DIM, TASK, known_risk_folder
 
 

@@ -9,6 +9,8 @@ from farl_learner.data import (KIND_FAILURE, KIND_RECOVERY, KIND_TASK, build_off
 from farl_learner.data import build as build_module
 from farl_learner.envs import TASK_NAMES, expert_policy, load_task_spec
 
+pytestmark = pytest.mark.sim  # Meta-World (MuJoCo) episodes
+
 
 def test_data_configs_match_the_paper():
     for task in TASK_NAMES:

@@ -6,10 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from farl_control.errors import ConfigError
+from farl_common.errors import ConfigError
 from farl_learner.envs import (TASK_NAMES, expert_policy, failure_state, load_task_spec, make_env, run_episode,
                                safe_state)
 from farl_learner.envs.failurebench import FailureBenchEnv
+
+pytestmark = pytest.mark.sim  # Meta-World (MuJoCo) episodes
 
 # Each test builds a fresh env: compiling a scene takes ~50 ms, stepping ~1 ms.
 
@@ -161,7 +163,7 @@ def test_normalized_return_scale():
 
 
 def test_malformed_normalization_file_is_one_line(tmp_path):
-    from farl_control.errors import FarlInputError
+    from farl_common.errors import FarlInputError
     from farl_learner.envs import load_normalization
 
     bad = tmp_path / "normalization.json"

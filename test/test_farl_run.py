@@ -15,12 +15,13 @@ import threading
 import time
 
 import pytest
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from farl_control.ros_probe import RosProbe
+from farl_common import interface as api
+from farl_control.launching.processes import free_loopback_ip as free_ip
+from farl_control.ros.client import RobotClient
+from farl_control.ros.endpoints import subscription
 from model_folders import untrained_folder
-from farl_control.processes import free_loopback_ip as free_ip
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 
@@ -29,16 +30,15 @@ pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
     models = untrained_folder(tmp_path / "models")
     out = tmp_path / "run"
-    probe = RosProbe("farl_run_probe")
+    probe = RobotClient("farl_run_probe")
     transitions: list[dict] = []
     lock = threading.Lock()
 
     def on_transitions(msg: String) -> None:
         with lock:
-            transitions.append(json.loads(msg.data))
+            transitions.append(api.TRANSITIONS_PAYLOAD.from_json(msg.data))
 
-    probe.node.create_subscription(String, "/farl/learner/transitions", on_transitions,
-                                   QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    subscription(probe.node, api.LEARNER_TRANSITIONS, on_transitions)
     try:
         t0 = time.monotonic()
         job = processes.start("farl_run", [sys.executable, "-m", "farl_learner.cli", "run", "fragile_push_wall",
@@ -56,7 +56,7 @@ def test_farl_run_two_episodes_learns_and_reports(processes, tmp_path):
     lines = [line for line in log.splitlines() if line.startswith("[farl run] episode ")]
     assert len(lines) == 2, log[-6000:]
     assert "learner: policy v1 announced" in log
-    assert "Traceback" not in log and "terminate called" not in log, log[-6000:]
+    assert "Traceback" not in log and "terminate called" not in log and "never retrieved" not in log, log[-6000:]
     for name in ("report.md", "summary.json", "episodes.png", "shield.png", "events.jsonl", "decisions.jsonl",
                  "policies.jsonl"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name

@@ -9,8 +9,8 @@ from __future__ import annotations
 import franky
 import pytest
 
-from farl_control.arm import ArmError, FrankyArm
-from farl_control.task_config import load_task_config
+from farl_control.robot.arm import ArmError, FrankyArm
+from farl_common.task_config import load_task_config
 
 REFLEX = 'libfranka: Move command aborted: motion aborted by reflex! ["cartesian_reflex"]'
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from farl_control.paths import task_config_path
+from farl_common.paths import task_config_path
 
 pytestmark = pytest.mark.ros
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 from farl_learner.export import load_manifest
 from farl_learner.export.folder import export_model_folder
 from farl_learner.export.manifest import write_manifest

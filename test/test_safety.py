@@ -1,20 +1,20 @@
-"""Unit tests of the command filter (farl_control.safety): no ROS, no robot."""
+"""Unit tests of the command filter (farl_control.robot.safety): no ROS, no robot."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from farl_control.safety import AUTONOMOUS, TELEOP, Command, CommandFilter, SafetyLimits, check_command
-from farl_control.task_config import load_task_config
+from farl_common.task_config import ControlConfig, load_task_config
+from farl_control.robot.safety import AUTONOMOUS, TELEOP, Command, CommandFilter, check_command
 
 CENTRE = (0.5, 0.0, 0.3)
 PERIOD = 1.0 / load_task_config("fragile_push_wall").control.rate_hz
 
 
 @pytest.fixture(scope="module")
-def limits() -> SafetyLimits:
-    return SafetyLimits.from_config(load_task_config("fragile_push_wall").control)
+def limits() -> ControlConfig:
+    return load_task_config("fragile_push_wall").control
 
 
 def cmd(linear=(0.0, 0.0, 0.0), angular=(0.0, 0.0, 0.0), t=0.0, source=AUTONOMOUS, frame="base") -> Command:

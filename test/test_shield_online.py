@@ -20,16 +20,18 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from conftest import ProcessPool
-from farl_control.ros_probe import RosProbe, dist
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_common import interface as api
+from farl_common.interface import Qos
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
+from farl_control.launching.processes import free_loopback_ip as free_ip
+from farl_control.ros.client import RobotClient, dist
+from farl_control.ros.endpoints import publisher, subscription
 from model_folders import known_risk_folder
-from farl_control.processes import free_loopback_ip as free_ip
 from test_franka_node_sim import STARTUP_TIMEOUT_S
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -45,32 +47,34 @@ RECOVERY_ACTION = (-0.5, 0.0, 0.0)
 # per period, then franky's deceleration ramp.
 STOP_BOUND_S = CTRL.command_timeout_s + 2 * PERIOD + 0.4
 SWAP_BOUND_S = 1.0  # announcement -> first decision made with the new policy
-# As the episode monitor publishes them (the shield subscribes transient local: a volatile publisher
-# would not even match).
-EVENTS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+KEEP_ALL = Qos(depth=200)  # the test records every command and decision
+
+
+def event(kind: str, episode: int) -> String:
+    """An episode event as the monitor publishes it (the shield refuses one that does not validate)."""
+    return String(data=api.EVENT_PAYLOAD.to_json({"type": kind, "episode": episode, "counts": {},
+                                                  "time": time.time()}))
 
 
 class ShieldProbe:
     """Records decisions and commands (with receive times) and plays monitor + learner."""
 
-    def __init__(self, probe: RosProbe):
+    def __init__(self, probe: RobotClient):
         self.probe = probe
         self.lock = threading.Lock()
         self.decisions: list[tuple[float, dict]] = []
         self.commands: list[tuple[float, tuple[float, float, float]]] = []
         node = probe.node
-        node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 200)
-        node.create_subscription(TwistStamped, "/farl/robot/command", self._on_command, 200)
+        subscription(node, api.SHIELD_DECISION, self._on_decision)
+        subscription(node, api.ROBOT_COMMAND, self._on_command, KEEP_ALL)
         self.markers: list[tuple[float, MarkerArray]] = []
-        node.create_subscription(MarkerArray, "/farl/shield/markers", self._on_markers, 50)
-        self.events = node.create_publisher(String, "/farl/episode/events", EVENTS_QOS)
-        self.policy = node.create_publisher(String, "/farl/learner/policy", LATCHED)
+        subscription(node, api.SHIELD_MARKERS, self._on_markers, Qos(depth=50))
+        self.events = publisher(node, api.EPISODE_EVENTS)
+        self.policy = publisher(node, api.LEARNER_POLICY)
         self.episode = 0
 
     def _on_decision(self, msg: DiagnosticStatus) -> None:
-        values = {kv.key: kv.value for kv in msg.values}
+        values = api.DECISION_PAYLOAD.from_pairs((kv.key, kv.value) for kv in msg.values)
         with self.lock:
             self.decisions.append((time.monotonic(), values))
 
@@ -97,20 +101,21 @@ class ShieldProbe:
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
-            self.events.publish(String(data=json.dumps({"type": "start", "episode": self.episode})))
-            if self.probe.wait_for(lambda: any(d[1]["episode"] == str(self.episode)
+            self.events.publish(event("start", self.episode))
+            if self.probe.wait_for(lambda: any(d[1]["episode"] == self.episode
                                                for d in self.decisions_since(t0)), 0.5):
-                return next(d[0] for d in self.decisions_since(t0) if d[1]["episode"] == str(self.episode))
+                return next(d[0] for d in self.decisions_since(t0) if d[1]["episode"] == self.episode)
         raise AssertionError(f"the shield did not act on episode {self.episode} within {timeout_s} s")
 
     def end_episode(self) -> None:
-        self.events.publish(String(data=json.dumps({"type": "timeout", "episode": self.episode})))
+        self.events.publish(event("timeout", self.episode))
         time.sleep(0.3)
 
     def announce(self, folder, version: int, sha256: str | None = None) -> float:
         sha = sha256 or hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
         t = time.monotonic()
-        self.policy.publish(String(data=json.dumps({"path": str(folder), "version": version, "sha256": sha})))
+        self.policy.publish(String(data=api.POLICY_PAYLOAD.to_json(
+            {"path": str(folder), "version": version, "sha256": sha})))
         return t
 
 
@@ -129,9 +134,9 @@ def stack(models, tmp_path_factory):
         pool.start("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={ip}"])
         pool.start("franka", ["franka_node", "--ros-args", "-p", f"robot_ip:={ip}", "-p", "simulated:=sim"])
         pool.start("shield", ["shield_node", "--ros-args", "-p", f"models_dir:={folder}", "-p", "seed:=1"])
-        probe = RosProbe("shield_test_probe")
+        probe = RobotClient("shield_test_probe")
         shield_probe = ShieldProbe(probe)
-        if not probe.wait_for(lambda: probe.pos() is not None and probe.status and probe.scene, STARTUP_TIMEOUT_S):
+        if not probe.wait_for(lambda: probe.wait_until_active(0.0) and probe.scene, STARTUP_TIMEOUT_S):
             pytest.fail("stack did not come up:\n" + pool.logs())
         yield pool, probe, shield_probe
     finally:
@@ -156,8 +161,8 @@ def shield(stack, request):
         print(pool.logs())
 
 
-def _floats(value: str) -> np.ndarray:
-    return np.asarray(json.loads(value), dtype=np.float64)
+def _floats(value: list[float]) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
 
 
 @pytest.mark.timeout(90)
@@ -165,7 +170,7 @@ def test_recovery_action_exactly_when_risk_exceeds_epsilon(shield):
     t0 = shield.start_episode()
     time.sleep(6.0)  # +x to the threshold (~0.6 s), then oscillation around it
     shield.end_episode()
-    decisions = [d for _, d in shield.decisions_since(t0) if d["episode"] == str(shield.episode)]
+    decisions = [d for _, d in shield.decisions_since(t0) if d["episode"] == shield.episode]
     commands = [c for _, c in shield.commands_since(t0 - 0.05) if any(abs(v) > 1e-9 for v in c)]
     scale = np.asarray(SPEC.action_scale)
     n_task = n_rec = 0
@@ -211,7 +216,7 @@ def _wait_version(shield, t_announce: float, version: int, timeout_s: float = 5.
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         for t, d in shield.decisions_since(t_announce):
-            if d["policy_version"] == str(version):
+            if d["policy_version"] == version:
                 return t - t_announce
         time.sleep(0.01)
     return None
@@ -252,7 +257,7 @@ def test_hot_swap_and_refusal_of_corrupt_policies(shield, models):
                                             policy_version=5)
     data = (truncated_rechecked / "policy.onnx").read_bytes()
     (truncated_rechecked / "policy.onnx").write_bytes(data[: len(data) // 2])
-    from farl_control.model_manifest import write_manifest  # manifest re-written: checksums match the bad file
+    from farl_control.shield.manifest import write_manifest  # manifest re-written: checksums match the bad file
     write_manifest(truncated_rechecked, "fragile_push_wall", 7, 3, 10, 0.9, EPS, {"policy": 5})
     wrong_task = known_risk_folder(models / "v6", task="bounded_soccer", epsilon_safe=EPS, policy_version=6)
     cases = [
@@ -267,10 +272,17 @@ def test_hot_swap_and_refusal_of_corrupt_policies(shield, models):
             f"v{version}: expected swap_error containing {reason!r}, got {_swap_error(shield, t)!r}"
         time.sleep(0.5)
         for _, d in shield.decisions_since(t):
-            assert d["policy_version"] == "2", f"v{version} must have been refused"
+            assert d["policy_version"] == 2, f"v{version} must have been refused"
         d = _latest(shield, t)
         np.testing.assert_allclose(_floats(d["action_task"]), (0.3, 0.0, 0.0), atol=1e-6)
         print(f"\nv{version} refused: {d['swap_error']}")
+
+    # An announcement that does not match the interface's schema: refused by the subscriber, counted, logged.
+    t = time.monotonic()
+    shield.policy.publish(String(data=json.dumps({"path": str(v2), "version": "eight"})))
+    assert shield.probe.wait_for(lambda: "malformed policy announcement" in (_swap_error(shield, t) or ""), 5.0)
+    assert "policy announcement: " in _swap_error(shield, t)
+    assert all(d["policy_version"] == 2 for _, d in shield.decisions_since(t))
 
     # A valid one after the refusals is taken, and clears swap_error.
     v7 = known_risk_folder(models / "v7", action=(0.4, 0.0, 0.0), recovery_action=RECOVERY_ACTION,
@@ -322,16 +334,16 @@ def test_arm_stops_within_watchdog_bound_when_shield_is_killed(shield, stack, mo
     # events and the latest policy announcement (v8), and acts again without anyone re-sending them.
     t_restart = time.monotonic()
     pool.start("shield_restarted", ["shield_node", "--ros-args", "-p", f"models_dir:={models / 'v1'}"])
-    episode = str(shield.episode)
+    episode = shield.episode
     assert probe.wait_for(lambda: any(d["episode"] == episode for _, d in shield.decisions_since(t_restart)),
                           30.0), "the restarted shield did not resume the running episode"
     resumed = [d for _, d in shield.decisions_since(t_restart) if d["episode"] == episode]
     print(f"restarted shield acting on episode {episode} with policy v{resumed[0]['policy_version']} "
           f"{shield.decisions_since(t_restart)[0][0] - t_restart:.1f} s after its start")
-    assert probe.wait_for(lambda: shield.decisions_since(t_restart)[-1][1]["policy_version"] == "8", 5.0)
+    assert probe.wait_for(lambda: shield.decisions_since(t_restart)[-1][1]["policy_version"] == 8, 5.0)
 
 
-def _speed(probe: RosProbe, window_s: float) -> float:
+def _speed(probe: RobotClient, window_s: float) -> float:
     """TCP speed (m/s, wall clock) over the last `window_s` of /farl/robot/ee_pose."""
     samples = probe.samples_since(time.monotonic() - window_s)
     if len(samples) < 2 or samples[-1].t <= samples[0].t:

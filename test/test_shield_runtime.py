@@ -6,8 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from farl_control.errors import FarlInputError
-from farl_control.shield_runtime import ShieldRuntime
+from farl_common.errors import FarlInputError
+from farl_control.shield.runtime import ShieldRuntime
 from model_folders import OBS_DIM, TASK, known_risk_folder
 
 OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)

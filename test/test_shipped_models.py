@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from farl_control.paths import resolve_config_path
-from farl_control.shield_runtime import ShieldRuntime
-from farl_control.stack import load_stack
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_common.paths import resolve_config_path
+from farl_control.shield.runtime import ShieldRuntime
+from farl_control.launching.stack import load_stack
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
 
 TASK = "fragile_push_wall"
 

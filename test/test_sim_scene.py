@@ -1,4 +1,4 @@
-"""Unit tests of the simulated scene (farl_control.sim_scene): MuJoCo only, no ROS."""
+"""Unit tests of the simulated scene (farl_control.sim.scene): MuJoCo only, no ROS."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +7,11 @@ import mujoco
 import numpy as np
 import pytest
 
-from farl_control.sim_scene import SimScene
-from farl_control.task_config import load_task_config
+from farl_common import interface as api
+from farl_control.sim.scene import SimScene
+from farl_common.task_config import load_task_config
+
+pytestmark = pytest.mark.sim  # franky-sim's MuJoCo scene
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,7 @@ def test_failure_predicate_safe_start_state(scene):
     snap = scene.snapshot()
     assert not snap.failure
     assert ("fragile_block", "table") in snap.contacts  # resting on the table is a contact, not a failure
+    api.SCENE_STATE_PAYLOAD.validate(snap.as_dict())  # what sim_robot publishes, its subscribers can read
 
 
 def test_failure_predicate_fires_on_block_against_wall(scene, config):
@@ -96,7 +100,6 @@ def test_reset_restores_poses_with_bounded_jitter_and_home_arm(scene, config):
     assert scene.object_pose("fragile_block").pos != pos
 
 
-@pytest.mark.sim
 @pytest.mark.timeout(60)
 def test_served_scene_resets_between_steps_and_measures_real_time(config, robot_ip):
     scene = SimScene(config)

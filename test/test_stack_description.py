@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from farl_control.errors import FarlInputError
-from farl_control.stack import StackDescription, load_stack, parse_launch_arguments
+from farl_common.errors import FarlInputError
+from farl_control.launching.stack import StackDescription, load_stack, parse_launch_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,9 +37,12 @@ def test_config_paths_are_made_absolute_so_nodes_find_them_from_any_directory():
     assert path.is_absolute() and path.is_file()
 
 
-def test_the_arm_driver_and_simulator_are_required():
+def test_every_node_of_an_autonomous_run_is_required():
+    """The arm never runs without its driver; a run never goes on without monitor, shield or learner."""
     nodes = {n.name: n for n in load_stack("fragile_push_wall").resolve()}
-    assert nodes["franka"].required and nodes["sim_robot"].required
+    assert set(nodes) == {"sim_robot", "franka", "episode_monitor", "shield", "learner"}
+    assert all(n.required for n in nodes.values())
+    assert "learner" not in {n.name for n in load_stack("fragile_push_wall").resolve({"learn": "false"})}
 
 
 @pytest.mark.parametrize("tokens, problem", [
@@ -98,6 +101,12 @@ def _load_launch_file_with_recording_launch_api():
             super().__init__(**kwargs)
             recorded["nodes"].append(kwargs)
 
+    class LifecycleNode(Node):
+        pass
+
+    class ChangeState(Action):  # the event: which node, which transition
+        pass
+
     class LaunchConfiguration:
         def __init__(self, name):
             self.name = name
@@ -107,10 +116,13 @@ def _load_launch_file_with_recording_launch_api():
 
     modules = {
         "launch": types.SimpleNamespace(LaunchDescription=lambda actions: actions),
-        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=DeclareLaunchArgument,
-                                                OpaqueFunction=Action, Shutdown=Action),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=DeclareLaunchArgument, EmitEvent=Action,
+                                                OpaqueFunction=Action, RegisterEventHandler=Action, Shutdown=Action),
+        "launch.events": types.SimpleNamespace(matches_action=lambda action: action),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
-        "launch_ros.actions": types.SimpleNamespace(Node=Node),
+        "launch_ros.actions": types.SimpleNamespace(Node=Node, LifecycleNode=LifecycleNode),
+        "launch_ros.event_handlers": types.SimpleNamespace(OnStateTransition=Action),
+        "launch_ros.events.lifecycle": types.SimpleNamespace(ChangeState=ChangeState),
     }
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)  # type: ignore[arg-type]
@@ -139,3 +151,32 @@ def test_the_launch_file_starts_exactly_the_nodes_farl_launch_starts(overrides):
     expected = stack.resolve(overrides)
     assert [(n["name"], n["package"], n["executable"], n["parameters"][0]) for n in recorded["nodes"]] == \
         [(n.name, n.package, n.executable, n.parameters) for n in expected]
+
+
+def test_the_launch_file_configures_then_activates_the_managed_control_node():
+    """As `farl launch` does: configure at start, activate once inactive, take the stack down if configuring fails."""
+    from lifecycle_msgs.msg import Transition
+
+    namespace, recorded = _load_launch_file_with_recording_launch_api()
+    actions = namespace["generate_launch_description"]()
+    stack = load_stack("fragile_push_wall")
+    entities = actions[-1].kwargs["function"]({a.name: a.default for a in stack.arguments})
+    franka = next(e for e in entities if type(e).__name__ == "LifecycleNode")
+    assert franka.kwargs["name"] == "franka" and franka.kwargs["parameters"][0]["autostart"] is False
+    assert [type(e).__name__ for e in entities if type(e).__name__.endswith("Node")].count("LifecycleNode") == 1
+
+    def emitted(action):  # the transition an EmitEvent(ChangeState(...)) asks of which node
+        event = action.kwargs["event"]
+        return event.kwargs["lifecycle_node_matcher"], event.kwargs["transition_id"]
+
+    handlers = [e.args[0] if e.args else e.kwargs for e in entities if type(e).__name__ == "Action" and
+                "event" not in e.kwargs and e.args]
+    on_transition = {(h.kwargs["start_state"], h.kwargs["goal_state"]): h for h in handlers}
+    configure = [e for e in entities if "event" in e.kwargs]
+    assert [emitted(e) for e in configure] == [(franka, Transition.TRANSITION_CONFIGURE)]
+    activate = on_transition[("configuring", "inactive")]
+    assert activate.kwargs["target_lifecycle_node"] is franka
+    assert emitted(activate.kwargs["entities"][0]) == (franka, Transition.TRANSITION_ACTIVATE)
+    failed = on_transition[("configuring", "unconfigured")]
+    assert "failed to configure" in failed.kwargs["entities"][0].kwargs["reason"]
+    assert entities.index(franka) < entities.index(configure[0])  # configure is emitted after the node exists

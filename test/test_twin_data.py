@@ -9,6 +9,8 @@ from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.data import build_twin_datasets, collect_failure_data, dataset_key
 from farl_learner.twin.experts import random_policy
 
+pytestmark = pytest.mark.sim  # the training twin steps franky-sim's MuJoCo scene
+
 
 @pytest.fixture(scope="module")
 def env():

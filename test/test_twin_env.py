@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_control.safety import SafetyLimits
 from farl_learner.twin.config import load_twin_config, make_twin_env
 from farl_learner.twin.env import FrankaTwinEnv
 from farl_learner.twin.experts import RecoveryController, TaskExpert, WallGeometry
+
+pytestmark = pytest.mark.sim  # the training twin steps franky-sim's MuJoCo scene
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_workspace_box_is_respected(env):
 
 def test_filtered_velocity_matches_the_control_node_filter(env):
     env.reset(seed=4)
-    limits = SafetyLimits.from_config(env.config.control)
+    limits = env.config.control
     v, clipped = env.filtered_velocity(np.array([1.0, 1.0, 1.0]))
     assert np.linalg.norm(v) <= limits.max_linear_speed + 1e-9
     np.testing.assert_allclose(v, [0.1, 0.1, 0.1], atol=1e-9)  # 0.173 m/s < 0.2: untouched

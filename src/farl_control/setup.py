@@ -42,14 +42,14 @@ setup(
     zip_safe=True,
     maintainer="FARL-ROS maintainers",
     maintainer_email="maintainers@farl-ros.org",
-    description="Robot-side FARL nodes: Franka control, simulated FR3, safety shield.",
+    description="Robot-side FARL nodes: Franka control (managed), simulated FR3, safety shield, episode monitor, launching.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "franka_node = farl_control.franka_node:main",
-            "sim_robot_node = farl_control.sim_robot_node:main",
-            "shield_node = farl_control.shield_node:main",
-            "episode_monitor_node = farl_control.episode_monitor_node:main",
+            "franka_node = farl_control.robot.franka_node:main",
+            "sim_robot_node = farl_control.sim.sim_robot_node:main",
+            "shield_node = farl_control.shield.shield_node:main",
+            "episode_monitor_node = farl_control.episodes.episode_monitor_node:main",
         ],
     },
 )

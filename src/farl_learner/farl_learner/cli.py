@@ -13,7 +13,7 @@ import sys
 
 # module: (subcommand, one-line help). Each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "launch": ("farl_control.launcher", "start a task's ROS 2 stack until Ctrl-C (like ros2 launch)"),
+    "launch": ("farl_control.launching.launcher", "start a task's ROS 2 stack until Ctrl-C (like ros2 launch)"),
     "run": ("farl_learner.main_job", "the main job: run a task's stack in simulation and write a report"),
     "demos": ("farl_learner.commands.demos", "generate (or reuse cached) task and recovery demos of a task"),
     "pretrain": ("farl_learner.commands.pretrain", "offline: task policy, failure data, recovery policy, "
@@ -39,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from farl_control.launching import interrupts
+
+    interrupts.defer()  # Ctrl-C during the imports below: a stop request, not a traceback
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    from farl_control.errors import exit_on_input_error
+    from farl_common.errors import exit_on_input_error
 
     parser = build_parser()
     # Launch arguments (key:=value) may follow options (`farl run task --episodes 2 shield:=false`);

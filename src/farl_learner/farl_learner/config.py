@@ -10,21 +10,28 @@ A task's YAML file overrides any subset of them, section by section:
     risk:
       horizon: 15
 
-`load_farl_config(task)` reads the file, type-checks every value and rejects
-unknown keys with one `ConfigError` line naming the file and key, so a typo
-never silently falls back to a default.
+`load_farl_config(task)` reads the file with the stack's one config loader
+(`farl_common.config`): it type-checks every value, runs each section's
+`check()` and rejects unknown keys with one `ConfigError` line naming the file
+and key, so a typo never silently falls back to a default.
 """
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir
-from farl_control.yaml_loading import load_yaml_mapping
+from farl_common.config import ConfigProblem, apply_overrides as apply_to_mapping, build, load, to_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir
+
+
+def _require(checks: dict[str, bool], values: Any) -> None:
+    """Raise ConfigProblem for the first key whose range check fails (values: the section instance)."""
+    for key, ok in checks.items():
+        if not ok:
+            raise ConfigProblem(key, f"out of range: {getattr(values, key)!r}")
 
 
 @dataclass
@@ -56,6 +63,9 @@ class BCConfig:
     learning_rate: float = 3e-4
     """Adam learning rate."""
 
+    def check(self) -> None:
+        _require({"ensemble_size": self.ensemble_size >= 1}, self)
+
 
 @dataclass
 class OfflineConfig:
@@ -86,6 +96,9 @@ class OfflineConfig:
     cost_penalty: float = 0.0
     """Reward subtracted per failure step (cost = 1) in the critic's target."""
 
+    def check(self) -> None:
+        _require({"expectile": 0.0 < self.expectile < 1.0, "discount": 0.0 < self.discount <= 1.0}, self)
+
 
 @dataclass
 class PPOConfig:
@@ -115,6 +128,9 @@ class PPOConfig:
     """Stop the epoch loop early when the approximate KL exceeds this (0 = never)."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+
+    def check(self) -> None:
+        _require({"num_steps": self.num_steps >= self.num_minibatches >= 1, "gamma": 0.0 < self.gamma <= 1.0}, self)
 
 
 @dataclass
@@ -154,6 +170,10 @@ class WorldModelConfig:
     grad_clip: float = 20.0
     """Global gradient-norm clip."""
 
+    def check(self) -> None:
+        _require({"horizon": self.horizon >= 1, "latent_dim": self.latent_dim >= 1,
+                  "failure_fraction": 0.0 <= self.failure_fraction < 1.0}, self)
+
 
 @dataclass
 class RiskConfig:
@@ -171,6 +191,16 @@ class RiskConfig:
     """Fraction of failure-data episodes held out from world-model training for calibration."""
     epsilon_safe: float = 0.0
     """Fixed eps_safe; 0 = calibrate from held-out failure data (the default)."""
+
+    def check(self) -> None:
+        _require({
+            "horizon": self.horizon >= 0,
+            "gamma_risk": 0.0 < self.gamma_risk <= 1.0,
+            "target_miss_rate": 0.0 <= self.target_miss_rate < 1.0,
+            "max_needless_trigger_rate": 0.0 <= self.max_needless_trigger_rate <= 1.0,
+            "holdout_fraction": 0.0 < self.holdout_fraction < 1.0,
+            "epsilon_safe": self.epsilon_safe >= 0.0,
+        }, self)
 
 
 @dataclass
@@ -218,110 +248,19 @@ def farl_config_path(task: str) -> Path:
 
 
 def load_farl_config(task_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> FarlConfig:
-    """Read config/farl/<task>.yaml (or a path) into a FarlConfig, then apply dotted overrides.
+    """Read config/farl/<task>.yaml (or a path) into a FarlConfig, with dotted overrides applied.
 
     `overrides` maps dotted keys to values, e.g. {"ppo.learning_rate": 1e-4,
     "risk.horizon": 5}; a CLI passes `--set key=value` pairs through here.
     """
     text = str(task_or_path)
     path = Path(text) if text.endswith((".yaml", ".yml")) else farl_config_path(text)
-    data = load_yaml_mapping(path)
-    config = _build(FarlConfig, data, path, prefix="")
+    config = load(FarlConfig, path, overrides)
     if not isinstance(task_or_path, Path) and not text.endswith((".yaml", ".yml")) and config.task != text:
         raise ConfigError(path, f"says task {config.task!r} but was loaded for task {text!r}", key="task")
-    return apply_overrides(config, overrides or {}, source=f"{path} (overrides)")
+    return config
 
 
 def apply_overrides(config: FarlConfig, overrides: Mapping[str, Any], source: str | Path = "<overrides>") -> FarlConfig:
-    """A copy of `config` with dotted keys replaced, each value type-checked."""
-    config = _copy(config)
-    for dotted, value in overrides.items():
-        *parents, name = dotted.split(".")
-        target: Any = config
-        for part in parents:
-            if not dataclasses.is_dataclass(target) or part not in _field_types(type(target)):
-                raise ConfigError(source, "unknown config section", key=dotted)
-            target = getattr(target, part)
-        types = _field_types(type(target)) if dataclasses.is_dataclass(target) else {}
-        if name not in types or dataclasses.is_dataclass(types[name]):
-            raise ConfigError(source, "unknown config key", key=dotted)
-        setattr(target, name, _coerce(value, types[name], source, dotted))
-    return _build(FarlConfig, dataclasses.asdict(config), source, prefix="")  # re-run the range checks
-
-
-def _copy(config: Any) -> Any:
-    return _build(type(config), dataclasses.asdict(config), "<copy>", prefix="")
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _build(cls: type, data: Mapping[str, Any], path: str | Path, prefix: str) -> Any:
-    """Instantiate dataclass `cls` from a mapping, recursing into nested sections."""
-    types = _field_types(cls)
-    values = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in types:
-            raise ConfigError(path, f"unknown key; known: {', '.join(types)}", key=dotted)
-        kind = types[key]
-        if dataclasses.is_dataclass(kind):
-            if not isinstance(value, Mapping):
-                raise ConfigError(path, f"expected a mapping, got {value!r}", key=dotted)
-            values[key] = _build(kind, value, path, prefix=f"{dotted}.")
-        else:
-            values[key] = _coerce(value, kind, path, dotted)
-    instance = cls(**values)
-    _validate(instance, path, prefix)
-    return instance
-
-
-def _coerce(value: Any, kind: Any, path: str | Path, key: str) -> Any:
-    """Check `value` against a field type (int, float, bool, str, tuple[int, ...])."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif kind is str:
-        if isinstance(value, str):
-            return value
-    elif typing.get_origin(kind) is tuple:
-        (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
-        if isinstance(value, (list, tuple)):
-            return tuple(_coerce(v, item, path, key) for v in value)
-    name = getattr(kind, "__name__", str(kind))
-    raise ConfigError(path, f"expected {name}, got {value!r}", key=key)
-
-
-def _validate(instance: Any, path: str | Path, prefix: str) -> None:
-    """Range checks that would otherwise fail deep inside training."""
-    checks: dict[str, bool] = {}
-    if isinstance(instance, RiskConfig):
-        checks = {
-            "horizon": instance.horizon >= 0,
-            "gamma_risk": 0.0 < instance.gamma_risk <= 1.0,
-            "target_miss_rate": 0.0 <= instance.target_miss_rate < 1.0,
-            "max_needless_trigger_rate": 0.0 <= instance.max_needless_trigger_rate <= 1.0,
-            "holdout_fraction": 0.0 < instance.holdout_fraction < 1.0,
-            "epsilon_safe": instance.epsilon_safe >= 0.0,
-        }
-    elif isinstance(instance, OfflineConfig):
-        checks = {"expectile": 0.0 < instance.expectile < 1.0, "discount": 0.0 < instance.discount <= 1.0}
-    elif isinstance(instance, PPOConfig):
-        checks = {"num_steps": instance.num_steps >= instance.num_minibatches >= 1,
-                  "gamma": 0.0 < instance.gamma <= 1.0}
-    elif isinstance(instance, BCConfig):
-        checks = {"ensemble_size": instance.ensemble_size >= 1}
-    elif isinstance(instance, WorldModelConfig):
-        checks = {"horizon": instance.horizon >= 1, "latent_dim": instance.latent_dim >= 1,
-                  "failure_fraction": 0.0 <= instance.failure_fraction < 1.0}
-    for key, ok in checks.items():
-        if not ok:
-            raise ConfigError(path, f"out of range: {getattr(instance, key)!r}", key=f"{prefix}{key}")
+    """A copy of `config` with dotted keys replaced, every value checked as if read from a file."""
+    return build(FarlConfig, apply_to_mapping(to_mapping(config), overrides, source, FarlConfig), source)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .agents.ppo import Rollout, make_optimizer, ppo_update
 from .config import FarlConfig

@@ -7,17 +7,15 @@ runs the update, exports a verified model folder and announces it on
 policy it has and the control node is unaffected; on restart it resumes from
 run_dir/learner_state.pt.
 
-Topics
-  sub /farl/learner/transitions  std_msgs/String JSON, one finished episode
-                                 (farl_control.episode_tracker.transitions_payload)
-  pub /farl/learner/policy       std_msgs/String JSON {"path", "version", "sha256" (of manifest.json)}
-  pub /farl/learner/status       std_msgs/String JSON {"version", "updates", "episodes", "steps",
-                                 "pending_episodes", "busy" (an update is running or due),
-                                 "last_update": {...PPO stats, update_seconds}}
+Topics (names, QoS and payload schemas: farl_common.interface)
+  sub /farl/learner/transitions  one finished episode (TRANSITIONS_PAYLOAD); one that does not
+                                 validate is counted and logged, never trained on
+  pub /farl/learner/policy       the new version's folder and manifest checksum (POLICY_PAYLOAD)
+  pub /farl/learner/status       version, updates, episodes, steps, pending_episodes, busy (an update
+                                 is running or due), last_update (PPO stats) (LEARNER_STATUS_PAYLOAD)
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import sys
@@ -25,22 +23,21 @@ import threading
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from farl_control.errors import FarlInputError
-from farl_control.node_main import run_node
-from farl_control.paths import resolve_config_path
-from farl_control.task_config import load_task_config
-from farl_control.task_spec import TaskSpec
+from farl_common import interface as api
+from farl_common.errors import FarlInputError
+from farl_common.interface import PayloadReader
+from farl_common.paths import resolve_config_path
+from farl_common.task_config import load_task_config
+from farl_common.task_spec import TaskSpec
+from farl_control.ros.endpoints import publisher, subscription
+from farl_control.ros.node_main import run_node
 
 from .config import load_farl_config
 from .learner_core import LearnerCore
 
 PROGRAM = "learner_node"
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-# The latest policy stays available to a shield that (re)starts after the announcement.
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class LearnerNode(Node):
@@ -68,9 +65,11 @@ class LearnerNode(Node):
             episodes_per_update=int(self.get_parameter("episodes_per_update").value),
             min_steps_per_update=int(self.get_parameter("min_steps_per_update").value),
             obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())})
-        self.policy_pub = self.create_publisher(String, "/farl/learner/policy", LATCHED)
-        self.status_pub = self.create_publisher(String, "/farl/learner/status", 10)
-        self.create_subscription(String, "/farl/learner/transitions", self._on_episode, RELIABLE)
+        self.episodes_reader = PayloadReader(api.TRANSITIONS_PAYLOAD,
+                                             lambda line: self.get_logger().error(line, throttle_duration_sec=5.0))
+        self.policy_pub = publisher(self, api.LEARNER_POLICY)
+        self.status_pub = publisher(self, api.LEARNER_STATUS)
+        subscription(self, api.LEARNER_TRANSITIONS, self._on_episode)
         self.create_timer(1.0, self._publish_status)
         self._inbox: queue.Queue[dict] = queue.Queue()
         self._stop = threading.Event()
@@ -81,10 +80,9 @@ class LearnerNode(Node):
         self.get_logger().info(f"learner for {task.task}: {resumed}; run folder {run_dir}")
 
     def _on_episode(self, msg: String) -> None:
-        try:
-            self._inbox.put(json.loads(msg.data))
-        except ValueError as error:
-            self.get_logger().error(f"ignoring malformed transitions message: {error}")
+        episode = self.episodes_reader.json(msg.data)
+        if episode is not None:
+            self._inbox.put(episode)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -107,7 +105,7 @@ class LearnerNode(Node):
                     continue
                 finally:
                     self._busy = False
-                self.policy_pub.publish(String(data=json.dumps(announcement.as_dict())))
+                self.policy_pub.publish(String(data=api.POLICY_PAYLOAD.to_json(announcement.as_dict())))
                 stats = self.core.last_stats
                 self.get_logger().info(
                     f"policy v{announcement.version}: PPO on {stats['episodes']} episodes / {stats['steps']} steps "
@@ -118,7 +116,7 @@ class LearnerNode(Node):
         body = {"version": core.version, "updates": core.updates, "episodes": core.episodes_seen,
                 "steps": core.steps_seen, "pending_episodes": len(core.pending) + self._inbox.qsize(),
                 "busy": self._busy or core.ready() or self._inbox.qsize() > 0, "last_update": core.last_stats}
-        self.status_pub.publish(String(data=json.dumps(body)))
+        self.status_pub.publish(String(data=api.LEARNER_STATUS_PAYLOAD.to_json(body)))
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from farl_control.errors import FarlInputError
-from farl_control.launcher import StackLauncher
-from farl_control.paths import repo_root
-from farl_control.stack import load_stack, parse_launch_arguments
-from farl_control.task_config import load_task_config
-from farl_control.yaml_loading import Section
-from farl_teleop.scripted_operator import ScriptedOperator, ScriptedOperatorConfig
+from farl_common.errors import FarlInputError
+from farl_control.launching import interrupts
+from farl_common.config import parse_overrides
+from farl_control.launching.launcher import StackLauncher, add_set_argument, with_task_overrides
+from farl_common.paths import repo_root
+from farl_control.launching.stack import load_stack, parse_launch_arguments
+from farl_common.task_config import load_task_config
+from farl_teleop.scripted_operator import ScriptedOperator
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ros-domain", type=int, default=None,
                         help="ROS_DOMAIN_ID for this run's stack (default: a private random one in 100-200, so "
                              "two runs on one machine never exchange commands or policies; give the same to rviz2)")
+    add_set_argument(parser)
     parser.add_argument("--scripted", action="store_true",
                         help="drive the scripted operator waypoints instead of learning")
 
@@ -70,7 +72,7 @@ def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int
     otherwise share domain and 127.0.0.1:1337: its learner's announcements would
     reach this run's shield, its arm this run's commands.
     """
-    from farl_control.processes import free_loopback_ip
+    from farl_control.launching.processes import free_loopback_ip
 
     domain = ros_domain if ros_domain is not None else random.Random().randint(100, 200)
     if not 0 <= domain <= 232:
@@ -82,18 +84,17 @@ def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int
 
 
 class ScriptedDemo:
-    def __init__(self, task: str, launch_tokens: list[str], out: Path | None):
-        self.config = load_task_config(task)
-        if "scripted_operator" not in self.config.raw:
+    def __init__(self, task: str, launch_tokens: list[str], out: Path | None, settings: list[str] | None = None):
+        self.config = load_task_config(task, parse_overrides(settings or []))
+        if self.config.scripted_operator is None:
             raise FarlInputError(self.config.path, "missing the scripted_operator section the main job drives",
                                  key="scripted_operator")
-        self.operator_config = ScriptedOperatorConfig.from_section(
-            Section(self.config.raw, self.config.path).section("scripted_operator"))
+        self.operator_config = self.config.scripted_operator
         self.stack = load_stack(task)
         overrides = {"autonomy": "false", **parse_launch_arguments(launch_tokens)}
         isolate_run(self.stack, overrides, None)
-        self.nodes = self.stack.resolve(overrides)
         self.out = out or default_run_dir(task, "-scripted")
+        self.nodes = with_task_overrides(self.stack.resolve(overrides), settings or [], self.out)
         self.interrupted = False
 
     def _interrupt(self, *_):
@@ -106,15 +107,16 @@ class ScriptedDemo:
         launcher = StackLauncher(self.nodes)
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._interrupt)
+        self.interrupted = interrupts.received()
         client = None
         summary: dict = {"task": self.config.task, "started": time.time(), "waypoints": []}
         try:
             launcher.start()
-            from farl_control.robot_client import RobotClient
+            from farl_control.ros.client import RobotClient
 
             tracked = tuple(o.name for o in self.config.scene.tracked)
             client = RobotClient("farl_main_job", objects=tracked)
-            if not client.wait_for_state(STARTUP_TIMEOUT_S):
+            if not client.wait_until_active(STARTUP_TIMEOUT_S):
                 raise RuntimeError(f"no /farl/robot/ee_pose within {STARTUP_TIMEOUT_S:.0f} s: "
                                    "see the [franka] and [sim_robot] lines above")
             ok, message = client.reset()
@@ -181,10 +183,10 @@ class FarlRun:
     """The full online loop for a fixed number of episodes, recorded and reported."""
 
     def __init__(self, task: str, launch_tokens: list[str], out: Path | None, episodes: int,
-                 ros_domain: int | None = None):
+                 ros_domain: int | None = None, settings: list[str] | None = None):
         if episodes < 1:
             raise FarlInputError(None, f"--episodes must be >= 1, got {episodes}")
-        self.config = load_task_config(task)
+        self.config = load_task_config(task, parse_overrides(settings or []))
         self.stack = load_stack(task)
         self.out = (out or default_run_dir(task)).resolve()
         overrides = parse_launch_arguments(launch_tokens)
@@ -195,7 +197,8 @@ class FarlRun:
                           "run_dir": str(self.out / "learner")}
         self.ros_domain = isolate_run(self.stack, self.overrides, ros_domain)
         self.values = self.stack.argument_values(self.overrides)
-        self.nodes = self.stack.resolve(self.overrides)
+        # With --set, every node reads the run's effective task file (written into the run folder).
+        self.nodes = with_task_overrides(self.stack.resolve(self.overrides), settings or [], self.out)
         self.episodes = episodes
         self.interrupted = False
         self.policy_version = 0
@@ -238,6 +241,9 @@ class FarlRun:
                   "stopping anyway", flush=True)
 
     def run(self) -> int:
+        signal.signal(signal.SIGINT, self._interrupt)
+        signal.signal(signal.SIGTERM, self._interrupt)
+        self.interrupted = interrupts.received()
         from .report import write_report
         from .run_recorder import RunRecorder
 
@@ -249,17 +255,18 @@ class FarlRun:
         print(f"[farl run] ROS domain {self.ros_domain} (to watch: ROS_DOMAIN_ID={self.ros_domain} rviz2 -d "
               "config/rviz/farl.rviz); simulated arm at " + self.values["robot_ip"], flush=True)
         launcher = StackLauncher(self.nodes)
-        signal.signal(signal.SIGINT, self._interrupt)
-        signal.signal(signal.SIGTERM, self._interrupt)
         recorder = RunRecorder(self.out, on_event=self._on_event, on_policy=self._on_policy)
         started = time.monotonic()
         stuck = False
+        failed = None
         try:
             launcher.start()
             self.last_event = time.monotonic()
             while not recorder.finished.is_set() and not self.interrupted:
-                if any(n.required and not p.alive() for n, p in launcher.processes):
-                    print("[farl run] a required node exited: see its lines above", flush=True)
+                # A dead required node (arm driver, simulator, monitor, shield, learner) ends the run at once.
+                failed = launcher.required_exit()
+                if failed is not None:
+                    print(f"[farl run] error: {failed.describe()}; stopping the run", flush=True)
                     break
                 if time.monotonic() - self.last_event > EPISODE_TIMEOUT_S:
                     stuck = True
@@ -267,19 +274,28 @@ class FarlRun:
                           "(see the node output above)", flush=True)
                     break
                 recorder.finished.wait(0.5)
-            if recorder.finished.is_set() and not self.interrupted and self.values["learn"] == "true":
+            if recorder.finished.is_set() and failed is None and not self.interrupted \
+                    and self.values["learn"] == "true":
                 learner = next((p for n, p in launcher.processes if n.name == "learner"), None)
                 self._drain_learner(recorder, learner)
         finally:
             launcher.shutdown()
             recorder.close()
         settings = {"task": self.config.task, "episodes": self.episodes, "launch": self.values,
-                    "wall_seconds": round(time.monotonic() - started, 1)}
+                    "wall_seconds": round(time.monotonic() - started, 1),
+                    "decisions_dropped": recorder.decisions_dropped, "payloads_rejected": recorder.rejected,
+                    "failed_node": None if failed is None else failed.describe()}
         summary = write_report(self.out, f"FARL run: {self.config.task}", settings)
         print(f"[farl run] {summary['episodes']} episodes, {summary['successes']} successes, "
               f"{summary['failure_episodes']} failure episodes ({summary['failure_pairs']} failure pairs), "
               f"{summary['shield_triggers']} shield triggers, {len(summary['policy_versions'])} policy updates; "
               f"report: {self.out / 'report.md'}", flush=True)
+        if recorder.decisions_dropped or recorder.rejected:
+            print(f"[farl run] warning: {recorder.decisions_dropped} shield decision(s) lost, "
+                  f"{recorder.rejected} payload(s) rejected on the way to the recorder", flush=True)
+        if failed is not None:
+            print(f"[farl run] error: {failed.describe()}", flush=True)
+            return 1
         if self.interrupted:
             return 130
         return 1 if stuck or summary["episodes"] < self.episodes else 0
@@ -287,5 +303,5 @@ class FarlRun:
 
 def run(args: argparse.Namespace) -> int:
     if args.scripted:
-        return ScriptedDemo(args.task, args.arguments, args.out).run()
-    return FarlRun(args.task, args.arguments, args.out, args.episodes, args.ros_domain).run()
+        return ScriptedDemo(args.task, args.arguments, args.out, args.settings).run()
+    return FarlRun(args.task, args.arguments, args.out, args.episodes, args.ros_domain, args.settings).run()

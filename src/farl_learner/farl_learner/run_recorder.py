@@ -5,6 +5,9 @@ the shield's per-tick decisions and the learner's policy announcements (and
 keep the learner's latest /farl/learner/status, not recorded) and
 append each to a .jsonl file in the run folder (flushed per line, so a crash
 keeps everything recorded so far). The report is built from these files only.
+Payloads are decoded with the interface's schemas; one that does not validate
+is counted (`rejected`), and gaps in the decisions' tick are counted as lost
+decisions (`decisions_dropped`).
 """
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+from farl_common import interface as api
+from farl_common.interface import PayloadReader, SequenceGaps
+from farl_control.ros.endpoints import subscription
+from farl_control.ros.spin_thread import SpinThread
+
+# What of each decision the report needs (observations and actions go to the learner, not the log).
 DECISION_KEYS = ("tick", "episode", "risk", "epsilon", "source", "latency_ms", "policy_version", "swap_error")
 
 
@@ -39,16 +45,28 @@ class RunRecorder:
         self.finished = threading.Event()
         self.last_decision: dict = {}
         self.node = Node("farl_run_recorder")
-        self.node.create_subscription(String, "/farl/episode/events", self._on_event, RELIABLE)
-        self.node.create_subscription(DiagnosticStatus, "/farl/shield/decision", self._on_decision, 100)
-        self.node.create_subscription(String, "/farl/learner/policy", self._on_policy, LATCHED)
+        self.readers = {schema.name: PayloadReader(schema) for schema in (
+            api.EVENT_PAYLOAD, api.DECISION_PAYLOAD, api.POLICY_PAYLOAD, api.LEARNER_STATUS_PAYLOAD)}
+        self.decision_gaps = SequenceGaps()
+        subscription(self.node, api.EPISODE_EVENTS, self._on_event)
+        subscription(self.node, api.SHIELD_DECISION, self._on_decision)
+        subscription(self.node, api.LEARNER_POLICY, self._on_policy)
         self.learner_status: dict = {}
         self.learner_status_time = 0.0  # time.monotonic() of the latest learner status
-        self.node.create_subscription(String, "/farl/learner/status", self._on_learner_status, 10)
+        subscription(self.node, api.LEARNER_STATUS, self._on_learner_status)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self._spin = SpinThread(self._executor, name="run-recorder")
+        self._spin.start()
+
+    @property
+    def decisions_dropped(self) -> int:
+        return self.decision_gaps.dropped
+
+    @property
+    def rejected(self) -> int:
+        """Payloads that did not validate, over all topics."""
+        return sum(reader.rejected for reader in self.readers.values())
 
     def _write(self, name: str, row: dict) -> None:
         with self._lock:
@@ -58,9 +76,8 @@ class RunRecorder:
                 stream.flush()
 
     def _on_event(self, msg: String) -> None:
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
+        event = self.readers[api.EVENT_PAYLOAD.name].json(msg.data)
+        if event is None:
             return
         self._write("events", event)
         if self.on_event is not None:
@@ -69,16 +86,18 @@ class RunRecorder:
             self.finished.set()
 
     def _on_decision(self, msg: DiagnosticStatus) -> None:
-        values = {kv.key: kv.value for kv in msg.values}
-        row = {k: values.get(k) for k in DECISION_KEYS}
+        values = self.readers[api.DECISION_PAYLOAD.name].pairs((kv.key, kv.value) for kv in msg.values)
+        if values is None:
+            return
+        self.decision_gaps.note(values["tick"])
+        row = {k: values[k] for k in DECISION_KEYS}
         row["time"] = time.time()
         self.last_decision = row
         self._write("decisions", row)
 
     def _on_policy(self, msg: String) -> None:
-        try:
-            policy = json.loads(msg.data)
-        except ValueError:
+        policy = self.readers[api.POLICY_PAYLOAD.name].json(msg.data)
+        if policy is None:
             return
         policy["time"] = time.time()
         self._write("policies", policy)
@@ -86,15 +105,14 @@ class RunRecorder:
             self.on_policy(policy)
 
     def _on_learner_status(self, msg: String) -> None:
-        try:
-            self.learner_status = json.loads(msg.data)
+        status = self.readers[api.LEARNER_STATUS_PAYLOAD.name].json(msg.data)
+        if status is not None:
+            self.learner_status = status
             self.learner_status_time = time.monotonic()
-        except ValueError:
-            pass
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        if self._spin.stop():
+            self.node.destroy_node()
         with self._lock:
             for stream in self._files.values():
                 stream.close()

@@ -6,36 +6,11 @@ logic, no ROS: it maps the measured TCP position to a velocity command.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from farl_control.yaml_loading import Section
+from farl_common.task_config import ScriptedOperatorConfig
 
-
-@dataclass(frozen=True)
-class ScriptedOperatorConfig:
-    waypoints: tuple[tuple[float, float, float], ...]
-    gain: float
-    speed: float
-    tolerance: float
-    waypoint_timeout_s: float
-
-    @staticmethod
-    def from_section(s: Section) -> "ScriptedOperatorConfig":
-        raw = s._raw("waypoints", None)
-        if not isinstance(raw, list) or not raw:
-            raise s.error("waypoints", "expected a non-empty list of [x, y, z] points")
-        points = []
-        for i, _ in enumerate(raw):
-            points.append(Section({"p": raw[i]}, s.path, s.key(f"waypoints[{i}]")).vector("p", 3))
-        return ScriptedOperatorConfig(
-            waypoints=tuple(points),  # type: ignore[arg-type]
-            gain=s.number("gain", positive=True),
-            speed=s.number("speed", positive=True),
-            tolerance=s.number("tolerance", positive=True),
-            waypoint_timeout_s=s.number("waypoint_timeout_s", positive=True),
-        )
+__all__ = ["ScriptedOperator", "ScriptedOperatorConfig"]  # its settings: the task file's scripted_operator section
 
 
 class ScriptedOperator:

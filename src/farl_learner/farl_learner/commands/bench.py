@@ -25,7 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .common import PROFILES, add_budget_arguments, load_config, parse_overrides, task_names
 

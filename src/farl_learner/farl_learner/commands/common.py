@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from farl_control.errors import FarlInputError
+from farl_common.config import parse_overrides  # noqa: F401 - the one --set parser, re-exported for commands
+from farl_common.errors import FarlInputError
 
 TOY = "toy"
 
@@ -62,18 +63,6 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key, e.g. --set ppo.learning_rate=1e-4 (repeatable; "
                              "values are parsed as JSON/YAML scalars or lists)")
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise FarlInputError(None, f"expected KEY=VALUE, got {pair!r}", key="--set")
-        out[key.strip()] = yaml.safe_load(text)
-    return out
 
 
 def profile_overrides(profile: str) -> tuple[dict[str, Any], int | None]:

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .common import add_task_argument, check_task, make_task_env, require_dir
 

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .common import TOY, add_budget_arguments, add_task_argument, check_task, load_config, parse_overrides
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .common import add_budget_arguments, parse_overrides, profile_overrides
 
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from farl_control.paths import resolve_config_path
+    from farl_common.paths import resolve_config_path
 
     from ..agents.transitions import Transitions
     from ..config import load_farl_config
@@ -439,8 +439,8 @@ def plot_calibration(path: Path, calibration: dict, task: str) -> None:
 # ---- export + shield check ---------------------------------------------------------
 def export_folder(task: str, out: Path, cfg):
     """ONNX graphs + manifest.json from the checkpoints pretrain() wrote (the learner's exact starting point)."""
-    from farl_control.task_config import load_task_config
-    from farl_control.task_spec import TaskSpec
+    from farl_common.task_config import load_task_config
+    from farl_common.task_spec import TaskSpec
 
     from ..export.folder import export_model_folder
     from ..training.checkpoint import load_checkpoint
@@ -461,9 +461,9 @@ def export_folder(task: str, out: Path, cfg):
 
 def shield_check(task: str, out: Path, demos: dict, samples: int, seed: int) -> dict:
     """Load the folder the way the shield node does and time decide() on twin observations."""
-    from farl_control.shield_runtime import ShieldRuntime
-    from farl_control.task_config import load_task_config
-    from farl_control.task_spec import TaskSpec
+    from farl_control.shield.runtime import ShieldRuntime
+    from farl_common.task_config import load_task_config
+    from farl_common.task_spec import TaskSpec
 
     spec = TaskSpec.from_config(load_task_config(task))
     shield = ShieldRuntime(out, task, spec.obs_dim, spec.action_dim, shield_enabled=True, seed=seed)

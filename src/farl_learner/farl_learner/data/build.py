@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from ..envs.spec import TASK_NAMES, load_task_spec
 from .config import load_data_config
@@ -78,7 +78,7 @@ def build_offline_datasets(task: str, out_dir: str | Path, seed: int = 0, n_task
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from farl_control.errors import exit_on_input_error
+    from farl_common.errors import exit_on_input_error
 
     parser = argparse.ArgumentParser(prog="python -m farl_learner.data.build",
                                      description="Generate (or reuse cached) task and recovery demos.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farl_control.yaml_loading import Section
+from farl_common.config import Section
 
 from ..envs.spec import TaskSpec, load_task_spec
 

@@ -12,14 +12,13 @@ import time
 from dataclasses import asdict
 
 import numpy as np
-from tqdm import tqdm
 
 from ..envs.experts import expert_policy, noisy
 from ..envs.failurebench import make_env
 from ..envs.rollout import Episode, run_episode
 from ..envs.spec import load_task_spec
 from .config import DataGenConfig, load_data_config
-from .episodes import episodes_to_dataset
+from .episodes import collect_episodes, episodes_to_dataset
 from .format import KIND_TASK, Dataset
 
 
@@ -33,20 +32,17 @@ def generate_task_demos(task: str, n_demos: int | None = None, seed: int = 0,
     rng = np.random.default_rng(seed)
     env = make_env(task, seed=seed, terminate_on_failure=True)
     env.reset(seed=seed)
-    kept: list[Episode] = []
-    attempts = 0
     started = time.perf_counter()
-    with tqdm(total=n, desc=f"{task} task demos", disable=not progress or None, leave=False) as bar:
-        while len(kept) < n:
-            if attempts >= me.max_attempts:
-                raise RuntimeError(f"{task}: only {len(kept)} of {n} failure-free task demos after {attempts} "
-                                   f"episodes (medium_expert.max_attempts); lower the noise in {spec.config_path}")
-            attempts += 1
-            policy = noisy(expert_policy(spec.expert), rng, me.action_noise_std, me.random_action_prob)
-            episode = run_episode(env, policy, record=True)
-            if not episode.failed:
-                kept.append(episode)
-                bar.update(1)
+
+    def attempt() -> Episode | None:  # episodes that fail are not demos of the task done safely
+        policy = noisy(expert_policy(spec.expert), rng, me.action_noise_std, me.random_action_prob)
+        episode = run_episode(env, policy, record=True)
+        return None if episode.failed else episode
+
+    kept, attempts = collect_episodes(
+        n, attempt, me.max_attempts, f"{task} task demos", progress=progress,
+        give_up=lambda k, a: (f"{task}: only {k} of {n} failure-free task demos after {a} episodes "
+                              f"(medium_expert.max_attempts); lower the noise in {spec.config_path}"))
     env.close()
     meta = {
         "generator": "task_demos", "seed": seed, "n_demos": n, "attempts": attempts,

@@ -1,9 +1,10 @@
 """Recorded episodes -> a `Dataset`."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..envs.rollout import Episode
 from .format import Dataset
@@ -33,3 +34,25 @@ def episodes_to_dataset(task: str, episodes: Sequence[Episode], kind: int, meta:
         next_obs=np.concatenate([np.stack(ep.next_obs) for ep in episodes]),
         meta=meta,
     )
+
+
+def collect_episodes(n: int, attempt: Callable[[], Episode | None], max_attempts: int, desc: str,
+                     give_up: Callable[[int, int], str], progress: bool = True) -> tuple[list[Episode], int]:
+    """Run `attempt` until `n` episodes are kept (an attempt returns None to reject its episode).
+
+    The one retry loop of demo generation: after `max_attempts` attempts it raises
+    RuntimeError(give_up(kept, attempts)), which should say which setting to change.
+    Returns the kept episodes and the number of attempts.
+    """
+    kept: list[Episode] = []
+    attempts = 0
+    with tqdm(total=n, desc=desc, disable=not progress or None, leave=False) as bar:
+        while len(kept) < n:
+            if attempts >= max_attempts:
+                raise RuntimeError(give_up(len(kept), attempts))
+            attempts += 1
+            episode = attempt()
+            if episode is not None:
+                kept.append(episode)
+                bar.update(1)
+    return kept, attempts

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 FORMAT_VERSION = 1
 

@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict
 
 import numpy as np
-from tqdm import tqdm
 
 from ..envs.experts import PolicyFn, expert_policy, noisy, with_goal
 from ..envs.failurebench import FailureBenchEnv, make_env
@@ -24,7 +23,7 @@ from ..envs.rollout import Episode, run_episode
 from ..envs.spec import Rect, TaskSpec, load_task_spec
 from .config import DataGenConfig, NearFailureConfig, RecoveryConfig, load_data_config
 from .format import KIND_RECOVERY, Dataset
-from .episodes import episodes_to_dataset
+from .episodes import collect_episodes, episodes_to_dataset
 
 HAND = slice(0, 3)
 OBJ = slice(4, 7)
@@ -216,19 +215,12 @@ def generate_recovery_demos(task: str, n_demos: int | None = None, seed: int = 0
     rng = np.random.default_rng(seed)
     env = make_env(task, seed=seed, terminate_on_failure=True)
     env.reset(seed=seed)
-    kept: list[Episode] = []
-    attempts = 0
     started = time.perf_counter()
-    with tqdm(total=n, desc=f"{task} recovery demos", disable=not progress or None, leave=False) as bar:
-        while len(kept) < n:
-            if attempts >= cfg.near_failure.max_attempts:
-                raise RuntimeError(f"{task}: only {len(kept)} of {n} recovery demos after {attempts} attempts "
-                                   f"(near_failure.max_attempts); check the recovery settings in {spec.config_path}")
-            attempts += 1
-            episode = try_recovery(env, cfg, rng)
-            if episode is not None:
-                kept.append(episode)
-                bar.update(1)
+    kept, attempts = collect_episodes(
+        n, lambda: try_recovery(env, cfg, rng), cfg.near_failure.max_attempts, f"{task} recovery demos",
+        progress=progress,
+        give_up=lambda k, a: (f"{task}: only {k} of {n} recovery demos after {a} attempts "
+                              f"(near_failure.max_attempts); check the recovery settings in {spec.config_path}"))
     env.close()
     meta = {
         "generator": "recovery_demos", "seed": seed, "n_demos": n, "attempts": attempts,

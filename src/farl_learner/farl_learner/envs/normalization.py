@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from .experts import expert_policy, noisy, random_policy
 from .failurebench import make_env

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from farl_control.errors import exit_on_input_error
+from farl_common.errors import exit_on_input_error
 
 from .normalization import measure_normalization
 from .spec import TASK_NAMES

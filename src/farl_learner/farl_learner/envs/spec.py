@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir
-from farl_control.yaml_loading import Section, load_yaml_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir
+from farl_common.config import Section, load_yaml_mapping
 
 #: Tasks of the FailureBench suite (the four simulated tasks of the FARL paper).
 TASK_NAMES: tuple[str, ...] = ("bounded_push", "bounded_soccer", "fragile_push_wall", "obstructed_push")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from ..models import GaussianPolicy, WorldModel
 from .onnx_export import PolicyGraph, RecoveryGraph, RiskGraph

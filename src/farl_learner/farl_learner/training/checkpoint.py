@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from ..models import GaussianPolicy, QNetwork, ValueNetwork, WorldModel
 

@@ -14,7 +14,7 @@ from typing import Callable
 import gymnasium as gym
 import torch
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 
 from ..config import FarlConfig, load_farl_config
 from ..models import GaussianPolicy

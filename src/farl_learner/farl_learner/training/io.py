@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from farl_control.json_files import read_json_object
+from farl_common.json_files import read_json_object
 
 # Files of a pretrained model folder (torch side; the ONNX folder is written by export()).
 CHECKPOINTS = {"task_policy": "task_policy.pt", "task_value": "task_value.pt",

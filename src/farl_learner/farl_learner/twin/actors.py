@@ -1,8 +1,8 @@
 """Actors in the training twin: the pretrained policy as the robot side runs it, with or without the shield.
 
-The stack's actor (the shield node, `farl_control.shield_runtime`) samples
+The stack's actor (the shield node, `farl_control.shield.runtime`) samples
 a_task ~ pi_task(s) with AR(1)-correlated standard-normal draws
-(`farl_control.task_spec.ExplorationNoise`, correlation from the task config),
+(`farl_common.task_spec.ExplorationNoise`, correlation from the task config),
 judges it with C_H and swaps in pi_rec(s) when C_H > eps_safe. `PolicyActor`
 and `ShieldedActor` do the same with the torch models in the twin, so that
 everything pretraining decides by rollouts - which ensemble member goes online,
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from farl_control.task_spec import ExplorationNoise
+from farl_common.task_spec import ExplorationNoise
 
 from ..envs.rollout import Episode
 from ..models import GaussianPolicy

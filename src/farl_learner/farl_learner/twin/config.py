@@ -7,126 +7,143 @@ twin's scripted experts and data generators need. A malformed file raises
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from farl_control.errors import ConfigError
-from farl_control.paths import config_dir, resolve_config_path
-from farl_control.yaml_loading import Section, load_yaml_mapping
+from farl_common.config import ConfigProblem, derived, load, setting, to_mapping
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir, resolve_config_path
+
+
+def N():  # noqa: N802 - every number of this file is a distance, gain or probability: never negative
+    return setting(minimum=0.0)
+
+
+def I():  # noqa: E743,N802 - counts and step numbers
+    return setting(minimum=0)
+
+
+@dataclass(frozen=True)
+class SteppingConfig:
+    """How the twin steps franky-sim's MuJoCo scene (the `twin:` section)."""
+
+    controller: str = setting("servo", choices=("servo", "exact", "franky"))
+    physics_dt: float = setting(0.001, positive=True, maximum=0.005)
+    jacobian_period_s: float = setting(0.01, positive=True, maximum=0.1)
 
 
 @dataclass(frozen=True)
 class ExpertConfig:
     wall: str
-    push_height: float
-    travel_height: float
-    finger_half_extent: tuple[float, float]
-    standoff_clearance: float
-    align_tolerance: float
-    gain: float
-    push_gain: float
-    min_push_action: float
-    wall_margin: float
-    max_action: float
-    lookahead: float
-    push_lateral_gain: float
+    push_height: float = N()
+    travel_height: float = N()
+    finger_half_extent: tuple[float, float] = N()
+    standoff_clearance: float = N()
+    align_tolerance: float = N()
+    gain: float = N()
+    push_gain: float = N()
+    min_push_action: float = N()
+    wall_margin: float = N()
+    max_action: float = N()
+    lookahead: float = N()
+    push_lateral_gain: float = N()
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    noise_std: float
-    random_action_prob: float
+    noise_std: float = N()
+    random_action_prob: float = N()
 
 
 @dataclass(frozen=True)
 class MediumConfig:
     """The medium-quality demonstrator: a cruder pusher than the expert, plus noise."""
 
-    noise_std: float
-    random_action_prob: float
-    lookahead: float
-    push_lateral_gain: float
+    noise_std: float = N()
+    random_action_prob: float = N()
+    lookahead: float = N()
+    push_lateral_gain: float = N()
 
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    style: str
-    near_gap: float
-    near_gap_moving: float
-    moving_speed: float
-    away_ratio: float
-    safe_gap: float
-    retreat_distance: float
-    safe_height: float
-    safe_tolerance: float
-    max_steps: int
+    style: str = setting("back_off", choices=("back_off", "push_away", "retreat"))
+    near_gap: float = N()
+    near_gap_moving: float = N()
+    moving_speed: float = N()
+    away_ratio: float = N()
+    safe_gap: float = N()
+    retreat_distance: float = N()
+    safe_height: float = N()
+    safe_tolerance: float = N()
+    max_steps: int = I()
 
 
 @dataclass(frozen=True)
 class FailureSourceConfig:
-    lure_beyond_wall: float
-    lure_y_jitter: float
-    noise_std: float
-    random_action_prob: float
-    rewind_min: int
-    rewind_max: int
-    max_steps: int
+    lure_beyond_wall: float = N()
+    lure_y_jitter: float = N()
+    noise_std: float = N()
+    random_action_prob: float = N()
+    rewind_min: int = I()
+    rewind_max: int = I()
+    max_steps: int = I()
+
+    def check(self) -> None:
+        if self.rewind_min < 1 or self.rewind_max < self.rewind_min:
+            raise ConfigProblem("rewind_min", f"need 1 <= rewind_min <= rewind_max, got {self.rewind_min}, "
+                                              f"{self.rewind_max}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    task_episodes: int
-    recovery_episodes: int
-    failure_transitions: int
-    failure_noise_std: float
-    failure_random_action_prob: float
-    failure_noise_correlation: float
-    failure_lure_prob: float
-    failure_max_episode_steps: int
+    task_episodes: int = I()
+    recovery_episodes: int = I()
+    failure_transitions: int = I()
+    failure_noise_std: float = N()
+    failure_random_action_prob: float = N()
+    failure_noise_correlation: float = N()
+    failure_lure_prob: float = N()
+    failure_max_episode_steps: int = I()
 
 
 @dataclass(frozen=True)
 class TwinConfig:
     task: str
-    controller: str
-    physics_dt: float
-    jacobian_period_s: float
     expert: ExpertConfig
     medium: MediumConfig
     recovery: RecoveryConfig
     failure_sources: FailureSourceConfig
     data: DataConfig
-    path: Path = dataclasses.field(compare=False)
+    twin: SteppingConfig = SteppingConfig()
+    path: Path = derived()
+
+    @property
+    def controller(self) -> str:
+        return self.twin.controller
+
+    @property
+    def physics_dt(self) -> float:
+        return self.twin.physics_dt
+
+    @property
+    def jacobian_period_s(self) -> float:
+        return self.twin.jacobian_period_s
+
+    def check(self) -> None:
+        if self.controller != "servo" and self.physics_dt != 0.001:
+            raise ConfigProblem("twin.physics_dt", f"controller {self.controller!r} runs at franky-sim's 1 ms step; "
+                                                   f"physics_dt {self.physics_dt} needs controller 'servo'")
 
     def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("path")
-        return d
+        """Every setting, flat stepping keys first (the layout data caches are keyed by)."""
+        d = to_mapping(self)
+        d.pop("path", None)
+        return {**d.pop("twin"), **d}
 
 
-def _numbers(s: Section, cls, ints: tuple[str, ...] = (), strings: tuple[str, ...] = (),
-             vectors: dict[str, int] | None = None):
-    values = {}
-    vectors = vectors or {}
-    for f in dataclasses.fields(cls):
-        if f.name in vectors:
-            values[f.name] = s.vector(f.name, vectors[f.name])
-        elif f.name in strings:
-            values[f.name] = s.string(f.name)
-        elif f.name in ints:
-            values[f.name] = s.integer(f.name, minimum=0)
-        else:
-            values[f.name] = s.number(f.name, minimum=0.0)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in s.data:
-        if key not in known:
-            raise s.error(key, f"unknown key; expected one of {', '.join(sorted(known))}")
-    return cls(**values)
-
-
-def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConfig:
-    """config/twin/<task>.yaml by task name, or a YAML path."""
+def load_twin_config(task_or_path: str | Path = "fragile_push_wall", overrides=None) -> TwinConfig:
+    """config/twin/<task>.yaml by task name, or a YAML path, with dotted overrides."""
     text = str(task_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
         path = resolve_config_path(text)
@@ -134,35 +151,7 @@ def load_twin_config(task_or_path: str | Path = "fragile_push_wall") -> TwinConf
         path = config_dir() / "twin" / f"{text}.yaml"
         if not path.is_file():
             raise ConfigError(path, f"no twin settings for task {text!r}")
-    root = Section(load_yaml_mapping(path), path)
-    twin = root.section("twin")
-    cfg = TwinConfig(
-        task=root.string("task"),
-        controller=twin.string("controller", "servo", choices=("servo", "exact", "franky")),
-        physics_dt=twin.number("physics_dt", 0.001, positive=True, maximum=0.005),
-        jacobian_period_s=twin.number("jacobian_period_s", 0.01, positive=True, maximum=0.1),
-        expert=_numbers(root.section("expert"), ExpertConfig, strings=("wall",),
-                        vectors={"finger_half_extent": 2}),
-        medium=_numbers(root.section("medium"), MediumConfig),
-        recovery=_numbers(root.section("recovery"), RecoveryConfig, ints=("max_steps",), strings=("style",)),
-        failure_sources=_numbers(root.section("failure_sources"), FailureSourceConfig,
-                                 ints=("rewind_min", "rewind_max", "max_steps")),
-        data=_numbers(root.section("data"), DataConfig,
-                      ints=("task_episodes", "recovery_episodes", "failure_transitions",
-                            "failure_max_episode_steps")),
-        path=path,
-    )
-    if cfg.controller != "servo" and cfg.physics_dt != 0.001:
-        raise ConfigError(path, f"controller {cfg.controller!r} runs at franky-sim's 1 ms step; physics_dt "
-                                f"{cfg.physics_dt} needs controller 'servo'", key="twin.physics_dt")
-    if cfg.recovery.style not in ("back_off", "push_away", "retreat"):
-        raise ConfigError(path, f"must be back_off, push_away or retreat, got {cfg.recovery.style!r}",
-                          key="recovery.style")
-    fs = cfg.failure_sources
-    if fs.rewind_min < 1 or fs.rewind_max < fs.rewind_min:
-        raise ConfigError(path, f"need 1 <= rewind_min <= rewind_max, got {fs.rewind_min}, {fs.rewind_max}",
-                          key="failure_sources.rewind_min")
-    return cfg
+    return load(TwinConfig, path, overrides)
 
 
 def make_twin_env(task: str = "fragile_push_wall", twin: TwinConfig | None = None, max_steps: int | None = None):

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from farl_control.errors import FarlInputError
+from farl_common.errors import FarlInputError
 from farl_learner.data.episodes import episodes_to_dataset
 from farl_learner.data.format import (FORMAT_VERSION, KIND_FAILURE, KIND_RECOVERY, KIND_TASK, Dataset,
                                       load_dataset, save_dataset)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     """python -m farl_learner.twin.data --task fragile_push_wall --out data/twin --seed 0 [sizes]"""
     import argparse
 
-    from farl_control.errors import exit_on_input_error
+    from farl_common.errors import exit_on_input_error
 
     parser = argparse.ArgumentParser(prog="python -m farl_learner.twin.data",
                                      description="Build (or reuse) a twin task's offline datasets.")

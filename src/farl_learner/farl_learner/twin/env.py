@@ -1,7 +1,7 @@
 """FrankaTwinEnv: the served sim's franky-sim MuJoCo scene, stepped in-process.
 
 The training twin of a real-robot task. It builds the very scene the
-`sim_robot` node serves (`farl_control.sim_scene.SimScene`: franky-sim's MuJoCo
+`sim_robot` node serves (`farl_control.sim.scene.SimScene`: franky-sim's MuJoCo
 FR3 plus the task's objects), but instead of serving the libfranka protocol in
 real time it steps the physics itself, as fast as the CPU allows:
 
@@ -10,7 +10,7 @@ real time it steps the physics itself, as fast as the CPU allows:
 
 Per tick, exactly as on the robot side:
 1. action in [-1, 1]^3 → TCP linear velocity (`TaskSpec.action_to_velocity`);
-2. the control node's command filter (`farl_control.safety.filter_twist` with the
+2. the control node's command filter (`farl_control.robot.safety.filter_twist` with the
    task's `ControlConfig`: speed limit, workspace box with its look-ahead of one
    control period) turns it into the twist sent to the arm, given the TCP
    position at the start of the tick;
@@ -21,7 +21,7 @@ Per tick, exactly as on the robot side:
 
 Observation, reward and episode rules come from `TaskSpec.from_config` (the
 code the shield and episode monitor use); as on the robot side
-(`farl_control.episode_tracker`), an episode ends at a success, at a failure
+(`farl_control.episodes.tracker`), an episode ends at a success, at a failure
 when `episode.terminate_on_failure`, or after `episode.max_steps` ticks
 (truncated). `info["cost"]` is 1 when the
 failure predicate (`SimScene.failure`: contact between `failure.bodies`) holds
@@ -54,10 +54,10 @@ import numpy as np
 
 from franky_sim.constants import FRANKA_HAND_FORCE_LIMIT
 
-from farl_control.safety import AUTONOMOUS, Command, SafetyLimits, filter_twist
-from farl_control.sim_scene import ROBOT_PREFIX, SimScene
-from farl_control.task_config import TaskConfig, load_task_config
-from farl_control.task_spec import TCP, TaskSpec
+from farl_control.robot.safety import AUTONOMOUS, Command, filter_twist
+from farl_control.sim.scene import ROBOT_PREFIX, SimScene
+from farl_common.task_config import TaskConfig, load_task_config
+from farl_common.task_spec import TCP, TaskSpec
 
 PHYSICS_DT = 0.001  # franky-sim's fixed MuJoCo timestep (1 kHz, like libfranka)
 _DAMP = 1e-4        # franky-sim's damped pseudo-inverse regulariser
@@ -281,7 +281,7 @@ class FrankaTwinEnv(gym.Env):
                              f"only 'servo' takes physics_dt={physics_dt}")
         self.config = task if isinstance(task, TaskConfig) else load_task_config(task)
         self.spec_ = TaskSpec.from_config(self.config)
-        self.limits = SafetyLimits.from_config(self.config.control)
+        self.limits = self.config.control
         self.control_dt = 1.0 / self.config.control.rate_hz
         self.physics_dt = float(physics_dt)
         self.substeps = max(1, int(round(self.control_dt / self.physics_dt)))
@@ -409,7 +409,7 @@ class FrankaTwinEnv(gym.Env):
         failure = contact
         success = self.spec_.success(pos)
         reward = self.spec_.reward(pos, success, failure)
-        # The robot side's episode rules (farl_control.episode_tracker): a success ends the
+        # The robot side's episode rules (farl_control.episodes.tracker): a success ends the
         # episode, a failure ends it when the task terminates on failure; else the time limit.
         terminated = bool(success or (failure and self.spec_.terminate_on_failure))
         truncated = (not terminated) and self.steps >= self.max_steps

@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from farl_control.task_config import TaskConfig
-from farl_control.task_spec import TCP, TaskSpec
+from farl_common.task_config import TaskConfig
+from farl_common.task_spec import TCP, TaskSpec
 
 import dataclasses
 

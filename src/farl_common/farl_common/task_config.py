@@ -1,0 +1,256 @@
+"""Typed per-task configuration (config/tasks/<task>.yaml), every section of the file.
+
+Everything a node needs to know about a task (where the arm may go, how fast,
+what the scene holds, what counts as failure and success, what a policy sees
+and does) is read here once, with `farl_common.config`, and validated, so nodes
+hold no magic numbers and a bad file fails at start-up with one line naming the
+file and key. Each class below is one section of the file; its fields are the
+keys, with their types, defaults and limits.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from farl_common.config import (ConfigProblem, apply_overrides, build_with_overrides, derived, load_yaml_mapping,
+                                 setting)
+from farl_common.errors import ConfigError
+from farl_common.paths import config_dir, resolve_config_path, task_config_path
+
+Vec3 = tuple[float, float, float]
+SHAPE_SIZES = {"box": 3, "cylinder": 2, "sphere": 1}  # half extents / radius + half height / radius
+TCP = "tcp"  # the observation source that is the robot's tool centre point
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    home_joints: tuple[float, ...] = setting(length=7)
+    """Joint configuration `reset` drives to (rad)."""
+    relative_dynamics_factor: float = setting(positive=True, maximum=1.0)
+    """franky: scales max velocity/acceleration/jerk of every motion."""
+    torque_threshold: float = setting(positive=True)
+    force_threshold: float = setting(positive=True)
+    connect_timeout_s: float = setting(15.0, positive=True)
+    """How long the control node keeps retrying to reach the arm (franky-sim may still be starting)."""
+    motion_timeout_s: float = setting(30.0, positive=True)
+    """Upper bound on a blocking joint motion (go home) before it is reported as failed."""
+    reset_lift_z: float | None = setting(None, positive=True)
+    """Before the joint motion home, a TCP below this height (m, base frame) first moves
+    straight up to it, so going home never sweeps the hand through the objects. None: no lift."""
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The control node's limits and rates (the command filter, `robot.safety`, enforces them)."""
+
+    rate_hz: float = setting(positive=True, maximum=1000.0)
+    workspace_min: Vec3 = setting()
+    workspace_max: Vec3 = setting()
+    max_linear_speed: float = setting(positive=True, maximum=2.0)
+    max_angular_speed: float = setting(positive=True, maximum=2.5)
+    command_timeout_s: float = setting(positive=True)
+    teleop_hold_s: float = setting(positive=True)
+    absurd_factor: float = setting(minimum=1.0)
+    accepted_frames: tuple[str, ...] = setting()
+    state_rate_hz: float = setting(positive=True)
+    status_rate_hz: float = setting(positive=True)
+    boundary_margin: float = setting(minimum=0.0)
+    response_time_s: float = setting(0.15, minimum=0.0)
+    """How long the arm takes to follow a velocity change (jerk-limited ramp + state latency);
+    the workspace rule looks one control period plus this far ahead."""
+
+    @property
+    def lookahead_s(self) -> float:
+        """The workspace rule's horizon: one control period plus the arm's response time."""
+        return 1.0 / self.rate_hz + self.response_time_s
+
+    def check(self) -> None:
+        for axis, a, b in zip("xyz", self.workspace_min, self.workspace_max):
+            if a >= b:
+                raise ConfigProblem("workspace_min", f"{axis}: min {a} must be < workspace_max {b}")
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    name: str = setting()
+    shape: str = setting(choices=tuple(SHAPE_SIZES))
+    size: tuple[float, ...] = setting(positive=True)
+    pos: Vec3 = setting()
+    rgba: tuple[float, float, float, float] = setting((0.7, 0.7, 0.7, 1.0), minimum=0.0, maximum=1.0)
+    free: bool = False
+    """A free joint: the object moves, and is put back to `pos` on reset."""
+    tracked: bool = False
+    """Its pose is published on /farl/objects/<name>."""
+    visual_only: bool = False
+    """No collisions (a target marker)."""
+    mass: float | None = setting(None, positive=True)
+    friction: tuple[float, float, float] | None = None
+
+    def check(self) -> None:
+        if len(self.size) != SHAPE_SIZES[self.shape]:
+            raise ConfigProblem("size", f"a {self.shape} takes {SHAPE_SIZES[self.shape]} numbers, got {len(self.size)}")
+        if self.free and self.mass is None:
+            raise ConfigProblem("mass", "missing required key (a free object needs a mass)")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    objects: tuple[SceneObject, ...] = setting()
+    reset_jitter: tuple[float, float] = setting((0.0, 0.0), minimum=0.0)
+    """Object start positions are jittered uniformly by ± this (x, y) on reset."""
+    publish_rate_hz: float = setting(30.0, positive=True)
+    """Rate at which the simulated robot publishes object poses and scene state."""
+
+    def object(self, name: str) -> SceneObject:
+        for obj in self.objects:
+            if obj.name == name:
+                return obj
+        raise KeyError(name)
+
+    @property
+    def tracked(self) -> tuple[SceneObject, ...]:
+        return tuple(o for o in self.objects if o.tracked)
+
+    def check(self) -> None:
+        names = [o.name for o in self.objects]
+        if len(set(names)) != len(names):
+            raise ConfigProblem("objects", f"object names must be unique, got {names}")
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """The intervention-requiring failure predicate C(s, a)."""
+
+    kind: str = setting(choices=("contact",))
+    bodies: tuple[str, ...] = setting()
+
+    def check(self) -> None:
+        if len(self.bodies) != 2:
+            raise ConfigProblem("bodies", f"a contact failure names exactly 2 bodies, got {len(self.bodies)}")
+
+
+@dataclass(frozen=True)
+class SuccessConfig:
+    object: str = setting()
+    target: str = setting()
+    tolerance: float = setting(positive=True)
+    """The object's centre within this distance (x, y) of the target."""
+
+
+@dataclass(frozen=True)
+class ScriptedOperatorConfig:
+    """The scripted operator (farl_teleop): TCP waypoints visited in order with a proportional controller."""
+
+    waypoints: tuple[Vec3, ...] = setting()
+    gain: float = setting(positive=True)
+    speed: float = setting(positive=True)
+    tolerance: float = setting(positive=True)
+    waypoint_timeout_s: float = setting(positive=True)
+
+    def check(self) -> None:
+        if not self.waypoints:
+            raise ConfigProblem("waypoints", "expected a non-empty list of [x, y, z] points")
+
+
+@dataclass(frozen=True)
+class ObservationFieldConfig:
+    source: str = setting()
+    """`tcp` or a scene object's name."""
+    dims: tuple[str, ...] = setting(choices=("x", "y", "z"))
+
+    def check(self) -> None:
+        if not self.dims:
+            raise ConfigProblem("dims", "expected a non-empty list of x, y, z")
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    fields: tuple[ObservationFieldConfig, ...] = setting()
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    linear_velocity_scale: Vec3 = setting(positive=True)
+    """Policy actions in [-1, 1]^3 times this = TCP linear velocity (m/s, base frame)."""
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    max_steps: int = setting(minimum=1)
+    terminate_on_failure: bool = setting()
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    noise_correlation: float = setting(0.0, minimum=0.0, below=1.0)
+    """AR(1) coefficient of the actor's exploration noise (0 = white; see task_spec.ExplorationNoise)."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    reach_weight: float = setting(minimum=0.0)
+    push_weight: float = setting(minimum=0.0)
+    success_bonus: float = setting(minimum=0.0)
+    failure_penalty: float = setting(0.0, minimum=0.0)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    task: str = setting()
+    robot: RobotConfig = setting()
+    control: ControlConfig = setting()
+    scene: SceneConfig = setting()
+    failure: FailureConfig = setting()
+    success: SuccessConfig = setting()
+    observation: ObservationConfig = setting()
+    action: ActionConfig = setting()
+    episode: EpisodeConfig = setting()
+    reward: RewardConfig = setting()
+    description: str = ""
+    exploration: ExplorationConfig = ExplorationConfig()
+    scripted_operator: ScriptedOperatorConfig | None = None
+    path: Path = derived()
+    """The file it was read from."""
+    raw: dict = derived()
+    """The mapping it was built from (overrides applied), e.g. to write the effective file for nodes."""
+
+    def check(self) -> None:
+        names = {o.name for o in self.scene.objects}
+        for body in self.failure.bodies:
+            if body not in names:
+                raise ConfigProblem("failure.bodies", f"names {body!r}, which is not a scene object")
+        for key in ("object", "target"):
+            if getattr(self.success, key) not in names:
+                raise ConfigProblem(f"success.{key}", f"{getattr(self.success, key)!r} is not a scene object")
+        for i, f in enumerate(self.observation.fields):
+            if f.source != TCP and f.source not in names:
+                raise ConfigProblem(f"observation.fields[{i}].source",
+                                    f"{f.source!r} is neither {TCP!r} nor a scene object")
+        if max(self.action.linear_velocity_scale) > self.control.max_linear_speed:
+            raise ConfigProblem("action.linear_velocity_scale",
+                                f"exceeds control.max_linear_speed {self.control.max_linear_speed}")
+
+    @staticmethod
+    def from_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> "TaskConfig":
+        path = Path(path)
+        data = load_yaml_mapping(path)
+        if overrides:
+            data = apply_overrides(data, overrides, f"{path} (--set)", TaskConfig)
+        return dataclasses.replace(build_with_overrides(TaskConfig, data, path, overrides or {}), raw=data)
+
+
+def known_tasks() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "tasks").glob("*.yaml"))
+
+
+def load_task_config(task_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> TaskConfig:
+    """Load a task by name (config/tasks/<name>.yaml) or by path to its YAML file, with dotted overrides."""
+    text = str(task_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        return TaskConfig.from_file(resolve_config_path(text), overrides)
+    path = task_config_path(text)
+    if not path.is_file():
+        raise ConfigError(path, f"unknown task {text!r}; known tasks: {', '.join(known_tasks()) or 'none'}")
+    return TaskConfig.from_file(path, overrides)

@@ -1,0 +1,141 @@
+"""What a learning agent sees and does in a task: observation layout, action
+scaling, episode rules and reward.
+
+ROS-free and torch-free, so the training twin (farl_learner), the shield node
+and the episode monitor (farl_control) build the observation and compute the
+reward with the very same code from the same config section — a policy trained
+in the twin sees on the robot exactly the vector it was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from farl_common.task_config import TCP, TaskConfig
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+__all__ = ["TCP", "TaskSpec", "ObservationField", "ExplorationNoise"]
+
+
+@dataclass(frozen=True)
+class ObservationField:
+    source: str               # "tcp" or a scene object name
+    dims: tuple[int, ...]     # indices into the source's position
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task: str
+    fields: tuple[ObservationField, ...]
+    action_scale: tuple[float, float, float]
+    max_steps: int
+    terminate_on_failure: bool
+    reach_weight: float
+    push_weight: float
+    success_bonus: float
+    pushed_object: str
+    target: str
+    success_tolerance: float
+    failure_penalty: float = 0.0
+    exploration_correlation: float = 0.0
+    """AR(1) coefficient of the actor's exploration noise (0 = white; see `ExplorationNoise`)."""
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(len(f.dims) for f in self.fields)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_scale)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.source for f in self.fields))
+
+    def layout(self) -> list[str]:
+        """Names of the observation entries, e.g. ['tcp.x', …, 'target.y'] (for manifests)."""
+        inverse = {v: k for k, v in _AXES.items()}
+        return [f"{f.source}.{inverse[d]}" for f in self.fields for d in f.dims]
+
+    def build_observation(self, positions: Mapping[str, np.ndarray]) -> np.ndarray:
+        """positions: source name → xyz position. Raises KeyError for a missing source."""
+        parts = [np.asarray(positions[f.source], dtype=np.float64)[list(f.dims)] for f in self.fields]
+        return np.concatenate(parts).astype(np.float32)
+
+    def action_to_velocity(self, action: np.ndarray) -> np.ndarray:
+        """Policy action in [-1, 1]^n → TCP linear velocity (m/s)."""
+        return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * np.asarray(self.action_scale)
+
+    def velocity_to_action(self, velocity: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(velocity, dtype=np.float64) / np.asarray(self.action_scale), -1.0, 1.0)
+
+    def success(self, positions: Mapping[str, np.ndarray]) -> bool:
+        a, b = np.asarray(positions[self.pushed_object]), np.asarray(positions[self.target])
+        return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= self.success_tolerance
+
+    def reward(self, positions: Mapping[str, np.ndarray], success: bool, failure: bool = False) -> float:
+        """Dense push reward: reach the object, bring it to the target, bonus on success, penalty on failure.
+
+        The penalty makes a failure cost more than the steps it cuts short: with a
+        per-step reward below zero and episodes that end at a failure, failing
+        early would otherwise *raise* the return (an intervention is what the
+        task exists to avoid).
+        """
+        tcp = np.asarray(positions[TCP])
+        obj = np.asarray(positions[self.pushed_object])
+        target = np.asarray(positions[self.target])
+        reach = float(np.linalg.norm(tcp - obj))
+        push = float(np.hypot(obj[0] - target[0], obj[1] - target[1]))
+        return (-self.reach_weight * reach - self.push_weight * push + (self.success_bonus if success else 0.0)
+                - (self.failure_penalty if failure else 0.0))
+
+    @staticmethod
+    def from_config(config: TaskConfig) -> "TaskSpec":
+        """The runtime view of the task file's observation, action, episode, exploration and reward sections."""
+        return TaskSpec(
+            task=config.task,
+            fields=tuple(ObservationField(f.source, tuple(_AXES[d] for d in f.dims))
+                         for f in config.observation.fields),
+            action_scale=config.action.linear_velocity_scale,
+            max_steps=config.episode.max_steps,
+            terminate_on_failure=config.episode.terminate_on_failure,
+            reach_weight=config.reward.reach_weight,
+            push_weight=config.reward.push_weight,
+            success_bonus=config.reward.success_bonus,
+            failure_penalty=config.reward.failure_penalty,
+            exploration_correlation=config.exploration.noise_correlation,
+            pushed_object=config.success.object,
+            target=config.success.target,
+            success_tolerance=config.success.tolerance,
+        )
+
+
+class ExplorationNoise:
+    """Temporally correlated sampling of the policy's own Gaussian: a ~ N(mu(s), sigma^2) at every step.
+
+    z_t = rho z_{t-1} + sqrt(1 - rho^2) eps_t,  eps_t ~ N(0, I),  a_t = mu(s_t) + sigma * z_t.
+
+    Each z_t is standard normal, so every executed action is distributed
+    exactly as pi(.|s_t) and its log-probability (what PPO's ratio uses) is the
+    policy's own; only successive samples are correlated. White noise (rho = 0)
+    at a cloned policy's sigma is undone by a closed-loop pusher one tick
+    later, so it explores little and almost never reaches a failure; drifts
+    that last a few ticks (rho ~ 0.9) are how an imperfect policy actually
+    goes wrong. `reset()` at every episode start.
+    """
+
+    def __init__(self, action_dim: int, correlation: float, rng: np.random.Generator):
+        if not 0.0 <= correlation < 1.0:
+            raise ValueError(f"correlation must be in [0, 1), got {correlation}")
+        self.action_dim, self.rho, self.rng = action_dim, float(correlation), rng
+        self.z: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.z = None
+
+    def sample(self) -> np.ndarray:
+        eps = self.rng.standard_normal(self.action_dim)
+        self.z = eps if self.z is None else self.rho * self.z + np.sqrt(1.0 - self.rho**2) * eps
+        return self.z.copy()

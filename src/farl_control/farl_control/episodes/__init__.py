@@ -1,0 +1,1 @@
+"""Episodes: the monitor node and the bookkeeping (reward, cost, success, counts) it runs."""

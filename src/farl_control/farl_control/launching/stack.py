@@ -1,0 +1,198 @@
+"""The node table of a task's stack (config/stacks/<task>.yaml).
+
+Read by both the genuine launch_ros file (launch/<task>.launch.py) and the
+pip-side launcher (`farl launch`), so which nodes run, with which parameters,
+under which launch arguments is written down exactly once.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from farl_common.errors import ConfigError, FarlInputError
+from farl_common.paths import config_dir, resolve_config_path, stack_config_path
+from farl_common.config import ConfigProblem, derived, load
+
+_SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Parameters whose value is a path relative to config/: resolved to absolute
+# paths so a node finds them whatever its working directory.
+_CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir")
+# The parameter of a managed node that makes it configure and activate itself (see robot.franka_node).
+AUTOSTART = "autostart"
+
+
+def _text(value: Any) -> str:
+    """A launch argument's value as ros2 launch sees it: YAML true/false become "true"/"false"."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class ArgumentSpec:
+    """One entry of `args:` (its name is the key)."""
+
+    default: Any = ""
+    description: str = ""
+    choices: tuple[str, ...] | None = None
+
+    def check(self) -> None:
+        if self.choices is not None and _text(self.default) not in self.choices:
+            raise ConfigProblem("default", f"{_text(self.default)!r} is not one of {', '.join(self.choices)}")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the stack as written in the YAML (before arguments are applied)."""
+
+    name: str
+    package: str
+    executable: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    when: dict[str, Any] = field(default_factory=dict)
+    """Launch argument values under which the node runs (all must match)."""
+    required: bool = False
+    """Its exit (or failed bring-up) takes the whole stack down."""
+    lifecycle: bool = False
+    """A managed node: the launcher drives configure -> activate."""
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    """A node to start: arguments substituted, config paths absolute."""
+
+    name: str
+    package: str
+    executable: str
+    parameters: dict[str, Any]
+    required: bool
+    lifecycle: bool = False
+
+    @property
+    def module(self) -> str:
+        """The Python module whose main() runs this node (console script target)."""
+        return console_script_module(self.package, self.executable)
+
+
+@dataclass(frozen=True)
+class StackDescription:
+    task: str
+    args: dict[str, ArgumentSpec]
+    nodes: tuple[NodeSpec, ...]
+    path: Path = derived()
+
+    @property
+    def arguments(self) -> tuple[LaunchArgument, ...]:
+        return tuple(LaunchArgument(name, _text(a.default), a.description, a.choices) for name, a in self.args.items())
+
+    def check(self) -> None:
+        for i, node in enumerate(self.nodes):
+            for key in node.when:
+                if key not in self.args:
+                    raise ConfigProblem(f"nodes[{i}].when", f"{key!r} is not a declared launch argument")
+            for key, value in node.parameters.items():
+                for ref in _SUBSTITUTION.findall(str(value)):
+                    if ref not in self.args:
+                        raise ConfigProblem(f"nodes[{i}].parameters.{key}",
+                                            f"${{{ref}}} is not a declared launch argument")
+
+    @staticmethod
+    def from_file(path: str | Path) -> "StackDescription":
+        return load(StackDescription, path)
+
+    def argument_values(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        """Defaults updated by `overrides`; unknown names and bad choices are input errors."""
+        values = {a.name: a.default for a in self.arguments}
+        for key, value in overrides.items():
+            arg = next((a for a in self.arguments if a.name == key), None)
+            if arg is None:
+                raise FarlInputError(self.path, f"unknown launch argument {key!r}; known: {', '.join(values)}",
+                                     key="args")
+            if arg.choices is not None and value not in arg.choices:
+                raise FarlInputError(self.path, f"{key}:={value} is not one of {', '.join(arg.choices)}",
+                                     key=f"args.{key}")
+            values[key] = value
+        return values
+
+    def resolve(self, overrides: Mapping[str, str] | None = None) -> list[ResolvedNode]:
+        """The nodes that run under these launch arguments, in start order."""
+        values = self.argument_values(overrides or {})
+        resolved = []
+        for node in self.nodes:
+            if any(values[k] != _text(v) for k, v in node.when.items()):
+                continue
+            params = {k: _substitute(v, values) for k, v in node.parameters.items()}
+            for key in _CONFIG_PATH_PARAMETERS:
+                if isinstance(params.get(key), str) and params[key]:
+                    params[key] = str(resolve_config_path(params[key]).resolve())
+            if node.lifecycle:
+                params[AUTOSTART] = False  # the launcher (or the launch file) drives its transitions
+            resolved.append(ResolvedNode(node.name, node.package, node.executable, params, node.required,
+                                         node.lifecycle))
+        return resolved
+
+
+def _substitute(value: Any, values: Mapping[str, str]) -> Any:
+    """Replace ${arg} in strings; a string that is exactly one ${arg} keeps YAML typing of the value."""
+    if not isinstance(value, str):
+        return value
+    match = _SUBSTITUTION.fullmatch(value)
+    if match:
+        return _typed(values[match.group(1)])
+    return _SUBSTITUTION.sub(lambda m: values[m.group(1)], value)
+
+
+def _typed(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def console_script_module(package: str, executable: str) -> str:
+    """The module a package's console script runs, read from the installed entry points.
+
+    setup.py is the one place that says which module implements an executable;
+    `ros2 run`/launch_ros use the script, the pip launcher runs `python -m` on its module.
+    """
+    for entry in importlib.metadata.entry_points(group="console_scripts", name=executable):
+        if entry.dist is None or entry.dist.name.replace("-", "_") == package:
+            return entry.module
+    raise FarlInputError(None, f"package {package!r} installs no executable {executable!r} "
+                               "(is the package installed? see scripts/setup.sh)")
+
+
+def known_stacks() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "stacks").glob("*.yaml"))
+
+
+def load_stack(task: str) -> StackDescription:
+    path = stack_config_path(task)
+    if not path.is_file():
+        raise ConfigError(path, f"unknown task {task!r}; known stacks: {', '.join(known_stacks()) or 'none'}")
+    return StackDescription.from_file(path)
+
+
+def parse_launch_arguments(tokens: list[str]) -> dict[str, str]:
+    """`key:=value` tokens (as ros2 launch takes them) → dict; anything else is an input error."""
+    values = {}
+    for token in tokens:
+        key, sep, value = token.partition(":=")
+        if not sep or not key:
+            raise FarlInputError(None, f"launch arguments are key:=value, got {token!r}")
+        values[key] = value
+    return values

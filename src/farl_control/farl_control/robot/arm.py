@@ -1,0 +1,230 @@
+"""The FR3 as a small arm interface, over franky (libfranka) only.
+
+LeRobot-style: connect(), state(), send(twist) → twist actually sent, stop(),
+go_home(joints), recover(), disconnect(). The same code drives the real arm and
+franky-sim, which serves the libfranka protocol from MuJoCo.
+
+Velocity commands are asynchronous `CartesianVelocityMotion`s held for
+`hold_s` (the control node passes its command timeout): each new command takes
+over the previous one seamlessly, and if the control loop itself stalls, the
+motion runs out and libfranka decelerates the arm to rest — a second watchdog
+below the one in `safety`.
+
+A libfranka reflex or control error (`franky.ControlException` and friends)
+does not propagate: it is recorded in `last_error`, automatic error recovery
+is called, and `send` returns zero until the caller decides motion may resume
+(the control node resumes on the next valid command).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import franky
+
+from farl_common.task_config import RobotConfig
+
+Vec3 = tuple[float, float, float]
+ZERO3: Vec3 = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """Measured state; poses in the base frame, quaternion (x, y, z, w)."""
+
+    q: tuple[float, ...]
+    dq: tuple[float, ...]
+    tau: tuple[float, ...]
+    ee_pos: Vec3
+    ee_quat_xyzw: tuple[float, float, float, float]
+    stamp: float  # time.monotonic() when read
+
+
+def _drop_realtime_priority() -> None:
+    """Put the calling thread back to normal scheduling after libfranka raised it.
+
+    libfranka makes the thread that constructs the robot SCHED_FIFO when it can
+    (as root it can). In a Python process that thread and every thread started
+    from it afterwards (executor, state and control loops) would then hold the
+    CPU against franky-sim and the rest of the stack: measured, the simulated
+    arm dropped to a quarter of real time. The 1 kHz loop that needs real-time
+    priority is libfranka's own motion thread, which sets its priority itself.
+    """
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
+class ArmError(RuntimeError):
+    """The arm could not be reached or refused an operation; the message says what to check."""
+
+
+class FrankyArm:
+    """One FR3 (real or franky-sim) at `hostname` through franky."""
+
+    def __init__(self, hostname: str, robot: RobotConfig, hold_s: float):
+        self.hostname = hostname
+        self.cfg = robot
+        self.hold_ms = max(1, int(round(hold_s * 1000)))
+        self.robot: franky.Robot | None = None
+        self._lock = threading.Lock()  # one motion command at a time
+        self.last_error: str | None = None
+        self.error_count = 0
+        self.error_time: float | None = None  # monotonic time of the last reflex / control error
+        self._preempted = False  # stop() preempted a joint motion (go home)
+
+    # ---- lifecycle -------------------------------------------------------
+    def connect(self, timeout_s: float | None = None, cancel: threading.Event | None = None) -> None:
+        """Connect, retrying for `timeout_s` (franky-sim may still be starting) unless `cancel` is set."""
+        timeout_s = self.cfg.connect_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.robot = franky.Robot(
+                    self.hostname,
+                    relative_dynamics_factor=self.cfg.relative_dynamics_factor,
+                    default_torque_threshold=self.cfg.torque_threshold,
+                    default_force_threshold=self.cfg.force_threshold,
+                    realtime_config=franky.RealtimeConfig.Ignore,  # non-RT kernels (and franky-sim)
+                )
+                break
+            except franky.Exception as error:
+                if time.monotonic() >= deadline:
+                    raise ArmError(
+                        f"cannot reach the arm at {self.hostname} within {timeout_s:g} s ({error}); "
+                        "check robot_ip, that FCI is enabled (real) or sim_robot_node is running (sim)"
+                    ) from None
+                if cancel is not None and cancel.wait(0.5):
+                    raise ArmError(f"connecting to the arm at {self.hostname} was cancelled") from None
+                if cancel is None:
+                    time.sleep(0.5)
+        _drop_realtime_priority()
+        if self.robot.has_errors:
+            self.robot.recover_from_errors()
+
+    def disconnect(self) -> None:
+        """Stop and drop the connection (libfranka closes it when the object goes)."""
+        if self.robot is not None:
+            self.stop()
+            self.robot = None
+
+    # ---- state -------------------------------------------------------------
+    def state(self) -> ArmState:
+        # One read of libfranka's state (when idle each read waits for the next 1 kHz packet).
+        s = self._require().state
+        pose = s.O_T_EE
+        return ArmState(
+            q=tuple(float(v) for v in s.q),
+            dq=tuple(float(v) for v in s.dq),
+            tau=tuple(float(v) for v in s.tau_J),
+            ee_pos=tuple(float(v) for v in pose.translation),  # type: ignore[arg-type]
+            ee_quat_xyzw=tuple(float(v) for v in pose.quaternion),  # type: ignore[arg-type]
+            stamp=time.monotonic(),
+        )
+
+    # ---- motion --------------------------------------------------------------
+    def send(self, linear: Vec3, angular: Vec3 = ZERO3) -> tuple[Vec3, Vec3]:
+        """Stream one end-effector velocity (base frame); returns what was actually commanded."""
+        r = self._require()
+        motion = franky.CartesianVelocityMotion(
+            franky.Twist(list(linear), list(angular)), duration=franky.Duration(self.hold_ms)
+        )
+        with self._lock:
+            try:
+                r.move(motion, asynchronous=True)
+            except (franky.Exception, RuntimeError) as error:
+                # RuntimeError: franky's motion planner (Ruckig) failing inside the previous asynchronous
+                # motion, e.g. "Motion planner failed with error code -110", rethrown here. Seen under
+                # heavy CPU load; it is not a franky.Exception and used to end the control loop.
+                self._on_error(error)
+                return ZERO3, ZERO3
+        return linear, angular
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Decelerate to rest now; True once no motion is running."""
+        r = self.robot
+        if r is None:
+            return True
+        with self._lock:
+            try:
+                r.move(franky.CartesianVelocityMotion(franky.Twist(list(ZERO3), list(ZERO3)),
+                                                      duration=franky.Duration(1)), asynchronous=True)
+                return bool(r.join_motion(timeout=timeout_s))
+            except franky.InvalidMotionTypeException:
+                # A joint motion (go home) is running: preempt it instead.
+                self._preempted = True
+                r.stop()
+                return True
+            except (franky.Exception, RuntimeError) as error:
+                self._on_error(error)
+                return not r.poll_motion() if self._safe_poll(r) else False
+
+    def go_home(self, joints: Sequence[float], timeout_s: float | None = None) -> None:
+        """Stop, lift (robot.reset_lift_z), then a joint motion to `joints`; ArmError if it fails,
+        is stopped or overruns.
+
+        The motion lock is held only to start each motion, so `stop()` can preempt
+        it while this waits.
+        """
+        timeout_s = self.cfg.motion_timeout_s if timeout_s is None else timeout_s
+        r = self._require()
+        self.stop()
+        self._preempted = False
+        motions = []
+        lift_z = self.cfg.reset_lift_z
+        if lift_z is not None:
+            pose = r.state.O_T_EE
+            x, y, z = (float(v) for v in pose.translation)
+            if z < lift_z:  # straight up first, orientation kept
+                motions.append(franky.CartesianMotion(franky.RobotPose(franky.Affine([x, y, lift_z], pose.quaternion))))
+        motions.append(franky.JointMotion(franky.JointState(list(joints))))
+        deadline = time.monotonic() + timeout_s
+        try:
+            for motion in motions:
+                with self._lock:
+                    r.move(motion, asynchronous=True)
+                finished = r.join_motion(timeout=max(0.0, deadline - time.monotonic()))
+                if not finished or self._preempted:
+                    break
+        except franky.Exception as error:
+            if self._preempted:  # our own stop(), not a fault of the arm
+                raise ArmError("stopped before reaching home") from None
+            self._on_error(error)
+            raise ArmError(f"going home failed: {error}") from None
+        if not finished:
+            self.stop()
+            raise ArmError(f"going home did not finish within {timeout_s:g} s (robot.motion_timeout_s)")
+
+    def recover(self) -> bool:
+        """libfranka's automatic error recovery; True if the arm is usable again."""
+        r = self._require()
+        try:
+            return bool(r.recover_from_errors())
+        except franky.Exception as error:
+            self.last_error = f"error recovery failed: {error}"
+            return False
+
+    # ---- internals -----------------------------------------------------------
+    def _require(self) -> franky.Robot:
+        if self.robot is None:
+            raise ArmError("the arm is not connected")
+        return self.robot
+
+    @staticmethod
+    def _safe_poll(r: franky.Robot) -> bool:
+        try:
+            r.poll_motion()
+            return True
+        except (franky.Exception, RuntimeError):
+            return False
+
+    def _on_error(self, error: Exception) -> None:
+        self.error_count += 1
+        self.error_time = time.monotonic()
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.recover()
