@@ -67,7 +67,7 @@ class MediumConfig:
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    style: str = setting("back_off", choices=("back_off", "push_away", "retreat"))
+    style: str = setting(choices=("back_off", "push_away", "retreat"))
     near_gap: float = N()
     near_gap_moving: float = N()
     moving_speed: float = N()
