@@ -26,6 +26,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path, re
         run_dir.rename(run_dir.with_name(f"{name}-old-{time.strftime('%Y%m%d-%H%M%S')}"))
     print(f"[bench] {name}: {shlex.join(cmd)}", flush=True)
     started = time.monotonic()
-    rc = subprocess.call(cmd, cwd=ROOT)
+    # The same CLI as `farl`, from this interpreter: works without the virtualenv's bin/ on PATH.
+    rc = subprocess.call([sys.executable, "-m", "farl_learner.cli", *cmd[1:]], cwd=ROOT)
     wall = time.monotonic() - started
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     eps = episodes_of(run_dir)

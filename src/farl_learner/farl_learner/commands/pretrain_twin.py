@@ -80,6 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shielded exploration steps per refinement round [default: 10000]")
     parser.add_argument("--refine-steps", type=int, default=1500,
                         help="world-model gradient steps per refinement round [default: 1500]")
+    parser.add_argument("--operating-recalls", type=float, nargs="*", default=[0.9, 0.8, 0.7, 0.6, 0.5],
+                        help="candidate eps_safe: the largest eps with this held-out recall, each tried in closed "
+                             "loop in the twin (none = keep the calibrated eps) [default: 0.9 0.8 0.7 0.6 0.5]")
+    parser.add_argument("--operating-episodes", type=int, default=60,
+                        help="twin episodes per candidate (and for the shield-off reference) [default: 60]")
+    parser.add_argument("--failure-cut", type=float, default=0.8,
+                        help="a candidate must cut the twin's failure pairs by at least this fraction [default: 0.8]")
+    parser.add_argument("--success-tolerance", type=float, default=0.05,
+                        help="... and keep the success rate within this of the shield-off one [default: 0.05]")
     parser.add_argument("--preview-episodes", type=int, default=100,
                         help="twin episodes per arm (shield off / on) of the closing preview; 0 = skip [default: 100]")
     parser.add_argument("--latency-samples", type=int, default=500, help="shield decide() calls timed [default: 500]")
@@ -179,6 +188,15 @@ def run(args: argparse.Namespace) -> int:
         metrics["calibration"] = refinement[-1]["calibration"]
     refine_seconds = time.perf_counter() - t0
 
+    stages.set_postfix_str("operating point (eps_safe in closed loop)")
+    t0 = time.perf_counter()
+    operating = choose_operating_point(env, out, cfg, correlation, metrics["calibration"], args,
+                                       Path(data_info["failure"]["path"]))
+    if operating:
+        metrics["calibration_at_target_recall"] = metrics["calibration"]
+        metrics["calibration"] = read_calibration(out)
+    operating_seconds = time.perf_counter() - t0
+
     stages.set_postfix_str("export")
     t0 = time.perf_counter()
     manifest, parity = export_folder(args.task, out, cfg)
@@ -199,11 +217,13 @@ def run(args: argparse.Namespace) -> int:
     plot_calibration(out / "calibration.png", metrics["calibration"], args.task)
     wall = time.perf_counter() - started
     metrics["timings"] = {"twin_demos_s": demo_seconds, **metrics["timings"], "export_s": export_seconds,
-                          "refinement_s": refine_seconds, "twin_preview_s": preview_seconds, "total_s": wall}
+                          "refinement_s": refine_seconds,
+                          "operating_point_s": operating_seconds, "twin_preview_s": preview_seconds, "total_s": wall}
     metrics["twin_data"] = {**demo_info, **data_info, "exploration_correlation": correlation}
     metrics["export"] = {"parity_max_abs_diff": parity, "files": sorted(manifest.models)}
     metrics["shield_check"] = shield
     metrics["twin_preview"] = preview
+    metrics["operating_point"] = operating
     metrics["world_model_refinement"] = [{k: v for k, v in r.items() if k != "calibration"} for r in refinement]
     metrics["folder_bytes"] = folder_bytes(out)
     write_json(out / "pretrain.json", metrics)
@@ -386,6 +406,97 @@ def refine_world_model(env, out: Path, cfg, correlation: float, demos, failure_p
                     {"task": env.config.task, "seed": cfg.seed, "version": 1, "refinement_rounds": rounds})
     write_json(out / CALIBRATION, {"task": env.config.task, **records[-1]["calibration"]})
     return records
+
+
+def read_calibration(out: Path) -> dict:
+    from ..training.io import CALIBRATION, read_json
+
+    return read_json(out / CALIBRATION)
+
+
+def choose_operating_point(env, out: Path, cfg, correlation: float, calibration: dict, args,
+                           failure_path: Path) -> dict:
+    """eps_safe chosen in closed loop: the most permissive candidate that still cuts failures.
+
+    The calibrated eps (held-out recall `target`) sits where the world model's
+    scores are tiny - the constraint head is class-weighted, most states score
+    near zero, and the hardest failure-preceding states too - so small
+    differences between the twin and the served stack move many states across
+    it (measured: the served arm at rest scored 7e-4..3e-3 against eps 6e-4,
+    and the shield fired on every tick). Per-state recall also understates a
+    shield in closed loop: a failure builds up over several ticks and one
+    warning among them is enough to back off. So each candidate eps (the
+    largest with held-out recall >= r, for each r of --operating-recalls) is
+    run in the twin, on the same seeds as the shield-off reference, and the
+    largest that cuts failure pairs by --failure-cut while keeping the success
+    rate within --success-tolerance of shield-off is kept (else the best
+    success among those that cut enough; else the calibrated eps). Rewrites
+    calibration.json with it and its held-out recall, needless rate and lead.
+    """
+    from ..agents.transitions import Transitions, steps_to_failure
+    from ..data.format import load_dataset
+    from ..risk import evaluate_epsilon, risk_of_states, warning_lead_times
+    from ..shield import Shield
+    from ..training.checkpoint import load_checkpoint
+    from ..training.io import CALIBRATION, CHECKPOINTS, write_json
+    from ..twin.actors import PolicyActor, ShieldedActor, rollouts
+
+    if not args.operating_recalls or args.operating_episodes <= 0:
+        return {}
+    curve = calibration["tradeoff"]
+    eps_all, recall_all = np.asarray(curve["epsilon"]), np.asarray(curve["recall"])
+    candidates = []
+    for r in sorted(set(args.operating_recalls), reverse=True):
+        ok = recall_all >= r
+        if ok.any():
+            candidates.append((r, float(eps_all[ok].max())))
+    policy, _ = load_checkpoint(out / CHECKPOINTS["task_policy"], "policy")
+    recovery, _ = load_checkpoint(out / CHECKPOINTS["recovery_policy"], "policy")
+    world_model, _ = load_checkpoint(out / CHECKPOINTS["world_model"], "world_model")
+    seed, n = 30_000 + cfg.seed, args.operating_episodes
+    off = rollouts(env, PolicyActor(policy, True, correlation, seed), n, seed).stats.summary()
+    tried = []
+    for recall, eps in candidates:
+        shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
+        on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield), n, seed).stats
+        s = on.summary()
+        cut = 1.0 - s["failure_pairs"] / off["failure_pairs"] if off["failure_pairs"] else float("nan")
+        tried.append({"target_recall": recall, "epsilon": eps, "failure_pairs": s["failure_pairs"],
+                      "failure_cut": cut, "success_rate": s["success_rate"], "trigger_rate": s["trigger_rate"],
+                      "mean_return": s["mean_return"]})
+        print(f"operating point: eps {eps:.4g} (held-out recall {recall:.2f}): failure pairs {off['failure_pairs']} -> "
+              f"{s['failure_pairs']}, success {off['success_rate']:.0%} -> {s['success_rate']:.0%}, "
+              f"triggers {s['trigger_rate']:.1%} of ticks", file=sys.stderr)
+    cutting = [t for t in tried if t["failure_cut"] >= args.failure_cut]
+    keeping = [t for t in cutting if t["success_rate"] >= off["success_rate"] - args.success_tolerance]
+    if keeping:
+        chosen, reason = max(keeping, key=lambda t: t["epsilon"]), "largest eps that cuts failures and keeps success"
+    elif cutting:
+        chosen, reason = max(cutting, key=lambda t: t["success_rate"]), "best success among those that cut failures"
+    else:
+        return {"shield_off": off, "candidates": tried, "chosen": None,
+                "reason": "no candidate cut failures enough: the calibrated eps is kept"}
+    # The chosen eps's held-out figures, on the same held-out data the calibration used.
+    failure = Transitions.from_arrays(load_dataset(failure_path, expect_task=env.config.task))
+    record = dict(read_calibration(out))
+    if len(failure):
+        _, holdout = failure.split_episodes(cfg.risk.holdout_fraction, cfg.seed)
+        risk = risk_of_states(world_model, policy, holdout.obs, cfg.risk.horizon, cfg.risk.gamma_risk,
+                              first_actions=np.clip(holdout.action, -1.0, 1.0))
+        to_failure = steps_to_failure(holdout)
+        point = evaluate_epsilon(risk, to_failure, cfg.risk.horizon, chosen["epsilon"], cfg.risk.target_miss_rate)
+        leads = warning_lead_times(risk, to_failure, holdout.episode_id, chosen["epsilon"])
+        warned = leads[leads >= 0]
+        record.update(point.to_dict(), recall=1.0 - point.miss_rate,
+                      warning_lead_ticks={"median": float(np.median(warned)) if len(warned) else float("nan"),
+                                          "p25": float(np.percentile(warned, 25)) if len(warned) else float("nan"),
+                                          "failure_episodes": int(len(leads)), "never_warned": int(np.sum(leads < 0))},
+                      holdout="failure data (the pretrained policy's exploration), held-out episodes")
+    record.update(epsilon_safe=chosen["epsilon"], source="closed loop in the twin", limited_by=reason)
+    write_json(out / CALIBRATION, record)
+    return {"shield_off": off, "candidates": tried, "chosen": chosen, "reason": reason,
+            "failure_cut_required": args.failure_cut, "success_tolerance": args.success_tolerance,
+            "episodes": n, "seed": seed}
 
 
 def twin_preview(env, out: Path, cfg, correlation: float, episodes: int) -> dict:
