@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import shlex
 import subprocess
 import sys
@@ -281,6 +282,7 @@ def main() -> None:
     results["robot_ip"] = robot_ip
     own_flag = not QUIET_FLAG.exists()
     QUIET_FLAG.touch()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below removes the flag
     try:
         for name in ("shield_off", "farl"):
             results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,

@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_served:
         own_flag = not QUIET_FLAG.exists()
         QUIET_FLAG.touch()
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below removes the flag
         try:
             served, rtfs = served_tracks(args.task, sequences)
         finally:
