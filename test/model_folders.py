@@ -26,8 +26,19 @@ from farl_control.shield.manifest import GRAPHS, hand_dim, write_manifest
 TASK = "fragile_push_wall"
 OBS_DIM = 7       # tcp xyz, fragile_block xy, target xy (config/tasks/fragile_push_wall.yaml observation)
 ACTION_DIM = 3
-HORIZON = 10      # the learner's risk.horizon (config/farl/fragile_push_wall.yaml): swaps must keep H
-GAMMA_RISK = 0.9
+
+
+def _learner_risk_settings() -> tuple[int, float]:
+    """The learner exports policies with its own risk.horizon/gamma_risk and the shield refuses a
+    swap that changes H, so test folders must be made with the values the learner will use."""
+    from farl_common.paths import config_dir
+    from farl_learner.config import load_farl_config
+
+    risk = load_farl_config(str(config_dir() / "farl" / "franka" / f"{TASK}.yaml")).risk  # config/stacks: farl_config
+    return int(risk.horizon), float(risk.gamma_risk)
+
+
+HORIZON, GAMMA_RISK = _learner_risk_settings()
 OPSET = 17
 
 

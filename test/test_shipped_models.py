@@ -62,8 +62,8 @@ def test_learner_starts_from_it_with_the_manifest_horizon(stack_params, tmp_path
 @pytest.mark.sim
 def test_shield_fires_before_the_failures_of_the_policys_own_exploration(stack_params):
     """In the training twin, run the shipped policy (ONNX, exploring as the stack's actor does) with the
-    shield off until it has failed several times; the shipped risk graph must flag the states just
-    before those failures (held-out: seeds the pretraining never used)."""
+    shield off until it has failed several times; the shipped risk graph must fire in the ticks just
+    before (nearly) every one of those failures (held-out: seeds the pretraining never used)."""
     pytest.importorskip("torch")
     from farl_learner.twin.config import make_twin_env
 
@@ -73,7 +73,7 @@ def test_shield_fires_before_the_failures_of_the_policys_own_exploration(stack_p
     runtime = ShieldRuntime(folder, TASK, spec.obs_dim, spec.action_dim, shield_enabled=False, seed=7,
                             noise_correlation=spec.exploration_correlation)
     env = make_twin_env(TASK)
-    flagged = preceding = failures = 0
+    warned = failures = 0
     for seed in range(900_000, 900_150):
         obs, _ = env.reset(seed=seed)
         runtime.new_episode()
@@ -86,10 +86,8 @@ def test_shield_fires_before_the_failures_of_the_policys_own_exploration(stack_p
                 break
         if info["failure"]:
             failures += 1
-            window = risks[-4:-1]  # 1 to 3 ticks before the failing tick
-            flagged += sum(window)
-            preceding += len(window)
+            warned += any(risks[-4:-1])  # the shield would have fired 1 to 3 ticks before the failing tick
         if failures >= 8:
             break
     assert failures >= 5, f"only {failures} failures in the twin: the shipped policy no longer explores into the wall"
-    assert flagged / preceding >= 0.8, f"shield would have fired on {flagged}/{preceding} failure-preceding states"
+    assert warned / failures >= 0.8, f"the shield would have fired before only {warned} of {failures} failures"
