@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from farl_common.paths import task_config_path
+from farl_control.robot.realtime import read_kernel_facts
 
 pytestmark = pytest.mark.ros
 
@@ -95,3 +96,29 @@ def test_unreachable_arm_is_one_clear_line(processes, tmp_path):
     lines = [line for line in proc.log_text().splitlines() if line.strip()]
     assert code == 1
     assert len(lines) == 1 and lines[0].startswith("franka_node: error: cannot reach the arm at 127.0.0.9"), lines
+
+
+NON_RT_KERNEL = not read_kernel_facts().realtime
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not NON_RT_KERNEL, reason="this machine runs a PREEMPT_RT kernel: the real arm may start")
+def test_real_arm_on_a_non_rt_kernel_refuses_to_start_in_one_line(processes):
+    """robot.realtime.real is enforce by default: no connection attempt, the way out named."""
+    code, lines = run_node(processes, "franka_node", "simulated:=real", "robot_ip:=127.0.0.9")
+    assert_one_error_line(code, lines, "franka_node", "fragile_push_wall.yaml: robot.realtime.real",
+                          "PREEMPT_RT", "allow_non_rt_kernel:=true")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not NON_RT_KERNEL, reason="this machine runs a PREEMPT_RT kernel: no override happens")
+def test_the_non_rt_override_is_logged_as_an_error_before_connecting(processes, tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    data["robot"]["connect_timeout_s"] = 1.0
+    cfg = write(tmp_path, "fast.yaml", yaml.safe_dump(data))
+    code, lines = run_node(processes, "franka_node", f"task_config:={cfg}", "simulated:=real",
+                           "robot_ip:=127.0.0.9", "allow_non_rt_kernel:=true")
+    assert code == 1, lines
+    assert any("[ERROR]" in line and "allow_non_rt_kernel:=true OVERRIDES robot.realtime.real" in line
+               for line in lines), lines
+    assert lines[-1].startswith("franka_node: error: cannot reach the arm at 127.0.0.9"), lines

@@ -22,6 +22,27 @@ from farl_common.paths import config_dir, resolve_config_path, task_config_path
 Vec3 = tuple[float, float, float]
 SHAPE_SIZES = {"box": 3, "cylinder": 2, "sphere": 1}  # half extents / radius + half height / radius
 TCP = "tcp"  # the observation source that is the robot's tool centre point
+REALTIME_MODES = ("enforce", "ignore")
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """libfranka's real-time mode per robot mode (`robot:=real` / `robot:=sim`).
+
+    The real FR3 closes a 1 kHz loop over FCI: on a kernel without PREEMPT_RT a
+    missed deadline is a communication_constraints_violation reflex mid-motion,
+    so `enforce` (libfranka's RealtimeConfig.Enforce) makes the control node
+    refuse to start on such a kernel; the franka node's `allow_non_rt_kernel`
+    parameter is the operator's explicit, loudly logged override. franky-sim
+    shares the machine with the stack, where real-time priority would starve the
+    simulator, hence `ignore` there.
+    """
+
+    real: str = setting("enforce", choices=REALTIME_MODES)
+    sim: str = setting("ignore", choices=REALTIME_MODES)
+
+    def mode(self, simulated: bool) -> str:
+        return self.sim if simulated else self.real
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,8 @@ class RobotConfig:
     reset_lift_z: float | None = setting(None, positive=True)
     """Before the joint motion home, a TCP below this height (m, base frame) first moves
     straight up to it, so going home never sweeps the hand through the objects. None: no lift."""
+    realtime: RealtimeConfig = dataclasses.field(default_factory=RealtimeConfig)
+    """Real-time mode of the arm's connection, per robot mode (see RealtimeConfig)."""
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,11 @@ class ArmError(RuntimeError):
 class FrankyArm:
     """One FR3 (real or franky-sim) at `hostname` through franky."""
 
-    def __init__(self, hostname: str, robot: RobotConfig, hold_s: float):
+    def __init__(self, hostname: str, robot: RobotConfig, hold_s: float, realtime: bool = False):
+        """`realtime`: libfranka's RealtimeConfig.Enforce (decided by `robot.realtime.plan_realtime`),
+        else Ignore (franky-sim, or a real arm explicitly allowed on a non-RT kernel)."""
         self.hostname = hostname
+        self.realtime = realtime
         self.cfg = robot
         self.hold_ms = max(1, int(round(hold_s * 1000)))
         self.robot: franky.Robot | None = None
@@ -90,7 +93,8 @@ class FrankyArm:
                     relative_dynamics_factor=self.cfg.relative_dynamics_factor,
                     default_torque_threshold=self.cfg.torque_threshold,
                     default_force_threshold=self.cfg.force_threshold,
-                    realtime_config=franky.RealtimeConfig.Ignore,  # non-RT kernels (and franky-sim)
+                    realtime_config=(franky.RealtimeConfig.Enforce if self.realtime
+                                     else franky.RealtimeConfig.Ignore),
                 )
                 break
             except franky.Exception as error:

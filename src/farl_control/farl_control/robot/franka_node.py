@@ -17,6 +17,8 @@ Parameters (defaults from the task config)
   simulated   (string|bool) "sim"/"real" (or true/false): in sim, reset also resets the scene
   rate_hz     (double)      command streaming rate; default control.rate_hz
   autostart   (bool)        configure and activate on start (false: wait for a lifecycle manager)
+  allow_non_rt_kernel (bool) run without real-time although robot.realtime says enforce, on a
+                            non-PREEMPT_RT kernel (default false: refuse to start; logged as an error)
 
 Publishes  /farl/robot/joint_states (JointState), /farl/robot/ee_pose (PoseStamped, frame base)
            at control.state_rate_hz; /farl/robot/status (DiagnosticArray) at
@@ -68,6 +70,7 @@ from farl_common.errors import FarlInputError, exit_on_input_error
 from farl_common.interface import PayloadReader
 from farl_common.task_config import load_task_config
 from farl_control.robot.arm import ArmError, ArmState, FrankyArm
+from farl_control.robot.realtime import OVERRIDE_PARAMETER, plan_realtime, read_kernel_facts
 from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decision
 from farl_control.ros.endpoints import client, publisher, service, subscription
 from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
@@ -123,7 +126,15 @@ class FrankaNode(LifecycleNode):
 
         self.limits = dataclasses.replace(ctrl, rate_hz=self.rate_hz)  # the look-ahead follows the actual rate
         self.filter = CommandFilter(self.limits)
-        self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s)
+        self.declare_parameter(OVERRIDE_PARAMETER, False, ParameterDescriptor(
+            description="Run without real-time on a kernel without PREEMPT_RT although robot.realtime enforces "
+                        "it (bench tests only; logged as an error). false: refuse to start on such a kernel"))
+        realtime = plan_realtime(self.config.robot.realtime, self.simulated, read_kernel_facts(),
+                                 bool(self.get_parameter(OVERRIDE_PARAMETER).value), source=self.config.path)
+        if realtime.warning:
+            self.get_logger().error(realtime.warning)
+        self.arm = FrankyArm(self.robot_ip, self.config.robot, hold_s=ctrl.command_timeout_s,
+                             realtime=realtime.enforce)
         self.lock = threading.Lock()
         self.shutdown_event = threading.Event()  # the process is ending (signal, or a loop failed)
         self.state_stop = threading.Event()  # ends the state loop (cleanup, shutdown)
