@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
     "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
     "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),
+    "doctor": ("farl_control.doctor.command", "check this PC for the stack (sim) or the real arm: PASS/WARN/FAIL "
+                                              "with the fix for each"),
     "bench": ("farl_learner.commands.bench", "benchmark Uni-O4 vs FARL on FailureBench (same checkpoints, seeds, "
                                              "budget)"),
 }
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     from farl_control.launching import interrupts
 
     interrupts.defer()  # Ctrl-C during the imports below: a stop request, not a traceback
+    inherited_environ = dict(os.environ)  # what the operator set (farl doctor reports on it)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from farl_common.errors import exit_on_input_error
 
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if extra:
         args.arguments = list(args.arguments) + extra
+    args.inherited_environ = inherited_environ
     module = importlib.import_module(args._module)
     with exit_on_input_error(f"farl {args.command}"):
         sys.exit(module.run(args) or 0)
