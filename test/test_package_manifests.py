@@ -142,3 +142,10 @@ def test_the_scanner_sees_lazy_imports_inside_functions():
     """farl_common imports rclpy only inside a method: a scanner that missed it would pass vacuously."""
     assert "rclpy" in imported_modules("farl_common")
     assert "launch_ros" in imported_modules("farl_control")  # from launch/, which farl_control installs
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_manifest_is_a_valid_format_3_package_xml(package):
+    from catkin_pkg.package import parse_package
+
+    parse_package(str(REPO / "src" / package / "package.xml")).validate()

@@ -15,9 +15,15 @@ learner recomputes them with its current parameters at update time rather
 than trusting the actor's: for recovery steps the behaviour policy was not
 pi_task at all, and a policy swap may lag a few ticks. The first epoch's ratio
 is then exactly 1, as in standard PPO.
+
+Device: pi_task and its value network train on `device` (cpu by default, cuda
+on a GPU workstation); the frozen recovery policy and world model stay on the
+CPU, and every export and checkpoint is written from CPU tensors, so a folder
+or state file never depends on where it was trained.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ from farl_common.errors import FarlInputError
 
 from .agents.ppo import Rollout, make_optimizer, ppo_update
 from .config import FarlConfig
+from .device import resolve_device
 from .export.folder import export_model_folder
 from .export.manifest import MANIFEST
 from .training.checkpoint import load_checkpoint
@@ -50,8 +57,10 @@ class PolicyAnnouncement:
 
 class LearnerCore:
     def __init__(self, task: str, pretrained_dir: str | Path, run_dir: str | Path, cfg: FarlConfig,
-                 episodes_per_update: int = 4, min_steps_per_update: int = 64, obs_layout: dict | None = None):
+                 episodes_per_update: int = 4, min_steps_per_update: int = 64, obs_layout: dict | None = None,
+                 device: str = "cpu"):
         self.task = task
+        self.device = resolve_device(device)
         self.cfg = cfg
         self.pretrained_dir = Path(pretrained_dir)
         self.run_dir = Path(run_dir)
@@ -61,6 +70,8 @@ class LearnerCore:
         torch.set_num_threads(cfg.online.torch_threads)
         self.policy, _ = load_checkpoint(self.pretrained_dir / CHECKPOINTS["task_policy"], "policy")
         self.value, _ = load_checkpoint(self.pretrained_dir / CHECKPOINTS["task_value"], "value")
+        self.policy.to(self.device)
+        self.value.to(self.device)
         self.recovery, _ = load_checkpoint(self.pretrained_dir / CHECKPOINTS["recovery_policy"], "policy")
         self.world_model, _ = load_checkpoint(self.pretrained_dir / CHECKPOINTS["world_model"], "world_model")
         calibration = read_json(self.pretrained_dir / CALIBRATION)
@@ -80,7 +91,7 @@ class LearnerCore:
         if not path.is_file():
             return False
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # load_state_dict moves it
             self.policy.load_state_dict(state["policy"])
             self.value.load_state_dict(state["value"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -94,8 +105,8 @@ class LearnerCore:
     def _save_state(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.run_dir / (STATE_FILE + ".tmp")
-        torch.save({"policy": self.policy.state_dict(), "value": self.value.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "version": self.version, "updates": self.updates,
+        torch.save({"policy": _on_cpu(self.policy.state_dict()), "value": _on_cpu(self.value.state_dict()),
+                    "optimizer": _on_cpu(self.optimizer.state_dict()), "version": self.version, "updates": self.updates,
                     "episodes_seen": self.episodes_seen, "steps_seen": self.steps_seen}, tmp)
         tmp.replace(self.run_dir / STATE_FILE)
 
@@ -124,8 +135,8 @@ class LearnerCore:
             obs = np.asarray(ep["obs"], dtype=np.float32)
             action = np.clip(np.asarray(ep["action"], dtype=np.float32), -1.0, 1.0)
             with torch.no_grad():
-                logprob = self.policy.distribution(torch.as_tensor(obs)).log_prob(
-                    torch.as_tensor(action)).sum(-1).numpy()
+                logprob = self.policy.distribution(torch.as_tensor(obs, device=self.device)).log_prob(
+                    torch.as_tensor(action, device=self.device)).sum(-1).cpu().numpy()
             n = len(obs)
             done = np.asarray(ep["done"], dtype=bool)
             for t in range(n):
@@ -143,7 +154,8 @@ class LearnerCore:
         self.version += 1
         self.updates += 1
         folder = self.run_dir / "policies" / f"v{self.version:04d}"
-        export_model_folder(folder, self.task, self.policy, self.recovery, self.world_model, self.cfg.risk.horizon,
+        policy = self.policy if self.device.type == "cpu" else copy.deepcopy(self.policy).cpu()
+        export_model_folder(folder, self.task, policy, self.recovery, self.world_model, self.cfg.risk.horizon,
                             self.cfg.risk.gamma_risk, self.epsilon_safe, versions={"policy": self.version},
                             obs_layout=self.obs_layout)
         self._save_state()
@@ -151,3 +163,14 @@ class LearnerCore:
                            "episodes": len(episodes), "version": self.version}
         sha = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         return PolicyAnnouncement(str(folder.resolve()), self.version, sha)
+
+
+def _on_cpu(value):
+    """A state dict (nested dicts/lists of tensors) with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(v) for v in value)
+    return value

@@ -53,6 +53,8 @@ class LearnerNode(Node):
         self.declare_parameter("episodes_per_update", 4, describe("Episodes collected before each PPO update"))
         self.declare_parameter("min_steps_per_update", 64, describe("Steps collected before each PPO update"))
         self.declare_parameter("nice", 10, describe("Process niceness: the control loop keeps its timing"))
+        self.declare_parameter("device", "cpu", describe(
+            "Torch device of the PPO updates: cpu (default), cuda (error without a GPU) or auto (cuda if present)"))
         run_dir = str(self.get_parameter("run_dir").value)
         if not run_dir:
             raise FarlInputError(None, "parameter run_dir is empty: give the learner a folder for its policies")
@@ -64,7 +66,8 @@ class LearnerNode(Node):
             task.task, resolve_config_path(self.get_parameter("models_dir").value), run_dir, cfg,
             episodes_per_update=int(self.get_parameter("episodes_per_update").value),
             min_steps_per_update=int(self.get_parameter("min_steps_per_update").value),
-            obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())})
+            obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())},
+            device=str(self.get_parameter("device").value))
         self.episodes_reader = PayloadReader(api.TRANSITIONS_PAYLOAD,
                                              lambda line: self.get_logger().error(line, throttle_duration_sec=5.0))
         self.policy_pub = publisher(self, api.LEARNER_POLICY)
@@ -77,7 +80,7 @@ class LearnerNode(Node):
         self._worker = threading.Thread(target=self._work, daemon=True, name="ppo-worker")
         self._worker.start()
         resumed = f"resumed at version {self.core.version}" if self.core.resumed else "starting from the pretrained policy"
-        self.get_logger().info(f"learner for {task.task}: {resumed}; run folder {run_dir}")
+        self.get_logger().info(f"learner for {task.task} on {self.core.device}: {resumed}; run folder {run_dir}")
 
     def _on_episode(self, msg: String) -> None:
         episode = self.episodes_reader.json(msg.data)

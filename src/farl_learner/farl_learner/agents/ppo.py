@@ -40,8 +40,8 @@ class Rollout:
     def __len__(self) -> int:
         return len(self.obs)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {name: torch.as_tensor(np.asarray(getattr(self, name), dtype=np.float32))
+    def tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        return {name: torch.as_tensor(np.asarray(getattr(self, name), dtype=np.float32), device=device)
                 for name in ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end")}
 
 
@@ -52,7 +52,7 @@ def compute_gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Ten
     next_value must already be zero where the episode terminated.
     """
     advantages = torch.zeros_like(reward)
-    last = torch.zeros(())
+    last = reward.new_zeros(())
     for t in reversed(range(len(reward))):
         delta = reward[t] + gamma * next_value[t] - value[t]
         last = delta + gamma * gae_lambda * (1 - episode_end[t]) * last
@@ -66,8 +66,9 @@ def make_optimizer(policy: GaussianPolicy, value: ValueNetwork, cfg: PPOConfig) 
 
 def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.optim.Optimizer,
                rollout: Rollout, cfg: PPOConfig) -> dict[str, float]:
-    """One PPO update on a finished rollout; returns the last minibatch's statistics."""
-    b = rollout.tensors()
+    """One PPO update on a finished rollout, on the networks' device; returns the last minibatch's statistics."""
+    device = next(policy.parameters()).device
+    b = rollout.tensors(device)
     with torch.no_grad():
         values = value(b["obs"])
         next_values = value(b["next_obs"]) * (1 - b["terminated"])
@@ -79,7 +80,7 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
     stats: dict[str, float] = {}
     clipfracs = []
     for _epoch in range(cfg.update_epochs):
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=device)
         for start in range(0, n, minibatch_size):
             mb = order[start:start + minibatch_size]
             dist = policy.distribution(b["obs"][mb])
