@@ -8,7 +8,7 @@ import pytest
 
 from farl_common.errors import FarlInputError
 from farl_control.shield.runtime import ShieldRuntime
-from model_folders import OBS_DIM, TASK, known_risk_folder
+from model_folders import HORIZON, OBS_DIM, TASK, known_risk_folder
 
 OBS = np.array([0.55, 0.0, 0.3, 0.45, -0.15, 0.56, 0.12], dtype=np.float32)
 
@@ -31,7 +31,7 @@ def test_recovery_exactly_above_epsilon(tmp_path):
         assert d.source == ("recovery" if d.risk > 0.58 else "task")
         np.testing.assert_allclose(d.action, (-0.5, 0, 0) if d.source == "recovery" else (0.5, 0, 0), atol=1e-6)
         np.testing.assert_allclose(d.action_task, (0.5, 0, 0), atol=1e-6)
-        assert d.step_prob.shape == (11,) and d.hand_path.shape == (11, 3)
+        assert d.step_prob.shape == (HORIZON + 1,) and d.hand_path.shape == (HORIZON + 1, 3)
         np.testing.assert_allclose(d.hand_path[-1], _at(x)[:3], atol=1e-6)
 
 

@@ -292,11 +292,15 @@ TRANSITIONS_PAYLOAD = Schema("transitions", 1, (
     Field("done", "bool", per_step=True),
 ), "one whole episode of executed transitions, columns over its steps (monitor -> learner)")
 
-POLICY_PAYLOAD = Schema("policy announcement", 1, (
-    Field("path", "str", "model folder of the new version"),
+POLICY_PAYLOAD = Schema("policy announcement", 2, (
+    Field("path", "str", "model folder of the new version, on the learner's machine"),
     Field("version", "int", "task policy version"),
     Field("sha256", "str", "checksum of the folder's manifest.json"),
-), "a new task policy to verify and swap in (learner -> shield)")
+    Field("source", "str", "the learner's run_dir as it was given: shields accept only their own learner's",
+          required=False),
+    Field("files", "dict", "{file name: base64 bytes} of manifest.json and the graphs it lists "
+                           "(farl_control.shield.transfer); without it the shield reads `path`", required=False),
+), "a new task policy to verify and swap in (learner -> shield); with `files` no shared filesystem is needed")
 
 LEARNER_STATUS_PAYLOAD = Schema("learner status", 1, (
     Field("version", "int"), Field("updates", "int"), Field("episodes", "int"), Field("steps", "int"),

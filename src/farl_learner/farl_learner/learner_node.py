@@ -10,7 +10,9 @@ run_dir/learner_state.pt.
 Topics (names, QoS and payload schemas: farl_common.interface)
   sub /farl/learner/transitions  one finished episode (TRANSITIONS_PAYLOAD); one that does not
                                  validate is counted and logged, never trained on
-  pub /farl/learner/policy       the new version's folder and manifest checksum (POLICY_PAYLOAD)
+  pub /farl/learner/policy       the new version: its folder's files, manifest checksum and this
+                                 learner's run_dir as source (POLICY_PAYLOAD); the shield needs no
+                                 access to run_dir
   pub /farl/learner/status       version, updates, episodes, steps, pending_episodes, busy (an update
                                  is running or due), last_update (PPO stats) (LEARNER_STATUS_PAYLOAD)
 """
@@ -33,6 +35,7 @@ from farl_common.task_config import load_task_config
 from farl_common.task_spec import TaskSpec
 from farl_control.ros.endpoints import publisher, subscription
 from farl_control.ros.node_main import run_node
+from farl_control.shield.transfer import pack_folder
 
 from .config import load_farl_config
 from .learner_core import LearnerCore
@@ -56,6 +59,7 @@ class LearnerNode(Node):
         self.declare_parameter("device", "cpu", describe(
             "Torch device of the PPO updates: cpu (default), cuda (error without a GPU) or auto (cuda if present)"))
         run_dir = str(self.get_parameter("run_dir").value)
+        self.run_dir = run_dir
         if not run_dir:
             raise FarlInputError(None, "parameter run_dir is empty: give the learner a folder for its policies")
         os.nice(int(self.get_parameter("nice").value))
@@ -102,13 +106,15 @@ class LearnerNode(Node):
                 self._busy = True
                 try:
                     announcement = self.core.update()
+                    message = {**announcement.as_dict(), "source": self.run_dir,
+                               "files": pack_folder(announcement.path)}
                 except Exception as error:  # noqa: BLE001 - the worker must survive one bad update
                     self.get_logger().error(f"PPO update / export failed, keeping version {self.core.version}: "
                                             f"{type(error).__name__}: {error}")
                     continue
                 finally:
                     self._busy = False
-                self.policy_pub.publish(String(data=api.POLICY_PAYLOAD.to_json(announcement.as_dict())))
+                self.policy_pub.publish(String(data=api.POLICY_PAYLOAD.to_json(message)))
                 stats = self.core.last_stats
                 self.get_logger().info(
                     f"policy v{announcement.version}: PPO on {stats['episodes']} episodes / {stats['steps']} steps "

@@ -100,6 +100,8 @@ class RunRecorder:
         if policy is None:
             return
         policy["time"] = time.time()
+        files = policy.pop("files", None) or {}  # the folder's bytes: the learner's folder has them already
+        policy["transfer_bytes"] = sum(len(text) for text in files.values())
         self._write("policies", policy)
         if self.on_policy is not None:
             self.on_policy(policy)

@@ -8,8 +8,9 @@ compute C_H for that action with the exported world-model rollout, and execute
 pi_rec(obs) instead when C_H > eps_safe. Three single-threaded ONNX Runtime
 calls per tick.
 
-A new task policy arrives as a complete model folder (its own manifest): it is
-verified — checksum of the manifest as announced, the manifest's own file
+A new task policy arrives as a complete model folder (its own manifest), as a
+path on a shared filesystem or as the folder's bytes (`transfer`, rebuilt in
+this shield's own cache): it is verified — checksum of the manifest as announced, the manifest's own file
 checksums, same task, same shapes, same H — and only then swapped in, with its
 eps_safe (unless overridden), under a lock, between two ticks. Anything wrong
 leaves the running policy in place.
@@ -18,15 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from farl_common.errors import FarlInputError
 from farl_control.shield.manifest import MANIFEST, Manifest, load_manifest
+from farl_control.shield.transfer import unpack_folder
 from farl_common.task_spec import ExplorationNoise
 
 
@@ -67,11 +72,13 @@ class ShieldRuntime:
     def __init__(self, model_dir: str | Path, task: str, obs_dim: int, action_dim: int,
                  shield_enabled: bool = True, explore: bool = True, seed: int = 0,
                  epsilon_override: float | None = None, policy_root: str | Path | None = None,
-                 noise_correlation: float = 0.0):
+                 noise_correlation: float = 0.0, policy_cache: str | Path | None = None):
         manifest = load_manifest(model_dir, expect_task=task, expect_obs_dim=obs_dim, expect_action_dim=action_dim)
         # Only folders under the learner's run folder may replace the policy: an announcement
         # from another stack on the same ROS domain is refused however valid its files are.
         self.policy_root = Path(policy_root).resolve() if policy_root else None
+        self.policy_source = str(policy_root) if policy_root else None  # as given: the learner's run_dir
+        self.policy_cache = Path(policy_cache) if policy_cache else None
         for name in ("policy", "recovery", "risk"):
             if name not in manifest.models:
                 raise FarlInputError(Path(model_dir) / MANIFEST, f"no {name}.onnx in this model folder", key="models")
@@ -116,11 +123,33 @@ class ShieldRuntime:
         """Restart the exploration noise process (episodes are independent)."""
         self.noise.reset()
 
-    def swap_policy(self, folder: str | Path, manifest_sha256: str | None, version: int) -> None:
+    def swap_transferred(self, files: Mapping[str, str], manifest_sha256: str, version: int,
+                         source: str | None) -> Path:
+        """A policy sent as bytes (transfer.pack_folder): rebuilt in this shield's cache, verified, swapped in.
+
+        Accepted only from this stack's learner (`source` is its run_dir, compared with policy_root
+        as given or as a path). Returns the cached folder; FarlInputError keeps the old policy.
+        """
+        if self.policy_source is not None and source != self.policy_source and (
+                source is None or Path(source).resolve() != self.policy_root):
+            raise FarlInputError(None, f"policy v{version} comes from learner {source!r}, not this stack's "
+                                       f"{self.policy_source!r} (another stack on the same ROS domain?)")
+        if self.policy_cache is None:
+            self.policy_cache = Path(tempfile.mkdtemp(prefix="farl-shield-policies-"))
+        folder = unpack_folder(files, manifest_sha256, version, self.policy_cache)
+        try:
+            self.swap_policy(folder, manifest_sha256, version, check_root=False)
+        except FarlInputError:
+            shutil.rmtree(folder, ignore_errors=True)  # never keep a folder that failed verification
+            raise
+        return folder
+
+    def swap_policy(self, folder: str | Path, manifest_sha256: str | None, version: int,
+                    check_root: bool = True) -> None:
         """Verify a new model folder and make it the running one; raises FarlInputError, keeps the old."""
         folder = Path(folder)
         manifest_file = folder / MANIFEST
-        if self.policy_root is not None and not folder.resolve().is_relative_to(self.policy_root):
+        if check_root and self.policy_root is not None and not folder.resolve().is_relative_to(self.policy_root):
             raise FarlInputError(folder, f"announced policy is outside this stack's learner folder {self.policy_root}"
                                          " (another stack on the same ROS domain?)")
         if not manifest_file.is_file():

@@ -15,7 +15,10 @@ Publishes
   /farl/shield/markers    visualization_msgs/MarkerArray (see shield.markers)
 Subscribes
   /farl/episode/events    start / verdict events of the episode monitor (EVENT_PAYLOAD)
-  /farl/learner/policy    a new task policy folder to verify and swap in (POLICY_PAYLOAD)
+  /farl/learner/policy    a new task policy to verify and swap in (POLICY_PAYLOAD): its files
+                          travel in the message and are rebuilt under `policy_cache` (no shared
+                          filesystem with the learner); an announcement without files names a
+                          folder on this machine
 A payload that does not validate is counted and logged, never acted on.
 """
 from __future__ import annotations
@@ -62,8 +65,11 @@ class ShieldNode(Node):
         self.declare_parameter("epsilon_override", -1.0,
                                describe("eps_safe to use instead of the manifest's calibrated value (< 0: manifest)"))
         self.declare_parameter("policy_root", "",
-                               describe("Accept new policies only from folders under this one (the learner's "
-                                        "run_dir); empty = any folder"))
+                               describe("The learner's run_dir: transferred policies must name it as their "
+                                        "source, announced paths must lie under it; empty = any learner"))
+        self.declare_parameter("policy_cache", "",
+                               describe("Where transferred policies are rebuilt and verified (this shield's "
+                                        "own folder); empty = a new temporary folder"))
         self.declare_parameter("noise_correlation", -1.0,
                                describe("AR(1) coefficient of the exploration noise in [0, 1) (< 0: the task "
                                         "config's exploration.noise_correlation)"))
@@ -83,6 +89,7 @@ class ShieldNode(Node):
             explore=bool(self.get_parameter("explore").value), seed=int(self.get_parameter("seed").value),
             epsilon_override=epsilon if epsilon >= 0 else None,
             policy_root=str(self.get_parameter("policy_root").value) or None,
+            policy_cache=str(self.get_parameter("policy_cache").value) or None,
             noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
@@ -140,13 +147,18 @@ class ShieldNode(Node):
             self.swap_error = f"malformed policy announcement: {self.policy_reader.last_error}"
             return
         try:
-            self.runtime.swap_policy(announcement["path"], announcement["sha256"], announcement["version"])
+            if announcement.get("files") is not None:
+                folder = self.runtime.swap_transferred(announcement["files"], announcement["sha256"],
+                                                       announcement["version"], announcement.get("source"))
+            else:
+                folder = announcement["path"]
+                self.runtime.swap_policy(folder, announcement["sha256"], announcement["version"])
         except FarlInputError as error:
             self.swap_error = str(error)
             self.get_logger().error(f"refused new policy, keeping version {self.runtime.policy_version}: {error}")
             return
         self.swap_error = ""
-        self.get_logger().info(f"now running task policy version {self.runtime.policy_version}")
+        self.get_logger().info(f"now running task policy version {self.runtime.policy_version} from {folder}")
 
     def _current_positions(self) -> dict[str, np.ndarray] | None:
         now = time.monotonic()
