@@ -17,6 +17,7 @@ leaves the running policy in place.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import shutil
@@ -134,8 +135,9 @@ class ShieldRuntime:
                 source is None or Path(source).resolve() != self.policy_root):
             raise FarlInputError(None, f"policy v{version} comes from learner {source!r}, not this stack's "
                                        f"{self.policy_source!r} (another stack on the same ROS domain?)")
-        if self.policy_cache is None:
+        if self.policy_cache is None:  # a folder of our own, gone with the process
             self.policy_cache = Path(tempfile.mkdtemp(prefix="farl-shield-policies-"))
+            atexit.register(shutil.rmtree, self.policy_cache, True)
         folder = unpack_folder(files, manifest_sha256, version, self.policy_cache)
         try:
             self.swap_policy(folder, manifest_sha256, version, check_root=False)
