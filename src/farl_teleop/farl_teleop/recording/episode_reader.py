@@ -105,7 +105,7 @@ def read_episode(path: str | Path, decode: bool = True, topics: set[str] | None 
 def _describe(path: Path, error: BaseException, episode: Episode) -> str:
     read = sum(len(m) for m in episode.messages.values())
     name = type(error).__name__
-    text = str(error).splitlines()[0] if str(error) else name
+    text = str(error).splitlines()[0] if str(error) and str(error) != name else "unexpected end of file"
     if read == 0 and not episode.metadata:
         return f"{path}: not a readable MCAP file ({name}: {text})"
     return f"{path}: truncated or corrupt after {read} messages ({name}: {text})"
