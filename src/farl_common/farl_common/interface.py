@@ -290,6 +290,8 @@ TRANSITIONS_PAYLOAD = Schema("transitions", 1, (
     Field("cost", "float", per_step=True),
     Field("next_obs", "floats", per_step=True),
     Field("done", "bool", per_step=True),
+    Field("intervention", "bool", "the operator drove the step: `action` is the operator's twist as an action, "
+                                  "off-policy for the learner", per_step=True, required=False),
 ), "one whole episode of executed transitions, columns over its steps (monitor -> learner)")
 
 POLICY_PAYLOAD = Schema("policy announcement", 2, (

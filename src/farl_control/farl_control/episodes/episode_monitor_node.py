@@ -78,6 +78,7 @@ class EpisodeMonitorNode(Node):
         self.failure_since_step = False
         self.pending: dict | None = None
         self.last_teleop = -1e9
+        self.last_teleop_velocity = np.zeros(3)
         self.finished = False
 
         self.decision_reader = PayloadReader(api.DECISION_PAYLOAD, self._warn)
@@ -118,9 +119,11 @@ class EpisodeMonitorNode(Node):
 
     def _on_teleop(self, msg: TwistStamped) -> None:
         now = time.monotonic()
+        v = msg.twist.linear
         with self._lock:
             new_burst = now - self.last_teleop > self.teleop_hold_s
             self.last_teleop = now
+            self.last_teleop_velocity = np.array([v.x, v.y, v.z])
             if new_burst and self.tracker.running:
                 self.tracker.note_intervention()
                 self._publish_event("intervention")
@@ -156,9 +159,14 @@ class EpisodeMonitorNode(Node):
                                               throttle_duration_sec=5.0)
                     return
                 p = self.pending
-                result = self.tracker.step(p["obs"], p["action"], p["action_task"], p["log_prob"], p["source"],
+                # The control node lets teleop override while it is younger than teleop_hold_s: then the
+                # operator's twist is what the arm executed during this step, not the shield's action.
+                intervention = time.monotonic() - self.last_teleop <= self.teleop_hold_s
+                action = (self.spec.velocity_to_action(self.last_teleop_velocity).astype(np.float32)
+                          if intervention else p["action"])
+                result = self.tracker.step(p["obs"], action, p["action_task"], p["log_prob"], p["source"],
                                            p["risk"], decision["obs"], decision["positions"],
-                                           self.failure_since_step, p["policy_version"])
+                                           self.failure_since_step, p["policy_version"], intervention)
                 self.failure_since_step = False
             self.pending = None if result is not None else decision
         if result is not None:
