@@ -66,6 +66,26 @@ def split_by_kind(dataset):
     return task, recovery, failure
 
 
+def stratified_split(data, fraction: float, seed: int):
+    """(train, held-out) by whole episodes, holding out `fraction` of the episodes that reach a failure
+    (at least one) and of the others: with a handful of recorded episodes a random split may hold out
+    no failure at all, and eps_safe could not be calibrated."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    episodes = np.unique(data.episode_id)
+    failed = np.array([data.cost[data.episode_id == e].any() for e in episodes])
+    held = []
+    for group, at_least_one in ((episodes[failed], True), (episodes[~failed], False)):
+        if len(group) < 2:  # a lone episode stays in training
+            continue
+        n = int(round(fraction * len(group)))
+        n = min(max(n, 1) if at_least_one else n, len(group) - 1)
+        held.extend(rng.choice(group, size=n, replace=False).tolist())
+    mask = np.isin(data.episode_id, held)
+    return data.select(~mask), data.select(mask)
+
+
 def episodes_in(data) -> int:
     import numpy as np
 
@@ -140,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         metrics = pretrain(args.task, None, out, cfg, progress=False,
-                           datasets={"task": task_data, "recovery": recovery_data, "failure": failure_data})
+                           datasets={"task": task_data, "recovery": recovery_data, "failure": failure_data},
+                           split_failure=lambda d: stratified_split(d, cfg.risk.holdout_fraction, cfg.seed))
     except ValueError as error:
         if "failure-preceding" not in str(error):
             raise

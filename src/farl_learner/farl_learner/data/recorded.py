@@ -98,12 +98,20 @@ def _failure_times(episode) -> list[float]:
     return sorted(times)
 
 
+def failure_count(episode) -> int:
+    """Failures in an episode: the operator's marks; without any, 1 if the simulator saw one."""
+    marked = sum(1 for label in episode.metadata.get("labels", ()) if label.get("label") == "failure")
+    if marked:
+        return marked
+    return int(bool(_failure_times(episode)))
+
+
 def summarize(episode) -> EpisodeSummary:
     labels = " ".join(f"{l['label']}@{l['elapsed']:.1f}s" for l in episode.metadata.get("labels", ()))
     return EpisodeSummary(
         name=episode.path.name, status=episode.status, kind=episode.metadata.get("kind", "?"),
         duration_s=episode.duration_s, outcome=episode.metadata.get("outcome", "-"),
-        failures=len(_failure_times(episode)) if episode.messages else 0, labels=labels or "-",
+        failures=failure_count(episode), labels=labels or "-",
         operator=episode.metadata.get("operator", "-"), problem=episode.problem)
 
 

@@ -92,10 +92,12 @@ def read_episode(path: str | Path, decode: bool = True, topics: set[str] | None 
         episode.problem = _describe(path, error, episode)
     except Exception as error:  # noqa: BLE001 - a damaged file may fail anywhere inside a decoder
         episode.problem = _describe(path, error, episode)
-    if not episode.problem:
-        if path.name.endswith(PARTIAL_SUFFIX):
-            episode.problem = f"{path}: recording was interrupted (partial episode, no closing metadata)"
-        elif not episode.metadata:
+    if path.name.endswith(PARTIAL_SUFFIX):
+        read = sum(len(m) for m in episode.messages.values())
+        episode.problem = (f"{path}: partial episode (recording interrupted, or still running): "
+                           f"{read} messages readable")
+    elif not episode.problem:
+        if not episode.metadata:
             episode.problem = f"{path}: no {METADATA_NAME} metadata: not a FARL episode file"
     for messages in episode.messages.values():
         messages.sort(key=lambda item: item[0])
