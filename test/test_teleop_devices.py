@@ -172,7 +172,7 @@ def test_keyboard_controls_map_to_operator_actions():
 def test_speed_comes_from_the_task_config():
     config = load_task_config("fragile_push_wall")
     teleop = config.teleop
-    assert teleop.max_linear_speed <= config.control.max_linear_speed
+    assert teleop.max_linear_speed <= config.control.max_linear_speed  # (the control node would clip it anyway)
     linear, _ = twist(np.array([1.0, 0, 0, 0, 0, 0]), teleop, teleop.speed_scales[-1])
     assert linear[0] == pytest.approx(teleop.max_linear_speed * teleop.speed_scales[-1])
 

@@ -297,9 +297,6 @@ class TaskConfig:
             if f.source != TCP and f.source not in names:
                 raise ConfigProblem(f"observation.fields[{i}].source",
                                     f"{f.source!r} is neither {TCP!r} nor a scene object")
-        if self.teleop.max_linear_speed > self.control.max_linear_speed:
-            raise ConfigProblem("teleop.max_linear_speed",
-                                f"exceeds control.max_linear_speed {self.control.max_linear_speed}")
         if max(self.action.linear_velocity_scale) > self.control.max_linear_speed:
             raise ConfigProblem("action.linear_velocity_scale",
                                 f"exceeds control.max_linear_speed {self.control.max_linear_speed}")
