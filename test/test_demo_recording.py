@@ -72,7 +72,7 @@ def test_two_episodes_of_each_kind_open_with_mcap_and_rosbags_with_topics_and_me
             assert EXPECTED_TOPICS <= topics, path
             assert summary.statistics.message_count > 100
             metadata = [m for m in reader.iter_metadata() if m.name == "farl.episode"]
-        assert reader.get_header().profile == "ros2"
+            assert reader.get_header().profile == "ros2"
         import json
 
         final = json.loads(metadata[-1].metadata["json"])

@@ -236,11 +236,11 @@ class TeleopNode(Node):
         line = self.session.status_line(moving)
         now = time.monotonic()
         if self.tty:
-            if now - self._last_status_print >= 0.1:
+            if line != self._last_status and now - self._last_status_print >= 0.1:
                 columns = 120
                 sys.stderr.write("\r\x1b[2K" + line[:columns])
                 sys.stderr.flush()
-                self._last_status_print = now
+                self._last_status, self._last_status_print = line, now
         elif self.session.message and self.session.message != self._last_status:
             self._last_status = self.session.message
             print(f"[teleop] {line}", file=sys.stderr, flush=True)
@@ -248,6 +248,7 @@ class TeleopNode(Node):
     done = False
 
     def shutdown(self) -> None:
+        self.timer.cancel()
         if self.terminal is not None:
             self.terminal.__exit__(None, None, None)
             self.terminal = None

@@ -132,4 +132,4 @@ class RawTerminal:
 
         os.set_blocking(self.fd, True)
         if self._saved is not None:
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            termios.tcsetattr(self.fd, termios.TCSANOW, self._saved)

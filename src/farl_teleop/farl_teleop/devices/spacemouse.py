@@ -127,7 +127,7 @@ class HidrawReader:
     @staticmethod
     def open(path: str | Path) -> "HidrawReader":
         try:
-            return HidrawReader(os.open(str(path), os.O_RDONLY))
+            return HidrawReader(os.open(str(path), os.O_RDONLY | os.O_NONBLOCK))
         except PermissionError:
             raise PermissionError(f"{path}: permission denied; add a udev rule for the SpaceMouse "
                                   "(see README: teleoperation) or run with access to the device") from None
