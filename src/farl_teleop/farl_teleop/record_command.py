@@ -60,4 +60,24 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).expanduser().mkdir(parents=True, exist_ok=True)
         print(f"[record] {args.kind} demos with the {args.device} into {Path(args.out).resolve()}"
               + (f", {args.episodes} episodes" if args.episodes else ", until Ctrl-C"), flush=True)
-    return launch(args.task, tokens, args.dry_run, args.settings)
+    saved = _terminal_settings()
+    try:
+        return launch(args.task, tokens, args.dry_run, args.settings)
+    finally:
+        if saved is not None:  # the keyboard teleop node shares this terminal: never leave it in cbreak mode
+            import sys
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, saved)
+
+
+def _terminal_settings():
+    import os
+    import sys
+
+    try:
+        import termios
+
+        return termios.tcgetattr(sys.stdin.fileno()) if os.isatty(sys.stdin.fileno()) else None
+    except (ImportError, OSError, ValueError):
+        return None

@@ -118,9 +118,7 @@ class RecorderNode(Node):
                 self._start(event)
             if self.file is not None:  # the labels travel with the data, time-aligned (start included)
                 self.file.write(api.TELEOP_OPERATOR.name, api.TELEOP_OPERATOR.type, serialize_message(msg))
-            if action == "start":
-                pass
-            elif action in ("failure", "success") and self.file is not None:
+            if action in ("failure", "success") and self.file is not None:
                 self.labels.append({"label": action, "elapsed": event["elapsed"], "time": event["time"]})
             elif action == "stop" and self.file is not None:
                 path = self.file.close(self._final(event))
