@@ -127,6 +127,7 @@ class TeleopNode(Node):
                   "keyboard controls are not read with this device", file=sys.stderr, flush=True)
 
         self._lock = threading.Lock()
+        self._session_lock = threading.Lock()  # the timer and the reset's completion both drive the session
         self.positions: dict[str, np.ndarray] = {}
         self.failure_seen = False
         self.success_seen = False
@@ -186,7 +187,12 @@ class TeleopNode(Node):
                 linear, angular = twist(axes, self.config.teleop, self.session.speed_scale)
                 self._publish_twist(linear, angular)
         for action in actions:
-            for event in self.session.handle(action):
+            with self._session_lock:
+                if self.resetting and not self.session.recording and action in ("start", "toggle"):
+                    self.session.message = "wait: the arm is going home"
+                    continue
+                events = self.session.handle(action)
+            for event in events:
                 self.operator_pub.publish(String(data=api.OPERATOR_PAYLOAD.to_json(event)))
                 self.get_logger().info(f"operator: {event['action']} episode {event['episode']} ({event['kind']})"
                                        + (f": {event['outcome']}" if "outcome" in event else ""))
@@ -225,7 +231,9 @@ class TeleopNode(Node):
         if not ok:
             self.session.message = "reset failed or unavailable: check the arm"
         if self.simulated:  # the service put the objects back too
-            for event in self.session.handle("reset_done"):
+            with self._session_lock:
+                events = self.session.handle("reset_done")
+            for event in events:
                 self.operator_pub.publish(String(data=api.OPERATOR_PAYLOAD.to_json(event)))
             if self.scripted is not None:
                 self.scripted.reset_done()
