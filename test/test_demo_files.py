@@ -215,3 +215,16 @@ def test_the_stack_runs_teleop_and_recorder_only_when_recording():
     assert teleop.terminal and teleop.completes and teleop.required
     assert not {"teleop", "recorder"} & {n.name for n in stack.resolve({})}
     json.dumps(teleop.parameters)  # plain values for the params file
+
+
+def test_demos_commands_refuse_a_missing_or_empty_folder_in_one_line(tmp_path):
+    from farl_common.errors import FarlInputError
+    from farl_learner.commands import recorded_demos
+
+    with pytest.raises(FarlInputError, match="demos folder not found"):
+        recorded_demos.run("list", str(tmp_path / "nope"), None, None)
+    with pytest.raises(FarlInputError, match="no episode files"):
+        recorded_demos.run("inspect", str(tmp_path), None, None)
+    (tmp_path / "bad.mcap").write_bytes(b"xx")
+    with pytest.raises(FarlInputError, match="no episode of fragile_push_wall converted"):
+        recorded_demos.run("convert", str(tmp_path), TASK, None)
