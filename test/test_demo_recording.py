@@ -142,7 +142,9 @@ def test_pretrain_demos_smoke_gives_a_folder_the_shield_loads_and_runs(demos, tm
                                 capture_output=True, text=True, timeout=300)
     assert too_strict.returncode == 2
     line = too_strict.stderr.strip().splitlines()[-1]
-    assert "record 48 more" in line and "--kind failure" in line and "recovery" in line
+    assert re.search(r"episodes that reach a failure, need 50: record \d+ more with `farl record fragile_push_wall "
+                     r"--kind failure", line), line
+    assert "recovery demos" in line  # the default minimum of 5 is not met either
 
 
 @pytest.mark.timeout(400)
