@@ -47,6 +47,7 @@ from farl_control.ros.node_main import run_node
 from .recording.episode_file import EpisodeFile
 
 PROGRAM = "recorder_node"
+RECORD_DEPTH = 1000  # messages queued per topic while the recorder is busy (10 s of 100 Hz state)
 
 
 def config_hash(raw: dict) -> str:
@@ -88,7 +89,11 @@ class RecorderNode(Node):
         group = ReentrantCallbackGroup()
         self.topics = recorded_topics(config, bool(self.get_parameter("record_camera").value))
         for topic in self.topics:
-            subscription(self, topic, lambda data, t=topic: self._on_raw(t, data), callback_group=group, raw=True)
+            # A deep queue on our side: a burst of load on the machine delays the recorder, it must not
+            # make it lose messages (the topic's own depth, 10, is for nodes that want the newest state).
+            deep = api.Qos(depth=RECORD_DEPTH, reliable=topic.qos.reliable)
+            subscription(self, topic, lambda data, t=topic: self._on_raw(t, data), deep, callback_group=group,
+                         raw=True)
         # Operator events one at a time, in order (start before the labels before stop).
         subscription(self, api.TELEOP_OPERATOR, self._on_operator, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(0.5, self._flush, callback_group=MutuallyExclusiveCallbackGroup())
@@ -169,7 +174,9 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(PROGRAM, RecorderNode, args)
+    # One executor thread: the callbacks only append bytes under one lock, and more threads would
+    # contend for the GIL (measured: benchmarks/recorder_overhead.py).
+    run_node(PROGRAM, RecorderNode, args, threads=1)
 
 
 if __name__ == "__main__":
