@@ -3,11 +3,9 @@
 
 Demo collection on a ROS 2 install: the task's stack (config/stacks/<task>.yaml,
 the one node table) with autonomy:=false (robot side only) and record:=true
-(teleop node and recorder), as `farl record` does on the pip set-up. With
-device:=keyboard, ros2 launch does not hand its terminal to a node: start the
-teleop node in its own terminal instead (`ros2 run farl_teleop teleop_node
---ros-args -p device:=keyboard`) and launch this file with device:=scripted
-demo_episodes:=0 left out, or use `farl record`, which does hand it over.
+(teleop node and recorder), as `farl record` does on the pip set-up.
+ros2 launch does not hand its terminal to a node, so the keyboard device is for
+`farl record` (which does); here use device:=spacemouse or device:=scripted.
 """
 import os
 
