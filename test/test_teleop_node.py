@@ -127,9 +127,9 @@ def test_keyboard_on_a_terminal_drives_labels_and_stops_when_released():
         last = commands[-1][1].twist.linear
         assert last.x == pytest.approx(teleop.max_linear_speed * scale) and last.y == 0.0 and last.z == 0.0
         assert commands[-1][1].header.frame_id == api.BASE_FRAME
-        assert commands[-1][0] <= released + teleop.key_hold_s + 0.2  # deadman: nothing after the hold time
+        assert commands[-1][0] <= released + teleop.key_hold_s + 0.4  # deadman: nothing after the hold time
         gaps = [b[0] - a[0] for a, b in zip(commands, commands[1:])]
-        assert max(gaps) < 0.3  # one unbroken motion while the key is held
+        assert max(gaps) < teleop.key_hold_s - 0.1  # one unbroken motion while the key is held (load allowed)
         os.write(master, b"f")
         os.write(master, b" ")
         assert probe.wait_for(lambda p: any(e["action"] == "stop" for e in p.events))
