@@ -38,3 +38,21 @@ def test_ppo_improves_reaching_a_target():
     assert counters.episodes >= 6000 // 25
     assert after > before + 3.0, (before, after)
     assert after > -4.5, (before, after)  # an expert scores about -1.1, the untrained policy about -9
+
+
+def test_operator_steps_give_no_policy_gradient_but_train_the_value():
+    """Interventions are off-policy: a rollout of only operator steps leaves pi unchanged."""
+    from farl_learner.agents.ppo import Rollout, make_optimizer, ppo_update
+
+    torch.manual_seed(0)
+    policy, value = GaussianPolicy(2, 1, [8]), ValueNetwork(2, [8])
+    cfg = PPOConfig(num_minibatches=1, update_epochs=2, target_kl=0.0, ent_coef=0.0)
+    rollout = Rollout()
+    for t in range(16):
+        rollout.add([0.1 * t, 0.0], [1.0], -1.0, 1.0, [0.1 * t + 0.1, 0.0], 0.0, float(t == 15), on_policy=False)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    value_before = [p.detach().clone() for p in value.parameters()]
+    stats = ppo_update(policy, value, make_optimizer(policy, value, cfg), rollout, cfg)
+    assert stats["off_policy_steps"] == 16 and stats["policy_loss"] == 0.0
+    assert all(torch.equal(before[n], p) for n, p in policy.named_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(value_before, value.parameters()))

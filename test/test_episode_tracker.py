@@ -98,3 +98,20 @@ def test_recovery_steps_count_as_shield_triggers_and_payload_has_one_row_per_ste
     assert len(payload["obs"]) == len(payload["reward"]) == 2
     assert payload["source"] == ["recovery", "task"] and payload["done"] == [False, True]
     api.TRANSITIONS_PAYLOAD.validate(payload)  # what the monitor publishes, the learner can read
+
+
+def test_an_intervention_step_stores_the_operators_executed_action_and_is_flagged(spec):
+    tracker = EpisodeTracker(spec)
+    tracker.start()
+    obs = spec.build_observation(positions())
+    proposed = np.array([1.0, 0.0, 0.0])
+    operator = spec.velocity_to_action(np.array([0.0, -0.05, 0.0]))
+    tracker.step(obs, proposed, proposed, -1.0, "task", 0.1, obs, positions(), False)
+    result = tracker.step(obs, operator, proposed, -1.0, "task", 0.1, obs, positions(), True, intervention=True)
+    payload = transitions_payload(result, spec.task)
+    assert payload["intervention"] == [False, True]
+    assert payload["action"][1] == [float(v) for v in operator]  # executed, not the shield's proposal
+    assert payload["action_task"][1] == [1.0, 0.0, 0.0]
+    api.TRANSITIONS_PAYLOAD.validate(payload)
+    del payload["intervention"]
+    api.TRANSITIONS_PAYLOAD.validate(payload)  # senders from before the flag stay readable

@@ -29,6 +29,8 @@ EXAMPLES = {
                                  "busy": False, "last_update": {"approx_kl": 0.01}},
     api.SCENE_STATE_PAYLOAD: {"sim_time": 1.5, "failure": False, "success": False, "contacts": [["a", "b"]],
                               "real_time_factor": None, "resets": 0},
+    api.OPERATOR_PAYLOAD: {"action": "stop", "episode": 2, "kind": "recovery", "operator": "ana",
+                           "device": "keyboard", "time": 1.0e9, "elapsed": 12.5, "outcome": "success"},
 }
 
 

@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("farl_common", "farl_control", "farl_teleop", "farl_learner")
 # Sources a package installs besides its own module tree (farl_control's setup.py installs launch/).
-EXTRA_SOURCES = {"farl_control": ("launch",)}
+EXTRA_SOURCES = {"farl_control": ("launch",), "farl_teleop": ("src/farl_teleop/launch",)}
 CUSTOM_ROSDEP = REPO / "rosdep" / "farl.yaml"
 
 # Top-level import name -> rosdep key. ROS packages are their own key; rosdistro keys
@@ -53,6 +53,8 @@ IMPORT_TO_KEY = {
     "metaworld": "python3-metaworld-pip",
     "matplotlib": "python3-matplotlib-pip",
     "tqdm": "python3-tqdm-pip",
+    "mcap": "python3-mcap-pip",
+    "rosbags": "python3-rosbags-pip",
     **{package: package for package in PACKAGES},
 }
 # Keys rosdep resolves without our YAML: ROS 2 Jazzy packages and rosdistro's python keys.

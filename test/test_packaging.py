@@ -83,3 +83,9 @@ def test_the_installed_launcher_finds_each_node_module_from_the_entry_points(col
     assert modules == {"sim_robot": "farl_control.sim.sim_robot_node", "franka": "farl_control.robot.franka_node",
                        "episode_monitor": "farl_control.episodes.episode_monitor_node",
                        "shield": "farl_control.shield.shield_node", "learner": "farl_learner.learner_node"}
+
+
+def test_teleop_nodes_and_the_demo_collection_launch_file_are_installed(colcon_install):
+    lib = colcon_install / "farl_teleop" / "lib" / "farl_teleop"
+    assert (lib / "teleop_node").is_file() and (lib / "recorder_node").is_file()
+    assert (colcon_install / "farl_teleop" / "share" / "farl_teleop" / "launch" / "collect_demos.launch.py").is_file()

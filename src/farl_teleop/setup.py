@@ -10,6 +10,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", ["launch/collect_demos.launch.py"]),
     ],
     install_requires=["setuptools", "numpy"],
     zip_safe=True,
@@ -17,5 +18,8 @@ setup(
     maintainer_email="maintainers@farl-ros.org",
     description="Teleoperation (SpaceMouse, keyboard, scripted operator) and demo recording.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "teleop_node = farl_teleop.teleop_node:main",
+        "recorder_node = farl_teleop.recorder_node:main",
+    ]},
 )

@@ -290,6 +290,8 @@ TRANSITIONS_PAYLOAD = Schema("transitions", 1, (
     Field("cost", "float", per_step=True),
     Field("next_obs", "floats", per_step=True),
     Field("done", "bool", per_step=True),
+    Field("intervention", "bool", "the operator drove the step: `action` is the operator's twist as an action, "
+                                  "off-policy for the learner", per_step=True, required=False),
 ), "one whole episode of executed transitions, columns over its steps (monitor -> learner)")
 
 POLICY_PAYLOAD = Schema("policy announcement", 2, (
@@ -317,6 +319,23 @@ SCENE_STATE_PAYLOAD = Schema("sim scene state", 1, (
     Field("real_time_factor", "float", "sim s per wall s over the last 2 s", nullable=True),
     Field("resets", "int"),
 ), "simulator ground truth (sim_robot -> franka, monitor, tests)")
+
+
+DEMO_KINDS = ("task", "recovery", "failure")
+OPERATOR_ACTIONS = ("start", "stop", "discard", "failure", "success", "reset_done")
+OUTCOMES = ("success", "failure", "unlabelled")
+
+OPERATOR_PAYLOAD = Schema("operator event", 1, (
+    Field("action", "str", "start / stop / discard an episode, label failure or success, reset done",
+          choices=OPERATOR_ACTIONS),
+    Field("episode", "int", "the operator's episode counter (1-based) the event belongs to"),
+    Field("kind", "str", "what the episode demonstrates", choices=DEMO_KINDS),
+    Field("operator", "str", "who is at the device"),
+    Field("device", "str", "spacemouse | keyboard | scripted"),
+    Field("time", "float", "wall-clock time.time()"),
+    Field("elapsed", "float", "seconds since the episode's start (0 outside an episode)"),
+    Field("outcome", "str", "the episode's outcome (stop only)", required=False, choices=OUTCOMES),
+), "the operator's controls (teleop -> recorder, monitor): episodes and labels, with their times")
 
 
 # ---------------------------------------------------------------- QoS
@@ -388,6 +407,13 @@ ROBOT_COMMAND = Topic("/farl/robot/command", "geometry_msgs/msg/TwistStamped", S
                       "autonomous TCP velocity, base frame")
 TELEOP_COMMAND = Topic("/farl/teleop/command", "geometry_msgs/msg/TwistStamped", STREAM,
                        "human TCP velocity; overrides the autonomous one while active")
+EXECUTED_COMMAND = Topic("/farl/robot/executed", "geometry_msgs/msg/TwistStamped", STREAM,
+                         "the velocity the control node sent to the arm this tick (after arbitration and "
+                         "the safety filter); frame_id base, zero when stopped")
+TELEOP_OPERATOR = Topic("/farl/teleop/operator", "std_msgs/msg/String", Qos(depth=100),
+                        "operator controls: start/stop/discard an episode, labels, reset done", OPERATOR_PAYLOAD)
+CAMERA_COMPRESSED = Topic("/farl/camera/image/compressed", "sensor_msgs/msg/CompressedImage", NEWEST,
+                          "scene camera, JPEG (optional; recorded with the demos when present)")
 ROBOT_STATUS = Topic("/farl/robot/status", "diagnostic_msgs/msg/DiagnosticArray", STREAM,
                      "mode, watchdog, clipping, last error")
 SCENE_STATE = Topic("/farl/sim/scene_state", "std_msgs/msg/String", STREAM, "simulator ground truth (sim only)",
@@ -413,9 +439,10 @@ def object_topic(name: str) -> Topic:
     return Topic(f"/farl/objects/{name}", "geometry_msgs/msg/PoseStamped", STREAM, f"pose of {name} in base")
 
 
-TOPICS: tuple[Topic, ...] = (JOINT_STATES, EE_POSE, ROBOT_COMMAND, TELEOP_COMMAND, ROBOT_STATUS, SCENE_STATE,
+TOPICS: tuple[Topic, ...] = (JOINT_STATES, EE_POSE, ROBOT_COMMAND, TELEOP_COMMAND, EXECUTED_COMMAND, TELEOP_OPERATOR,
+                             CAMERA_COMPRESSED, ROBOT_STATUS, SCENE_STATE,
                              SHIELD_DECISION, SHIELD_MARKERS, EPISODE_EVENTS, LEARNER_TRANSITIONS, LEARNER_POLICY,
                              LEARNER_STATUS)
 SERVICES: tuple[Service, ...] = (ROBOT_RESET, ROBOT_STOP, SIM_RESET_SCENE)
 SCHEMAS: tuple[Schema, ...] = (DECISION_PAYLOAD, EVENT_PAYLOAD, TRANSITIONS_PAYLOAD, POLICY_PAYLOAD, LEARNER_STATUS_PAYLOAD,
-                               SCENE_STATE_PAYLOAD)
+                               SCENE_STATE_PAYLOAD, OPERATOR_PAYLOAD)

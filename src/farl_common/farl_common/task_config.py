@@ -171,10 +171,55 @@ class ScriptedOperatorConfig:
     speed: float = setting(positive=True)
     tolerance: float = setting(positive=True)
     waypoint_timeout_s: float = setting(positive=True)
+    recovery_waypoints: tuple[Vec3, ...] = ()
+    """Scripted *recovery* demos: drive the block toward the failure, then steer it back (empty: task waypoints)."""
+    failure_waypoints: tuple[Vec3, ...] = ()
+    """Scripted *failure* demos: waypoints that end in the failure (empty: task waypoints)."""
 
     def check(self) -> None:
         if not self.waypoints:
             raise ConfigProblem("waypoints", "expected a non-empty list of [x, y, z] points")
+
+    def waypoints_for(self, kind: str) -> tuple[Vec3, ...]:
+        """The waypoints of a demo kind (task / recovery / failure)."""
+        chosen = {"recovery": self.recovery_waypoints, "failure": self.failure_waypoints}.get(kind, ())
+        return chosen or self.waypoints
+
+
+@dataclass(frozen=True)
+class TeleopConfig:
+    """Human teleoperation (farl_teleop): how device input scales to a TCP twist, and when it stops.
+
+    Full deflection of the SpaceMouse, or a held key, commands `max_linear_speed`
+    times the current speed scale; the operator steps the scale through
+    `speed_scales` with the device. No input means no command at all (deadman):
+    the control node's watchdog then stops the arm within control.command_timeout_s.
+    """
+
+    max_linear_speed: float = setting(0.10, positive=True)
+    """m/s at full deflection and speed scale 1 (the control node clips to control.max_linear_speed anyway)."""
+    max_angular_speed: float = setting(0.0, minimum=0.0)
+    """rad/s at full deflection; 0 keeps the gripper pointing down (the tasks' policies never rotate)."""
+    speed_scales: tuple[float, ...] = setting((0.25, 0.5, 1.0), positive=True)
+    """Speed scale steps the operator cycles through (device buttons / keyboard + and -)."""
+    initial_scale_index: int = setting(1, minimum=0)
+    rate_hz: float = setting(30.0, positive=True, maximum=200.0)
+    """Rate of /farl/teleop/command while the operator gives input."""
+    deadband: float = setting(0.08, minimum=0.0, below=1.0)
+    """SpaceMouse: deflection below this fraction of full scale counts as no input."""
+    spacemouse_full_scale: float = setting(350.0, positive=True)
+    """SpaceMouse: raw axis value that counts as full deflection (3Dconnexion devices report about +-350)."""
+    input_timeout_s: float = setting(0.15, positive=True)
+    """SpaceMouse: no HID report for this long = no input (the device stops reporting when released)."""
+    key_hold_s: float = setting(0.6, positive=True)
+    """Keyboard: a motion key keeps commanding this long after its last byte; longer than the terminal's
+    auto-repeat delay (typically 0.25-0.5 s), so a held key gives one unbroken motion and a released one stops."""
+
+    def check(self) -> None:
+        if not self.speed_scales:
+            raise ConfigProblem("speed_scales", "expected a non-empty list of positive factors")
+        if self.initial_scale_index >= len(self.speed_scales):
+            raise ConfigProblem("initial_scale_index", f"must index speed_scales (0..{len(self.speed_scales) - 1})")
 
 
 @dataclass(frozen=True)
@@ -234,6 +279,7 @@ class TaskConfig:
     description: str = ""
     exploration: ExplorationConfig = ExplorationConfig()
     scripted_operator: ScriptedOperatorConfig | None = None
+    teleop: TeleopConfig = TeleopConfig()
     path: Path = derived()
     """The file it was read from."""
     raw: dict = derived()

@@ -15,11 +15,16 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("farl_control.launching.launcher", "start a task's ROS 2 stack until Ctrl-C (like ros2 launch)"),
     "run": ("farl_learner.main_job", "the main job: run a task's stack in simulation and write a report"),
-    "demos": ("farl_learner.commands.demos", "generate (or reuse cached) task and recovery demos of a task"),
+    "record": ("farl_teleop.record_command", "record teleoperated demos: robot side, teleop device and recorder, "
+                                             "one MCAP file per episode"),
+    "demos": ("farl_learner.commands.demos", "recorded demos: list | inspect | convert DIR; or <task> --out DIR: "
+                                             "generate (or reuse cached) FailureBench demos"),
     "pretrain": ("farl_learner.commands.pretrain", "offline: task policy, failure data, recovery policy, "
                                                    "world model, eps_safe"),
     "pretrain-twin": ("farl_learner.commands.pretrain_twin", "offline pretraining in a real-robot task's training "
                                                              "twin, exported as the stack's model folder"),
+    "pretrain-demos": ("farl_learner.commands.pretrain_demos", "pretrain a real-robot task's model folder from "
+                                                               "recorded demos only (task, recovery, failure)"),
     "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
     "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
     "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),

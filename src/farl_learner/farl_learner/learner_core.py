@@ -139,9 +139,11 @@ class LearnerCore:
                     torch.as_tensor(action, device=self.device)).sum(-1).cpu().numpy()
             n = len(obs)
             done = np.asarray(ep["done"], dtype=bool)
+            operator = np.asarray(ep.get("intervention") or [False] * n, dtype=bool)  # off-policy steps
             for t in range(n):
                 rollout.add(obs[t], action[t], float(logprob[t]), float(ep["reward"][t]),
-                            np.asarray(ep["next_obs"][t], dtype=np.float32), float(done[t]), float(t == n - 1))
+                            np.asarray(ep["next_obs"][t], dtype=np.float32), float(done[t]), float(t == n - 1),
+                            on_policy=not operator[t])
         return rollout
 
     # ---- update + export ---------------------------------------------------------

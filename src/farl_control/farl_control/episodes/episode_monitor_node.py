@@ -17,7 +17,9 @@ counts for that tick's state–action pair.
 Topics
   sub /farl/shield/decision       diagnostic_msgs/DiagnosticStatus (DECISION_PAYLOAD); gaps in its tick
                                   are counted as lost decisions (decisions_dropped in every event)
-  sub /farl/robot/ee_pose, /farl/objects/<name>, /farl/sim/scene_state, /farl/teleop/command
+  sub /farl/robot/ee_pose, /farl/objects/<name>, /farl/sim/scene_state, /farl/teleop/command (interventions:
+                                  the step's executed action is the operator's, flagged), /farl/teleop/operator
+                                  (failure marks count as failures; reset done, with wait_for_reset_done)
   pub /farl/episode/events        std_msgs/String JSON (EVENT_PAYLOAD): start, verdicts, interventions,
                                   finished, with the running counts
   pub /farl/learner/transitions   std_msgs/String JSON (TRANSITIONS_PAYLOAD), one per finished episode
@@ -65,6 +67,9 @@ class EpisodeMonitorNode(Node):
                         "(its episodes would be lost otherwise); later episodes never wait"))
         self.declare_parameter("learner_wait_s", 60.0, ParameterDescriptor(
             description="Give up waiting for the learner after this long and run without it"))
+        self.declare_parameter("wait_for_reset_done", False, ParameterDescriptor(
+            description="After the arm is home, wait for the operator's *reset done* (/farl/teleop/operator) "
+                        "before the next episode: on the real arm a person puts the objects back"))
         config = load_task_config(self.get_parameter("task_config").value)
         self.spec = TaskSpec.from_config(config)
         self.teleop_hold_s = config.control.teleop_hold_s
@@ -72,12 +77,15 @@ class EpisodeMonitorNode(Node):
         self.reset_timeout_s = float(self.get_parameter("reset_timeout_s").value)
         self.wait_for_learner = bool(self.get_parameter("wait_for_learner").value)
         self.learner_wait_s = float(self.get_parameter("learner_wait_s").value)
+        self.wait_for_reset_done = bool(self.get_parameter("wait_for_reset_done").value)
+        self.reset_done = threading.Event()
         self.tracker = EpisodeTracker(self.spec)
         self._lock = threading.Lock()
         self.positions: dict[str, np.ndarray] = {}
         self.failure_since_step = False
         self.pending: dict | None = None
         self.last_teleop = -1e9
+        self.last_teleop_velocity = np.zeros(3)
         self.finished = False
 
         self.decision_reader = PayloadReader(api.DECISION_PAYLOAD, self._warn)
@@ -91,6 +99,8 @@ class EpisodeMonitorNode(Node):
                              callback_group=fast)
         subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=fast)
         subscription(self, api.TELEOP_COMMAND, self._on_teleop, callback_group=fast)
+        self.operator_reader = PayloadReader(api.OPERATOR_PAYLOAD, self._warn)
+        subscription(self, api.TELEOP_OPERATOR, self._on_operator, callback_group=fast)
         # One decision at a time, in tick order (a tick's outcome is seen at the next tick; gaps count losses).
         subscription(self, api.SHIELD_DECISION, self._on_decision, callback_group=MutuallyExclusiveCallbackGroup())
         self.events = publisher(self, api.EPISODE_EVENTS)
@@ -118,12 +128,27 @@ class EpisodeMonitorNode(Node):
 
     def _on_teleop(self, msg: TwistStamped) -> None:
         now = time.monotonic()
+        v = msg.twist.linear
         with self._lock:
             new_burst = now - self.last_teleop > self.teleop_hold_s
             self.last_teleop = now
+            self.last_teleop_velocity = np.array([v.x, v.y, v.z])
             if new_burst and self.tracker.running:
                 self.tracker.note_intervention()
                 self._publish_event("intervention")
+
+    def _on_operator(self, msg: String) -> None:
+        """An operator's *failure* mark counts like the failure signal (a failure the predicates missed);
+        *reset done* releases the next episode (wait_for_reset_done)."""
+        event = self.operator_reader.json(msg.data)
+        if event is None:
+            return
+        if event["action"] == "failure":
+            with self._lock:
+                if self.tracker.running:
+                    self.failure_since_step = True
+        elif event["action"] == "reset_done":
+            self.reset_done.set()
 
     def _on_decision(self, msg: DiagnosticStatus) -> None:
         payload = self.decision_reader.pairs((kv.key, kv.value) for kv in msg.values)
@@ -156,9 +181,14 @@ class EpisodeMonitorNode(Node):
                                               throttle_duration_sec=5.0)
                     return
                 p = self.pending
-                result = self.tracker.step(p["obs"], p["action"], p["action_task"], p["log_prob"], p["source"],
+                # The control node lets teleop override while it is younger than teleop_hold_s: then the
+                # operator's twist is what the arm executed during this step, not the shield's action.
+                intervention = time.monotonic() - self.last_teleop <= self.teleop_hold_s
+                action = (self.spec.velocity_to_action(self.last_teleop_velocity).astype(np.float32)
+                          if intervention else p["action"])
+                result = self.tracker.step(p["obs"], action, p["action_task"], p["log_prob"], p["source"],
                                            p["risk"], decision["obs"], decision["positions"],
-                                           self.failure_since_step, p["policy_version"])
+                                           self.failure_since_step, p["policy_version"], intervention)
                 self.failure_since_step = False
             self.pending = None if result is not None else decision
         if result is not None:
@@ -223,6 +253,15 @@ class EpisodeMonitorNode(Node):
             self.get_logger().info("waiting for the learner before the first episode", throttle_duration_sec=10.0)
             self._stopping.wait(0.2)
 
+    def _await_reset_done(self) -> bool:
+        """Block until the operator says the objects are back (False: shutting down)."""
+        self.get_logger().info("arm home: waiting for the operator's reset done (put the objects back)")
+        while not self.reset_done.wait(0.2):
+            if self._stopping.is_set():
+                return False
+        self.reset_done.clear()
+        return True
+
     def _episode_loop(self) -> None:
         """The episode thread: a failure ends the node with one error line (main() reports `fatal`)."""
         try:
@@ -250,6 +289,8 @@ class EpisodeMonitorNode(Node):
             if not self._reset_robot():
                 self._stopping.wait(1.0)
                 continue
+            if self.wait_for_reset_done and not self._await_reset_done():
+                return
             with self._lock:
                 self.pending = None
                 self.failure_since_step = False

@@ -22,7 +22,7 @@ from farl_common.task_spec import TaskSpec
 @dataclass
 class Transition:
     obs: list[float]
-    action: list[float]          # executed action in [-1, 1]^n
+    action: list[float]          # executed action in [-1, 1]^n (the operator's during an intervention)
     action_task: list[float]     # what pi_task proposed (== action unless the shield fired)
     log_prob: float              # log pi_task(action_task | obs) at the policy that acted
     source: str                  # "task" or "recovery"
@@ -31,6 +31,7 @@ class Transition:
     cost: float = 0.0
     next_obs: list[float] = field(default_factory=list)
     done: bool = False           # terminal (failure with termination, or success)
+    intervention: bool = False   # the operator drove this step: off-policy for the learner
 
 
 @dataclass
@@ -90,8 +91,12 @@ class EpisodeTracker:
 
     def step(self, obs: np.ndarray, action: np.ndarray, action_task: np.ndarray, log_prob: float, source: str,
              risk: float, next_obs: np.ndarray, next_positions: Mapping[str, np.ndarray], failure: bool,
-             policy_version: int = 0) -> EpisodeResult | None:
-        """Account for the action taken at obs; the actor now sees `next_obs`, built from `next_positions`."""
+             policy_version: int = 0, intervention: bool = False) -> EpisodeResult | None:
+        """Account for the action taken at obs; the actor now sees `next_obs`, built from `next_positions`.
+
+        `intervention`: the operator's twist drove the arm during this step, so `action` is the
+        operator's (what was executed), not the shield's proposal.
+        """
         if not self.running:
             return None
         success = self.spec.success(next_positions)
@@ -113,7 +118,8 @@ class EpisodeTracker:
             obs=[float(v) for v in obs], action=[float(v) for v in action],
             action_task=[float(v) for v in action_task], log_prob=float(log_prob), source=source,
             risk=float(risk), reward=reward, cost=cost,
-            next_obs=[float(v) for v in np.asarray(next_obs).reshape(-1)], done=terminal))
+            next_obs=[float(v) for v in np.asarray(next_obs).reshape(-1)], done=terminal,
+            intervention=bool(intervention)))
         if failure and self.spec.terminate_on_failure:
             return self._finish("failure")
         if success:
@@ -147,11 +153,11 @@ def transitions_payload(result: EpisodeResult, task: str) -> dict:
     """The JSON body of one /farl/learner/transitions message (one whole episode).
 
     Layout: {"task", "episode", "reason", "policy_version", "obs": [[...]], "action",
-    "action_task", "log_prob", "source", "risk", "reward", "cost", "next_obs", "done"},
+    "action_task", "log_prob", "source", "risk", "reward", "cost", "next_obs", "done", "intervention"},
     every per-step entry a list over the episode's steps in order.
     """
     columns = {name: [getattr(t, name) for t in result.transitions]
                for name in ("obs", "action", "action_task", "log_prob", "source", "risk", "reward", "cost",
-                            "next_obs", "done")}
+                            "next_obs", "done", "intervention")}
     return {"task": task, "episode": result.episode, "reason": result.reason,
             "policy_version": result.policy_version, "episode_return": result.episode_return, **columns}

@@ -79,11 +79,13 @@ class StackLauncher:
         self._bring_up: threading.Thread | None = None
         self._lifecycle_failure: RequiredExit | None = None
         self.active: set[str] = set()  # managed nodes brought up to active
+        self.completing = {node.name for node in self.nodes if node.completes}
 
     def start(self) -> None:
         for node in self.nodes:
             params = write_params_file(node, self._folder)
-            proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True)
+            proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True,
+                                  terminal=node.terminal and sys.stdin.isatty())
             self.processes.append((node, proc))
             print(f"[launch] started {node.name} (pid {proc.pid}): {node.package}/{node.executable}", flush=True)
         managed = [(node, proc) for node, proc in self.processes if node.lifecycle]
@@ -134,6 +136,9 @@ class StackLauncher:
         """Block until stop is requested or a required node exits; returns the exit code."""
         while not self._stop.is_set():
             failed = self.required_exit()
+            if failed is not None and failed.code == 0 and failed.name in self.completing:
+                print(f"[launch] {failed.name} finished; shutting the stack down", flush=True)
+                return 0
             if failed is not None:
                 print(f"[launch] error: {failed.describe()}; shutting the stack down", flush=True)
                 return failed.code or 1

@@ -74,7 +74,7 @@ class ManagedProcess:
 
     def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
                  log_path: str | Path | None = None, cwd: str | Path | None = None,
-                 prefix_output: bool = False):
+                 prefix_output: bool = False, terminal: bool = False):
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path) if log_path else None
@@ -88,8 +88,9 @@ class ManagedProcess:
             env=dict(env) if env is not None else None,
             cwd=cwd,
             stdout=self._log or (subprocess.PIPE if prefix_output else None),
-            stderr=subprocess.STDOUT if (self._log or prefix_output) else None,
-            stdin=subprocess.DEVNULL,
+            # terminal: our stdin and stderr, so a node can read keys and redraw a status line there.
+            stderr=None if terminal else subprocess.STDOUT if (self._log or prefix_output) else None,
+            stdin=None if terminal else subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent(),
         )

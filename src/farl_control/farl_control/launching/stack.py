@@ -64,6 +64,10 @@ class NodeSpec:
     """Its exit (or failed bring-up) takes the whole stack down."""
     lifecycle: bool = False
     """A managed node: the launcher drives configure -> activate."""
+    completes: bool = False
+    """Its exit with code 0 is the run's normal end (the teleop node after its episodes): stack down, exit 0."""
+    terminal: bool = False
+    """Gets the launcher's terminal (stdin, stderr): the keyboard teleop reads keys and draws its status line."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class ResolvedNode:
     parameters: dict[str, Any]
     required: bool
     lifecycle: bool = False
+    terminal: bool = False
+    completes: bool = False
 
     @property
     def module(self) -> str:
@@ -137,7 +143,7 @@ class StackDescription:
             if node.lifecycle:
                 params[AUTOSTART] = False  # the launcher (or the launch file) drives its transitions
             resolved.append(ResolvedNode(node.name, node.package, node.executable, params, node.required,
-                                         node.lifecycle))
+                                         node.lifecycle, node.terminal, node.completes))
         return resolved
 
 

@@ -21,7 +21,8 @@ Parameters (defaults from the task config)
                             non-PREEMPT_RT kernel (default false: refuse to start; logged as an error)
 
 Publishes  /farl/robot/joint_states (JointState), /farl/robot/ee_pose (PoseStamped, frame base)
-           at control.state_rate_hz; /farl/robot/status (DiagnosticArray) at
+           at control.state_rate_hz; /farl/robot/executed (TwistStamped, base): every velocity sent
+           to the arm, as sent; /farl/robot/status (DiagnosticArray) at
            control.status_rate_hz with keys: mode (unconfigured | inactive | idle | autonomous |
            teleop | stopped | resetting | error | finalized), watchdog, source, last_reasons, last_rejection, rejected_count,
            clipped_count, watchdog_trips, refused_count, error_count, last_error,
@@ -166,6 +167,7 @@ class FrankaNode(LifecycleNode):
         self.joint_pub = publisher(self, api.JOINT_STATES)
         self.pose_pub = publisher(self, api.EE_POSE)
         self.status_pub = publisher(self, api.ROBOT_STATUS)
+        self.executed_pub = publisher(self, api.EXECUTED_COMMAND)
         subscription(self, api.ROBOT_COMMAND, lambda m: self._on_command(m, AUTONOMOUS), callback_group=io_group)
         subscription(self, api.TELEOP_COMMAND, lambda m: self._on_command(m, TELEOP), callback_group=io_group)
         service_group = MutuallyExclusiveCallbackGroup()  # one stop/reset at a time
@@ -359,6 +361,7 @@ class FrankaNode(LifecycleNode):
             if decision is not None and not (decision.is_zero and not was_moving):
                 # Zero is streamed until the arm has been told to rest once; an idle arm gets nothing.
                 self.arm.send(decision.linear, decision.angular)
+                self._publish_executed(decision)
                 was_moving = not decision.is_zero
             elif decision is None:
                 was_moving = False
@@ -373,6 +376,15 @@ class FrankaNode(LifecycleNode):
                 delay = 0.0
             woken = self.wake.wait(delay)
             self.wake.clear()
+
+    def _publish_executed(self, decision: Decision) -> None:
+        """What the arm was just told (recorded with demos; the learner's executed action)."""
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = api.BASE_FRAME
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = decision.linear
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = decision.angular
+        self.executed_pub.publish(msg)
 
     # ---- state publishing ----------------------------------------------------------
     def _state_loop(self) -> None:

@@ -26,10 +26,12 @@ from farl_control.ros.spin_thread import SpinThread, tear_down
 
 
 def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 3,
-             on_start: Callable[[Node], None] | None = None) -> None:
+             on_start: Callable[[Node], None] | None = None,
+             exit_when: Callable[[Node], bool] | None = None) -> None:
     """Build the node (a FarlInputError → one error line, exit 2), spin it until SIGINT/SIGTERM, tear down.
 
     The node's optional `shutdown()` runs first on the way out (e.g. the monitor's "aborted" event).
+    `exit_when(node)` true ends the node normally (exit 0), e.g. after its last episode.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     done = threading.Event()
@@ -56,6 +58,8 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
             if getattr(node, "fatal", None):  # a worker thread of the node failed
                 print(f"{program}: error: {node.fatal}", file=sys.stderr, flush=True)
                 code = 1
+                break
+            if exit_when is not None and exit_when(node):
                 break
     finally:
         tear_down(node, spin, executor, program)

@@ -31,10 +31,12 @@ class Rollout:
     next_obs: list = field(default_factory=list)
     terminated: list = field(default_factory=list)
     episode_end: list = field(default_factory=list)
+    on_policy: list = field(default_factory=list)  # 0 where an operator drove the step (an intervention)
 
-    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end) -> None:
-        for name, value in zip(("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end"),
-                               (obs, action, logprob, reward, next_obs, terminated, episode_end)):
+    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end, on_policy: bool = True) -> None:
+        for name, value in zip(("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
+                                "on_policy"),
+                               (obs, action, logprob, reward, next_obs, terminated, episode_end, float(on_policy))):
             getattr(self, name).append(value)
 
     def __len__(self) -> int:
@@ -42,7 +44,8 @@ class Rollout:
 
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         return {name: torch.as_tensor(np.asarray(getattr(self, name), dtype=np.float32), device=device)
-                for name in ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end")}
+                for name in ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
+                             "on_policy")}
 
 
 def compute_gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, episode_end: torch.Tensor,
@@ -96,9 +99,12 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
             if cfg.norm_adv and len(mb) > 1:
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
 
-            # Policy loss: clipped surrogate.
-            pg_loss = torch.max(-mb_adv * ratio,
-                                -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+            # Policy loss: clipped surrogate, over on-policy steps only. An operator's action during an
+            # intervention is not a sample of pi (its ratio would be meaningless); those steps still
+            # give the value function real returns and their advantages to the steps around them.
+            surrogate = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
+            weight = b["on_policy"][mb]
+            pg_loss = (surrogate * weight).sum() / weight.sum().clamp(min=1.0)
             # Value loss.
             v_loss = 0.5 * ((value(b["obs"][mb]) - returns[mb]) ** 2).mean()
             entropy_loss = entropy.mean()
@@ -113,5 +119,6 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
 
     explained = 1 - float(torch.var(returns - values) / (torch.var(returns) + 1e-8))
     stats.update(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=entropy_loss.item(),
-                 approx_kl=approx_kl.item(), clipfrac=float(np.mean(clipfracs)), explained_variance=explained)
+                 approx_kl=approx_kl.item(), clipfrac=float(np.mean(clipfracs)), explained_variance=explained,
+                 off_policy_steps=int(n - b["on_policy"].sum().item()))
     return stats

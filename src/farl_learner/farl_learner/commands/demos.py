@@ -1,4 +1,13 @@
-"""`farl demos <task> --out DIR`: generate (or reuse cached) task and recovery demos of a FailureBench task.
+"""`farl demos list|inspect|convert DIR`: recorded demos; `farl demos <task> --out DIR`: FailureBench demos.
+
+Recorded demos (one MCAP file per episode, `farl record`):
+    farl demos list DIR       one row per episode: kind, duration, outcome, failures, labels, status
+    farl demos inspect DIR    also the metadata and every topic's message count and rate
+    farl demos convert DIR [--task T] [--out FILE]
+                              the training dataset at the control rate (farl_learner.data.recorded),
+                              default DIR/dataset.npz; an unreadable episode is one line, the rest convert
+
+FailureBench (`farl demos <task> --out DIR`): generate (or reuse cached) task and recovery demos.
 
 Writes <out>/<task>_task_<hash>.npz, <task>_recovery_<hash>.npz (see
 farl_learner.data.build) and <out>/demos_<task>.json (the command's settings,
@@ -13,12 +22,22 @@ from pathlib import Path
 
 from farl_common.errors import FarlInputError
 
-from .common import TOY, add_task_argument, check_task
+from .common import TOY, check_task
+
+
+ACTIONS = ("list", "inspect", "convert")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_task_argument(parser)
-    parser.add_argument("--out", required=True, help="output folder (the cache; pass it to `farl pretrain --data`)")
+    parser.add_argument("task", metavar="list|inspect|convert|TASK",
+                        help="list / inspect / convert recorded demos in DIR, or a FailureBench task to generate "
+                             "demos of (bounded_push, bounded_soccer, fragile_push_wall, obstructed_push)")
+    parser.add_argument("folder", nargs="?", metavar="DIR", help="recorded demos folder (list, inspect, convert)")
+    parser.add_argument("--task", dest="recorded_task", default=None,
+                        help="convert: task config of the demos (default: the episodes' own task)")
+    parser.add_argument("--out", default=None, help="FailureBench: output folder (the cache; pass it to "
+                                                    "`farl pretrain --data`); convert: dataset file "
+                                                    "[DIR/dataset.npz]")
     parser.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
     parser.add_argument("--task-demos", type=int, default=None, help="number of task demos (default: task YAML, 20)")
     parser.add_argument("--recovery-demos", type=int, default=None,
@@ -26,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task in ACTIONS:
+        from . import recorded_demos
+
+        if not args.folder:
+            raise FarlInputError(None, f"farl demos {args.task} needs the demos folder", key="DIR")
+        return recorded_demos.run(args.task, args.folder, args.recorded_task, args.out)
+    if args.out is None:
+        raise FarlInputError(None, "farl demos <task> needs --out DIR (the demo cache)", key="--out")
     task = check_task(args.task)
     if task == TOY:
         raise FarlInputError(None, "the toy task has no demo files: `farl pretrain toy` makes its data in memory",

@@ -548,7 +548,7 @@ def plot_calibration(path: Path, calibration: dict, task: str) -> None:
 
 
 # ---- export + shield check ---------------------------------------------------------
-def export_folder(task: str, out: Path, cfg):
+def export_folder(task: str, out: Path, cfg, made_by: str = "farl pretrain-twin"):
     """ONNX graphs + manifest.json from the checkpoints pretrain() wrote (the learner's exact starting point)."""
     from farl_common.task_config import load_task_config
     from farl_common.task_spec import TaskSpec
@@ -566,7 +566,7 @@ def export_folder(task: str, out: Path, cfg):
         out, task, policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
         float(calibration["epsilon_safe"]), versions={"policy": 0, "recovery": 0, "risk": 0},
         obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())},
-        extra={"made_by": "farl pretrain-twin", "calibration": {k: calibration.get(k) for k in (
+        extra={"made_by": made_by, "calibration": {k: calibration.get(k) for k in (
             "miss_rate", "needless_trigger_rate", "source")}})
 
 

@@ -41,7 +41,8 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
              failure_transitions: int | None = None,
              failure_source: Callable[[GaussianPolicy], Transitions] | None = None,
              evaluate_task_policy: Callable[[GaussianPolicy], dict] | None = None,
-             recovery_source: Callable[[GaussianPolicy], Transitions] | None = None) -> dict:
+             recovery_source: Callable[[GaussianPolicy], Transitions] | None = None,
+             split_failure: Callable[[Transitions], tuple[Transitions, Transitions]] | None = None) -> dict:
     """Train pi_task, pi_rec and the world model, calibrate eps_safe; returns the metrics written to pretrain.json.
 
     `datasets` ({"task", "recovery"[, "failure"]} -> Transitions) replaces
@@ -54,6 +55,8 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
     member and gate its offline improvement (agents/uni_o4.py). Without a
     "recovery" entry, `recovery_source(pretrained_policy)` makes the recovery
     demos (after the failure data, so it can start them where the policy fails).
+    `split_failure(failure data) -> (train, held-out)` replaces the random split by
+    episodes (recorded demos: few episodes, and the held-out ones must contain failures).
     """
     cfg = cfg or load_farl_config(task)
     out_dir = Path(out_dir)
@@ -86,7 +89,10 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
     timings["recovery_policy_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    failure_train, failure_holdout = data["failure"].split_episodes(cfg.risk.holdout_fraction, cfg.seed)
+    if split_failure is not None:
+        failure_train, failure_holdout = split_failure(data["failure"])
+    else:
+        failure_train, failure_holdout = data["failure"].split_episodes(cfg.risk.holdout_fraction, cfg.seed)
     world_model, wm_curve = train_world_model(Transitions.concat([data["task"], failure_train]), cfg.world_model,
                                               cfg.seed, progress=progress)
     timings["world_model_s"] = time.perf_counter() - start
