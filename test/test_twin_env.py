@@ -109,6 +109,27 @@ def test_same_seed_same_trajectory_and_state_restore(env):
     np.testing.assert_allclose(second, third, atol=1e-6)
 
 
+def test_a_new_command_takes_over_only_after_the_configured_delay():
+    """The served stack's decision-to-arm latency: for command_delay_s into a tick the arm still
+    follows the previous tick's twist, so a reversal shows up as a shorter first step."""
+    prompt = FrankaTwinEnv("fragile_push_wall", command_delay_s=0.0, physics_dt=0.002)
+    late = FrankaTwinEnv("fragile_push_wall", command_delay_s=0.05, physics_dt=0.002)
+    moves = {}
+    for name, twin_env in (("prompt", prompt), ("late", late)):
+        twin_env.reset(seed=3)
+        for _ in range(5):
+            twin_env.step(np.array([0.0, 0.8, 0.0]))  # along the wall, away from the block's path
+        before = twin_env.tcp_position()
+        twin_env.step(np.array([0.0, -0.8, 0.0]))  # reverse
+        moves[name] = float(twin_env.tcp_position()[1] - before[1])
+    speed = 0.8 * prompt.spec_.action_scale[1]
+    assert moves["prompt"] == pytest.approx(-speed * 0.1, rel=0.25)
+    # Half the tick still forward, half backward: nearly no net motion.
+    assert abs(moves["late"]) < 0.25 * abs(moves["prompt"])
+    with pytest.raises(ValueError, match="command_delay_s"):
+        FrankaTwinEnv("fragile_push_wall", command_delay_s=0.1)
+
+
 def test_exact_controller_matches_franky_sim_controller():
     exact = FrankaTwinEnv("fragile_push_wall", controller="exact")
     reference = FrankaTwinEnv("fragile_push_wall", controller="franky")
@@ -124,7 +145,7 @@ def test_exact_controller_matches_franky_sim_controller():
 
 def test_servo_controller_tracks_like_franky_sim_within_millimetres(env):
     """The default twin (MuJoCo servos, 2 ms steps) follows franky-sim's own law closely."""
-    exact = FrankaTwinEnv("fragile_push_wall", controller="exact")
+    exact = FrankaTwinEnv("fragile_push_wall", controller="exact", command_delay_s=env.delay_steps * env.physics_dt)
     rng = np.random.default_rng(2)
     actions = rng.uniform(-1, 1, (30, 3))
     actions[:15, 2] = -0.6  # down toward the table first: the block and the floor come into play

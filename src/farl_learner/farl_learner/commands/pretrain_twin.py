@@ -92,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-episodes", type=int, default=100,
                         help="twin episodes per arm (shield off / on) of the closing preview; 0 = skip [default: 100]")
     parser.add_argument("--latency-samples", type=int, default=500, help="shield decide() calls timed [default: 500]")
+    parser.add_argument("--reselect-operating-point", action="store_true",
+                        help="keep the networks an earlier run wrote to --out and redo only the operating point, "
+                             "export, shield check and twin preview (after the twin itself changed, e.g. its "
+                             "command delay)")
     add_budget_arguments(parser)
 
 
@@ -121,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env, twin = _twin_env(args.task)
     correlation = env.spec_.exploration_correlation
+    if args.reselect_operating_point:
+        return reselect_operating_point(args, env, cfg, correlation, started)
     failure_transitions = args.failure_transitions or twin.data.failure_transitions
     recovery_episodes = args.recovery_episodes or twin.data.recovery_episodes
 
@@ -220,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
                           "refinement_s": refine_seconds,
                           "operating_point_s": operating_seconds, "twin_preview_s": preview_seconds, "total_s": wall}
     metrics["twin_data"] = {**demo_info, **data_info, "exploration_correlation": correlation}
+    metrics["twin_stepping"] = twin_stepping(env)
     metrics["export"] = {"parity_max_abs_diff": parity, "files": sorted(manifest.models)}
     metrics["shield_check"] = shield
     metrics["twin_preview"] = preview
@@ -325,8 +332,8 @@ def exploration_data(env, twin, policy, data_dir, transitions: int, seed: int, c
         try:
             dataset = load_dataset(path, expect_task=env.config.task)
             with np.load(states_path) as z:
-                near = [(TwinState(z["mj_state"][i], z["qfrc_applied"][i], int(z["steps"][i]), z["tcp"][i]),
-                         z["obs"][i]) for i in range(len(z["obs"]))]
+                near = [(TwinState(z["mj_state"][i], z["qfrc_applied"][i], int(z["steps"][i]), z["tcp"][i],
+                                   z["previous_twist"][i]), z["obs"][i]) for i in range(len(z["obs"]))]
             print(f"failure data: reusing {path}", file=sys.stderr)
             return dataset, near, path
         except (FarlInputError, KeyError, ValueError) as error:
@@ -337,7 +344,7 @@ def exploration_data(env, twin, policy, data_dir, transitions: int, seed: int, c
         np.savez(states_path, mj_state=np.stack([s.mj_state for s, _ in near]),
                  qfrc_applied=np.stack([s.qfrc_applied for s, _ in near]),
                  steps=np.array([s.steps for s, _ in near]), tcp=np.stack([s.tcp for s, _ in near]),
-                 obs=np.stack([o for _, o in near]))
+                 previous_twist=np.stack([s.previous_twist for s, _ in near]), obs=np.stack([o for _, o in near]))
     else:
         np.savez(states_path, obs=np.zeros((0, env.spec_.obs_dim)))
     return dataset, near, path
@@ -406,6 +413,71 @@ def refine_world_model(env, out: Path, cfg, correlation: float, demos, failure_p
                     {"task": env.config.task, "seed": cfg.seed, "version": 1, "refinement_rounds": rounds})
     write_json(out / CALIBRATION, {"task": env.config.task, **records[-1]["calibration"]})
     return records
+
+
+def reselect_operating_point(args: argparse.Namespace, env, cfg, correlation: float, started: float) -> int:
+    """`--reselect-operating-point`: steps 7-8 of the recipe again on an already trained folder.
+
+    The networks were trained in the twin as it was; when the twin changes in a way that
+    does not change what they learned from much but changes the closed loop (the command
+    delay), only the operating point needs choosing again. pretrain.json keeps the
+    calibration before any operating point and the earlier choice, so this is repeatable.
+    """
+    from ..training.io import CALIBRATION, read_json, write_json
+
+    out = Path(args.out)
+    try:
+        metrics = read_json(out / "pretrain.json")
+        calibration = metrics.get("calibration_at_target_recall") or metrics["calibration"]
+        failure_path = Path(metrics["twin_data"]["failure"]["path"])
+        trained_by = read_json(out / "command.json")
+    except (FileNotFoundError, KeyError) as error:
+        raise FarlInputError(out / "pretrain.json", f"no earlier farl pretrain-twin run to reselect from ({error}); "
+                                                    "run without --reselect-operating-point first") from None
+    if not failure_path.is_file():
+        raise FarlInputError(failure_path, "the failure data this folder was trained on is not in the data cache; "
+                                           "rerun farl pretrain-twin without --reselect-operating-point")
+    write_json(out / CALIBRATION, calibration)  # start from the calibrated (held-out recall target) eps
+    demos, _ = twin_demos(args.task, args.data, cfg.seed, args.task_episodes)
+    t0 = time.perf_counter()
+    operating = choose_operating_point(env, out, cfg, correlation, calibration, args, failure_path)
+    operating_seconds = time.perf_counter() - t0
+    metrics["calibration_at_target_recall"] = calibration
+    metrics["calibration"] = read_calibration(out)
+    manifest, parity = export_folder(args.task, out, cfg)
+    metrics["shield_check"] = shield_check(args.task, out, {"task": demos}, args.latency_samples, cfg.seed)
+    t0 = time.perf_counter()
+    metrics["twin_preview"] = twin_preview(env, out, cfg, correlation, args.preview_episodes) \
+        if args.preview_episodes else {}
+    preview_seconds = time.perf_counter() - t0
+    plot_calibration(out / "calibration.png", metrics["calibration"], args.task)
+    wall = time.perf_counter() - started
+    # Folders trained before the twin had a command delay carry no twin_stepping: their delay was 0.
+    trained_stepping = metrics.get("twin_stepping_at_training") or metrics.get("twin_stepping") or \
+        {"command_delay_s": 0.0}
+    metrics.setdefault("earlier_operating_points", []).append(metrics.get("operating_point"))
+    metrics["operating_point"] = operating
+    metrics["export"] = {"parity_max_abs_diff": parity, "files": sorted(manifest.models)}
+    metrics["timings"] = {**metrics.get("timings", {}), "operating_point_s": operating_seconds,
+                          "twin_preview_s": preview_seconds, "reselect_total_s": wall}
+    metrics["twin_stepping_at_training"] = trained_stepping
+    metrics["twin_stepping"] = twin_stepping(env)
+    write_json(out / "pretrain.json", metrics)
+    command = "farl pretrain-twin " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "pretrain-twin" else \
+        f"farl pretrain-twin {args.task} --out {args.out} --reselect-operating-point"
+    record = {k: v for k, v in trained_by.items() if k != "operating_point"}
+    record["operating_point"] = {"command": command, "twin_stepping": twin_stepping(env), "wall_seconds": wall,
+                                 "networks_trained_with_twin_stepping": trained_stepping}
+    write_json(out / "command.json", record)
+    print(summary_line(out, args.task, wall, metrics))
+    return 0
+
+
+def twin_stepping(env) -> dict:
+    """How the twin stepped (recorded: the closed-loop results depend on it)."""
+    return {"controller": env.controller, "physics_dt": env.physics_dt,
+            "command_delay_s": round(env.delay_steps * env.physics_dt, 6)}
 
 
 def read_calibration(out: Path) -> dict:

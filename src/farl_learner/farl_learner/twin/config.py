@@ -30,6 +30,7 @@ class SteppingConfig:
     controller: str = setting("servo", choices=("servo", "exact", "franky"))
     physics_dt: float = setting(0.001, positive=True, maximum=0.005)
     jacobian_period_s: float = setting(0.01, positive=True, maximum=0.1)
+    command_delay_s: float = setting(0.0, minimum=0.0, maximum=0.09)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ class TwinConfig:
     def jacobian_period_s(self) -> float:
         return self.twin.jacobian_period_s
 
+    @property
+    def command_delay_s(self) -> float:
+        return self.twin.command_delay_s
+
     def check(self) -> None:
         if self.controller != "servo" and self.physics_dt != 0.001:
             raise ConfigProblem("twin.physics_dt", f"controller {self.controller!r} runs at franky-sim's 1 ms step; "
@@ -160,4 +165,4 @@ def make_twin_env(task: str = "fragile_push_wall", twin: TwinConfig | None = Non
 
     twin = twin or load_twin_config(task)
     return FrankaTwinEnv(task, controller=twin.controller, max_steps=max_steps, physics_dt=twin.physics_dt,
-                         jacobian_period_s=twin.jacobian_period_s)
+                         jacobian_period_s=twin.jacobian_period_s, command_delay_s=twin.command_delay_s)

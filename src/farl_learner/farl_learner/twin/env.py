@@ -71,6 +71,7 @@ class TwinState:
     qfrc_applied: np.ndarray
     steps: int
     tcp: np.ndarray
+    previous_twist: np.ndarray  # still driving the arm for command_delay_s into the next tick
 
 
 class _FastCartesianVelocity:
@@ -265,6 +266,9 @@ class FrankaTwinEnv(gym.Env):
         max_steps: override `episode.max_steps` (None: the task's).
         physics_dt: MuJoCo timestep (franky-sim's is 1 ms; "servo" only may take more).
         jacobian_period_s: how often "servo" recomputes J^+ v.
+        command_delay_s: the previous tick's twist keeps driving the arm for this long
+            into each tick before the new one takes over: the served stack's latency from
+            the poses a decision is made on to the arm following it (see the twin config).
     """
 
     metadata = {"render_modes": []}
@@ -272,7 +276,7 @@ class FrankaTwinEnv(gym.Env):
 
     def __init__(self, task: str | TaskConfig = "fragile_push_wall", controller: str = "servo",
                  max_steps: int | None = None, physics_dt: float = PHYSICS_DT,
-                 jacobian_period_s: float = 0.01) -> None:
+                 jacobian_period_s: float = 0.01, command_delay_s: float = 0.0) -> None:
         super().__init__()
         if controller not in self.CONTROLLERS:
             raise ValueError(f"controller must be one of {', '.join(self.CONTROLLERS)}, got {controller!r}")
@@ -285,6 +289,11 @@ class FrankaTwinEnv(gym.Env):
         self.control_dt = 1.0 / self.config.control.rate_hz
         self.physics_dt = float(physics_dt)
         self.substeps = max(1, int(round(self.control_dt / self.physics_dt)))
+        if not 0.0 <= command_delay_s < self.control_dt:
+            raise ValueError(f"command_delay_s must be in [0, {self.control_dt:g}) s (one control period), "
+                             f"got {command_delay_s}")
+        self.delay_steps = int(round(command_delay_s / self.physics_dt))
+        self._previous_twist = np.zeros(6)
         self.max_steps = int(max_steps or self.spec_.max_steps)
         self.controller = controller
 
@@ -366,6 +375,7 @@ class FrankaTwinEnv(gym.Env):
         d.time = 0.0
         mujoco.mj_forward(self.model, d)
         self.robot._applied_torques = np.zeros(7)
+        self._previous_twist = np.zeros(6)
         self.steps = 0
         self._tcp = self._fast.tcp_position(self.data)
         pos = self.positions()
@@ -386,22 +396,12 @@ class FrankaTwinEnv(gym.Env):
             raise ValueError(f"action must be {self.spec_.action_dim} finite values, got {action}")
         linear, clipped = self.filtered_velocity(action)
         twist = np.concatenate([linear, np.zeros(3)])
+        phases = [(self._previous_twist, self.delay_steps), (twist, self.substeps - self.delay_steps)]
+        self._previous_twist = twist
         contact = False
-        if self._servo is not None:
-            hits = []
-            self._servo.run(self.model, self.data, twist, self.substeps,
-                            lambda: hits.append(self.failure_contact()))
-            contact = any(hits)
-        else:
-            for _ in range(self.substeps):
-                if self.controller == "exact":
-                    self._fast.apply(self.data, twist)
-                    self._fast.hand(self.data)  # the finger PD that sim.step() runs before mj_step
-                    mujoco.mj_step(self.model, self.data)
-                else:
-                    self.robot.cartesian_velocity_control(twist, None)
-                    self.scene.sim.step()
-                contact = contact or self.failure_contact()
+        for phase_twist, steps in phases:
+            if steps > 0:
+                contact = self._advance(phase_twist, steps) or contact
         self.physics_steps += self.substeps
         self.steps += 1
         self._tcp = self._fast.tcp_position(self.data)
@@ -417,12 +417,31 @@ class FrankaTwinEnv(gym.Env):
                 "velocity": linear, "clipped": clipped}
         return self.spec_.build_observation(pos), float(reward), terminated, truncated, info
 
+    def _advance(self, twist: np.ndarray, steps: int) -> bool:
+        """`steps` physics steps tracking `twist`; True when the failure contact held at any of them."""
+        if self._servo is not None:
+            hits = []
+            self._servo.run(self.model, self.data, twist, steps, lambda: hits.append(self.failure_contact()))
+            return any(hits)
+        contact = False
+        for _ in range(steps):
+            if self.controller == "exact":
+                self._fast.apply(self.data, twist)
+                self._fast.hand(self.data)  # the finger PD that sim.step() runs before mj_step
+                mujoco.mj_step(self.model, self.data)
+            else:
+                self.robot.cartesian_velocity_control(twist, None)
+                self.scene.sim.step()
+            contact = contact or self.failure_contact()
+        return contact
+
     # ---- save / restore (rewinding before a failure) ----------------------
     def get_state(self) -> TwinState:
         size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_PHYSICS)
         buf = np.empty(size)
         mujoco.mj_getState(self.model, self.data, buf, mujoco.mjtState.mjSTATE_PHYSICS)
-        return TwinState(buf, self.data.qfrc_applied.copy(), self.steps, self._tcp.copy())
+        return TwinState(buf, self.data.qfrc_applied.copy(), self.steps, self._tcp.copy(),
+                         self._previous_twist.copy())
 
     def set_state(self, state: TwinState) -> None:
         mujoco.mj_setState(self.model, self.data, state.mj_state, mujoco.mjtState.mjSTATE_PHYSICS)
@@ -430,6 +449,7 @@ class FrankaTwinEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self.steps = state.steps
         self._tcp = state.tcp.copy()
+        self._previous_twist = state.previous_twist.copy()
 
     def set_object_position(self, name: str, xy: tuple[float, float], z: float | None = None) -> None:
         """Place a free object (at rest, upright) — for tests and near-failure sampling."""
