@@ -287,6 +287,11 @@ def main() -> None:
         for name in ("shield_off", "farl"):
             results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,
                                     args.out, reuse=name in args.reuse)
+            arm = results[name]
+            if arm["exit_code"] not in (0, None) or arm["episodes"] != args.episodes:
+                # A failed arm would overwrite the recorded results with an empty comparison.
+                raise SystemExit(f"[bench] {name}: farl run exited {arm['exit_code']} after {arm['episodes']} of "
+                                 f"{args.episodes} episodes (see {arm['run_dir']}); results not written")
     finally:
         if own_flag:
             QUIET_FLAG.unlink(missing_ok=True)

@@ -107,3 +107,40 @@ def test_unconnected_arm_refuses_clearly():
     with pytest.raises(ArmError, match="not connected"):
         a.send((0.0, 0.0, 0.0))
     assert a.stop() is True  # stopping nothing is fine (shutdown paths call it unconditionally)
+
+
+class BusyRobot(ReflexRobot):
+    """A pose or joint motion (go home) is still running: franky refuses a motion of another type."""
+
+    def __init__(self):
+        super().__init__()
+        self.fail_next = False
+        self.running = "JointMotion"
+        self.stops = 0
+
+    def move(self, motion, asynchronous=False):
+        if self.running and type(motion).__name__ != self.running:
+            raise franky.InvalidMotionTypeException(
+                "The type of motion cannot change during runtime. Please ensure that the previous motion "
+                "finished before using a new type of motion.")
+        return super().move(motion, asynchronous)
+
+    def stop(self):
+        self.stops += 1
+        self.running = None
+
+
+def test_a_velocity_command_during_go_home_is_dropped_not_fatal(arm):
+    """franky's InvalidMotionTypeException is not a franky.Exception: it once escaped a callback and
+    took the control node down after a go-home overran. A velocity command then sends nothing."""
+    arm.robot = BusyRobot()
+    assert arm.send((0.05, 0.0, 0.0)) == ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert arm.error_count == 0 and arm.robot.recoveries == 0  # not a fault of the arm
+
+
+def test_stop_preempts_a_running_go_home_and_waits_for_it(arm):
+    arm.robot = BusyRobot()
+    assert arm.stop() is True
+    assert arm.robot.stops == 1
+    # Once preempted, the next velocity command goes through.
+    assert arm.send((0.05, 0.0, 0.0)) == ((0.05, 0.0, 0.0), (0.0, 0.0, 0.0))

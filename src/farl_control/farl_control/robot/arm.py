@@ -60,6 +60,12 @@ def _drop_realtime_priority() -> None:
             pass
 
 
+# What franky raises when a motion cannot be started or fails. InvalidMotionTypeException (a new
+# motion of another type while one still runs, e.g. a velocity command during go-home) is not a
+# franky.Exception; RuntimeError is Ruckig failing inside an asynchronous motion.
+FRANKY_ERRORS = (franky.Exception, franky.InvalidMotionTypeException, RuntimeError)
+
+
 class ArmError(RuntimeError):
     """The arm could not be reached or refused an operation; the message says what to check."""
 
@@ -141,7 +147,11 @@ class FrankyArm:
         with self._lock:
             try:
                 r.move(motion, asynchronous=True)
-            except (franky.Exception, RuntimeError) as error:
+            except franky.InvalidMotionTypeException:
+                # A pose or joint motion (go home) still runs: a velocity command must not replace it
+                # mid-way, and the arm is not at fault. Nothing is sent; it ends on its own or on stop().
+                return ZERO3, ZERO3
+            except FRANKY_ERRORS as error:
                 # RuntimeError: franky's motion planner (Ruckig) failing inside the previous asynchronous
                 # motion, e.g. "Motion planner failed with error code -110", rethrown here. Seen under
                 # heavy CPU load; it is not a franky.Exception and used to end the control loop.
@@ -160,11 +170,16 @@ class FrankyArm:
                                                       duration=franky.Duration(1)), asynchronous=True)
                 return bool(r.join_motion(timeout=timeout_s))
             except franky.InvalidMotionTypeException:
-                # A joint motion (go home) is running: preempt it instead.
+                # A pose or joint motion (go home) is running: preempt it instead, and wait until it
+                # has really ended so that the next motion of another type can start.
                 self._preempted = True
-                r.stop()
-                return True
-            except (franky.Exception, RuntimeError) as error:
+                try:
+                    r.stop()
+                    return bool(r.join_motion(timeout=timeout_s))
+                except FRANKY_ERRORS as error:
+                    self._on_error(error)
+                    return not r.poll_motion() if self._safe_poll(r) else False
+            except FRANKY_ERRORS as error:
                 self._on_error(error)
                 return not r.poll_motion() if self._safe_poll(r) else False
 
@@ -195,7 +210,7 @@ class FrankyArm:
                 finished = r.join_motion(timeout=max(0.0, deadline - time.monotonic()))
                 if not finished or self._preempted:
                     break
-        except franky.Exception as error:
+        except FRANKY_ERRORS as error:
             if self._preempted:  # our own stop(), not a fault of the arm
                 raise ArmError("stopped before reaching home") from None
             self._on_error(error)
@@ -224,7 +239,7 @@ class FrankyArm:
         try:
             r.poll_motion()
             return True
-        except (franky.Exception, RuntimeError):
+        except FRANKY_ERRORS:
             return False
 
     def _on_error(self, error: Exception) -> None:
