@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
                     "machine": {"python": info["python"], "cpus": info["cpus"],
                                 "load_avg_1min_at_start": info["load_avg_1min"]},
                     "twin_config": {"controller": twin.controller, "physics_dt": twin.physics_dt,
-                                    "jacobian_period_s": twin.jacobian_period_s}}
+                                    "jacobian_period_s": twin.jacobian_period_s,
+                                    "command_delay_s": twin.command_delay_s}}
     t0 = time.perf_counter()
     envs = {"servo": make_twin_env(args.task, twin)}
     result["build_s"] = round(time.perf_counter() - t0, 3)
@@ -176,8 +177,16 @@ def main(argv: list[str] | None = None) -> None:
                                                            / sp["exact"]["steps_per_cpu_s"], 2)
 
     sequences = command_sequences(args.sequences, seed=7)
-    tracks = {name: twin_tracks(envs[name], sequences) for name in ("servo", "exact")}
-    fidelity = {"sequences": args.sequences, "ticks": SEQUENCE_TICKS,
+    # The default twin delays each new command by twin.command_delay_s (the served stack's latency);
+    # "exact" gets the same delay so that servo vs exact measures the controller alone, and the
+    # undelayed servo twin shows what the delay buys against the served arm.
+    delay = twin.command_delay_s
+    fidelity_envs = {"servo": default,
+                     "exact": FrankaTwinEnv(args.task, controller="exact", command_delay_s=delay),
+                     "servo_without_delay": FrankaTwinEnv(args.task, controller="servo", physics_dt=twin.physics_dt,
+                                                          jacobian_period_s=twin.jacobian_period_s)}
+    tracks = {name: twin_tracks(env, sequences) for name, env in fidelity_envs.items()}
+    fidelity = {"sequences": args.sequences, "ticks": SEQUENCE_TICKS, "command_delay_s": delay,
                 "servo_vs_exact": deviation(tracks["servo"], tracks["exact"])}
     if not args.no_served:
         own_flag = not QUIET_FLAG.exists()
@@ -190,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                 QUIET_FLAG.unlink(missing_ok=True)
         fidelity.update(served_sim_rtf=[round(r, 3) for r in rtfs],
                         servo_vs_served=deviation(tracks["servo"], served),
-                        exact_vs_served=deviation(tracks["exact"], served))
+                        exact_vs_served=deviation(tracks["exact"], served),
+                        servo_without_delay_vs_served=deviation(tracks["servo_without_delay"], served))
     result["fidelity"] = fidelity
 
     if args.episodes > 0:
@@ -226,10 +236,13 @@ def main(argv: list[str] | None = None) -> None:
               f"ticks ({DESCENT_TICKS} descending toward the table, then correlated random velocities), "
               "deviation from the reference:", "",
               "| compared | mean (mm) | max (mm) | at the end, mean (mm) |", "|---|---|---|---|"]
-    for key in ("servo_vs_exact", "servo_vs_served", "exact_vs_served"):
+    for key in ("servo_vs_exact", "servo_vs_served", "exact_vs_served", "servo_without_delay_vs_served"):
         if key in fidelity:
             f = fidelity[key]
-            lines.append(f"| {key.replace('_vs_', ' vs ')} | {f['mean_mm']} | {f['max_mm']} | {f['final_mean_mm']} |")
+            label = key.replace("_vs_", " vs ").replace("_", " ")
+            lines.append(f"| {label} | {f['mean_mm']} | {f['max_mm']} | {f['final_mean_mm']} |")
+    lines += ["", f"servo and exact delay each new command by twin.command_delay_s = {1000 * delay:g} ms "
+                  "(config/twin); 'servo without delay' does not."]
     if "served_sim_rtf" in fidelity:
         lines += ["", f"Served: sim_robot + franka node, commands over DDS at 10 Hz; franky-sim real-time factor "
                       f"per sequence {fidelity['served_sim_rtf']}."]

@@ -31,7 +31,7 @@ from farl_common.task_spec import TaskSpec
 from farl_control.launching.processes import free_loopback_ip as free_ip
 from farl_control.ros.client import RobotClient, dist
 from farl_control.ros.endpoints import publisher, subscription
-from model_folders import known_risk_folder
+from model_folders import HORIZON, known_risk_folder
 from test_franka_node_sim import STARTUP_TIMEOUT_S
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -204,7 +204,7 @@ def test_recovery_action_exactly_when_risk_exceeds_epsilon(shield):
     for array in arrays:
         by_ns = {m.ns: m for m in array.markers}
         assert {"trigger", "risk", "predicted_path", "workspace", "scene/wall"} <= set(by_ns), sorted(by_ns)
-        assert len(by_ns["predicted_path"].points) == 11 and by_ns["trigger"].header.frame_id == "base"
+        assert len(by_ns["predicted_path"].points) == HORIZON + 1 and by_ns["trigger"].header.frame_id == "base"
         fired = "RECOVERY" in by_ns["risk"].text
         assert (by_ns["trigger"].scale.x > 0.05) == fired and (by_ns["trigger"].color.r > 0.9) == fired
         fired_seen |= fired
