@@ -96,7 +96,8 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
     shield (`Shield.decide_batch`, one world-model rollout for all N states)
     run batched. Each env keeps its own rollout segment; a PPO update takes
     `ppo.num_steps` transitions in all (num_steps // N per env), so the update
-    size does not depend on N. `total_steps` is rounded up to a multiple of N.
+    size does not depend on N. When fewer than N steps remain, only the first
+    envs step, so exactly `total_steps` steps are taken.
     `on_progress(counters)` is called every `progress_every` steps (learning curves).
     """
     envs = EnvBatch(list(env) if isinstance(env, (list, tuple)) else [env])
@@ -116,12 +117,13 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
                disable=not progress, leave=False)
     while counters.steps < total_steps:
         # 1. Propose (batched), shield (one batched rollout), execute.
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        active = min(n, total_steps - counters.steps)  # all N but on a last, partial round
+        obs_t = torch.as_tensor(obs[:active], dtype=torch.float32)
         with torch.no_grad():
             task_action = policy.distribution(obs_t).sample().numpy()
-        action, triggered = task_action, np.zeros(n, dtype=bool)
+        action, triggered = task_action, np.zeros(active, dtype=bool)
         if shield is not None:
-            decision = shield.decide_batch(obs, task_action)
+            decision = shield.decide_batch(obs[:active], task_action)
             triggered = decision.triggered
             action = np.where(triggered[:, None], decision.action, task_action)
             counters.shield_triggers += int(triggered.sum())
@@ -133,9 +135,10 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
         with torch.no_grad():
             logprob = policy.log_prob(obs_t, torch.as_tensor(action, dtype=torch.float32)).numpy()
         next_obs, reward, terminated, truncated, infos, final_obs = envs.step(np.clip(action, -1.0, 1.0))
+        next_obs = np.concatenate([next_obs, obs[active:]]) if active < n else next_obs
 
         # 2. Store and count, env by env.
-        for i in range(n):
+        for i in range(active):
             episode_end = bool(terminated[i] or truncated[i])
             rollouts[i].add(obs[i], action[i], float(logprob[i]), float(reward[i]), final_obs[i],
                             bool(terminated[i]), episode_end)
@@ -170,11 +173,11 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
             rollouts = [Rollout() for _ in range(n)]
             if on_update is not None:
                 on_update(policy, counters.updates)
-        bar.update(n)
+        bar.update(active)
         if progress_every and on_progress is not None and counters.steps >= next_report:
             on_progress(counters)
             next_report += progress_every
-        if counters.steps % 1000 < n:
+        if counters.steps % 1000 < active:
             bar.set_postfix(episodes=counters.episodes, failures=counters.failure_episodes,
                             triggers=counters.shield_triggers)
     bar.close()
@@ -224,6 +227,7 @@ class EnvBatch:
         return np.stack([np.asarray(e.reset(seed=seed + 1000 * i)[0]) for i, e in enumerate(self.envs)])
 
     def step(self, actions: np.ndarray):
+        """Step the first len(actions) envs (all of them, but on a partial last round)."""
         obs, final_obs, rewards, terminated, truncated, infos = [], [], [], [], [], []
         for env, action in zip(self.envs, actions):
             o, r, term, trunc, info = env.step(action)
