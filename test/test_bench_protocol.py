@@ -64,3 +64,12 @@ def test_results_keep_the_schema_and_add_paired_ci_and_curves(tmp_path):
     text = (tmp_path / "protocol.md").read_text()
     assert "Paired difference" in text and "| bounded_push | 5 |" in text and "Partial results" in text
     assert (tmp_path / "protocol_curves_bounded_push.png").is_file()
+
+
+def test_runs_in_parallel_workers_give_the_same_results_as_in_process():
+    import math
+
+    from farl_learner.commands.bench import run_jobs
+
+    calls = [(k, math.sqrt, (k * k,)) for k in range(4)]
+    assert dict(run_jobs(calls, 1)) == dict(run_jobs(calls, 2)) == {k: float(k) for k in range(4)}

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/failurebench", help="demo cache folder (default data/failurebench)")
     parser.add_argument("--work", default="runs/bench/failurebench", help="folder of the per-run outputs")
     parser.add_argument("--out", default="benchmarks/results", help="folder of failurebench.{json,md,png}")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs in parallel worker processes (default 1; 2 uses both cores of the lab machine)")
     parser.add_argument("--name", default="failurebench", help="base name of the result files (default failurebench)")
     parser.add_argument("--task-set", dest="task_overrides", action="append", default=[], metavar="TASK:KEY=VALUE",
                         help="override one config key for one task (repeatable), e.g. bounded_push:bc.steps=200")
@@ -119,21 +121,14 @@ def run(args: argparse.Namespace) -> int:
                                   for m in METHODS}
         results["curves"][task] = {m: [] for m in METHODS}
 
-    from .finetune import finetune_run
-    from .pretrain import pretrain_task
-
     total_runs = len(tasks) * (1 + len(args.seeds) * len(METHODS))
     done = 0
-    for task in tasks:
-        cfg, budget = configs[task]
-        model = work / task / "pretrained"
+    pre_calls = [(task, _pretrain_job, (task, args.data, str(work / task / "pretrained"), *configs[task]))
+                 for task in tasks]
+    for task, (metrics, seconds) in run_jobs(pre_calls, args.jobs):
         done += 1
-        print(f"[{done}/{total_runs}] pretrain {task} ({args.profile})", flush=True)
-        if (model / "command.json").is_file() and (model / "calibration.json").is_file():
-            seconds = json.loads((model / "command.json").read_text())["wall_seconds"]
-            metrics = json.loads((model / "pretrain.json").read_text())
-        else:
-            metrics, seconds = pretrain_task(task, args.data, model, cfg, budget, progress=True)
+        model = work / task / "pretrained"
+        print(f"[{done}/{total_runs}] pretrained {task} ({args.profile}) in {seconds:.0f} s", flush=True)
         results["pretraining"][task] = {"wall_seconds": seconds, "timings": metrics["timings"],
                                         "epsilon_safe": metrics["calibration"]["epsilon_safe"],
                                         "calibration": {k: metrics["calibration"].get(k) for k in
@@ -141,35 +136,71 @@ def run(args: argparse.Namespace) -> int:
                                         "data": metrics["data"], "model_dir": str(model)}
         write_outputs(results, out, plot=not args.no_plot, name=args.name)
 
-    for seed in args.seeds:
-        for task in tasks:
-            cfg, budget = configs[task]
-            for method in METHODS:
-                done += 1
-                run_dir = work / task / method / f"seed{seed}"
-                print(f"[{done}/{total_runs}] finetune {task} {method} seed {seed}: {steps} steps", flush=True)
-                previous = run_dir / "finetune.json"
-                if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
-                    metrics = json.loads(previous.read_text())
-                else:
-                    metrics = finetune_run(task, work / task / "pretrained", run_dir, method, steps, seed, cfg,
-                                           budget, progress=True)
-                add_run(results["tasks"][task][method], metrics, seed)
-                c = metrics["counters"]
-                results["curves"][task][method].append({"seed": seed, **learning_curve(
-                    c.get("episode_end_steps", []), c["episode_failed"], c["episode_returns"], c["steps"])})
-                results["ci95"][task] = paired_ci(results["tasks"][task])
-                c = metrics["counters"]
-                print(f"    {c['failure_episodes']} failure episodes / {c['episodes']}, triggers "
-                      f"{c['shield_triggers']}, normalized return {metrics['before']['normalized_return']:.1f} -> "
-                      f"{metrics['after']['normalized_return']:.1f}, {metrics['steps_per_second']:.0f} steps/s",
-                      flush=True)
-                write_outputs(results, out, plot=not args.no_plot, name=args.name)
+    # Seed by seed over all tasks (an interrupted run still covers every task), both methods of a seed together.
+    calls = [((task, method, seed), _finetune_job,
+              (task, str(work / task / "pretrained"), str(work / task / method / f"seed{seed}"), method, steps, seed,
+               *configs[task], args.jobs <= 1))
+             for seed in args.seeds for task in tasks for method in METHODS]
+    for (task, method, seed), metrics in run_jobs(calls, args.jobs):
+        done += 1
+        add_run(results["tasks"][task][method], metrics, seed)
+        c = metrics["counters"]
+        results["curves"][task][method].append({"seed": seed, **learning_curve(
+            c.get("episode_end_steps", []), c["episode_failed"], c["episode_returns"], c["steps"])})
+        results["ci95"][task] = paired_ci(results["tasks"][task])
+        print(f"[{done}/{total_runs}] finetuned {task} {method} seed {seed}: {c['failure_episodes']} failure episodes / "
+              f"{c['episodes']}, triggers {c['shield_triggers']}, normalized return "
+              f"{_fmt(metrics['before']['normalized_return'])} -> {_fmt(metrics['after']['normalized_return'])}, "
+              f"{metrics['steps_per_second']:.0f} steps/s", flush=True)
+        write_outputs(results, out, plot=not args.no_plot, name=args.name)
     results["complete"] = True
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_outputs(results, out, plot=not args.no_plot, name=args.name)
     print(f"{out / (args.name + '.md')}: done")
     return 0
+
+
+def run_jobs(calls: list, jobs: int):
+    """Yield (key, fn(*args)) for calls [(key, fn, args)], as they finish.
+
+    jobs = 1: one after the other in this process. jobs > 1: that many spawned
+    worker processes (each runs torch with the config's one thread), so the
+    protocol's runs use both cores of the machine; results are written as each
+    run finishes, whatever its order.
+    """
+    if jobs <= 1:
+        for key, fn, fn_args in calls:
+            yield key, fn(*fn_args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, *fn_args): key for key, fn, fn_args in calls}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _pretrain_job(task: str, data: str, model: str, cfg, budget: dict) -> tuple[dict, float]:
+    """Pretrain one task into `model`, or read a finished pretraining there (resume)."""
+    model_dir = Path(model)
+    if (model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file():
+        return (json.loads((model_dir / "pretrain.json").read_text()),
+                json.loads((model_dir / "command.json").read_text())["wall_seconds"])
+    from .pretrain import pretrain_task
+
+    return pretrain_task(task, data, model_dir, cfg, budget, progress=False)
+
+
+def _finetune_job(task: str, model: str, run_dir: str, method: str, steps: int, seed: int, cfg, budget: dict,
+                  progress: bool) -> dict:
+    """One online run, or its finetune.json when a finished run with the same steps is there (resume)."""
+    previous = Path(run_dir) / "finetune.json"
+    if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
+        return json.loads(previous.read_text())
+    from .finetune import finetune_run
+
+    return finetune_run(task, model, run_dir, method, steps, seed, cfg, budget, progress=progress)
 
 
 def parse_task_overrides(pairs: list[str], tasks: list[str]) -> dict[str, dict]:
@@ -209,6 +240,8 @@ def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
         parts += ["--set", pair]
     for pair in getattr(args, "task_overrides", []):
         parts += ["--task-set", pair]
+    if getattr(args, "jobs", 1) != 1:
+        parts += ["--jobs", str(args.jobs)]
     if getattr(args, "name", "failurebench") != "failurebench":
         parts += ["--name", args.name]
     return " ".join(shlex.quote(p) for p in parts)
