@@ -65,17 +65,15 @@ def main() -> None:
             start = time.perf_counter()
             agent = pretrain_task_policy(data, cfg, progress=False)
             seconds = time.perf_counter() - start
-            ev = evaluate(env, agent.policy, args.episodes, seed=10_000)
-            per_episode = []
-            for k in range(args.episodes):  # per-episode normalized returns (spread of the start)
-                one = evaluate(env, agent.policy, 1, seed=10_000 + k)
-                per_episode.append(normalized_return(task, one["mean_return"]))
-            row = {"bc_steps": steps, "normalized_return": normalized_return(task, ev["mean_return"]),
-                   "normalized_per_episode": per_episode, "failure_rate": ev["failure_rate"],
-                   "success_rate": ev["success_rate"], "pretrain_seconds": seconds}
+            episodes = [evaluate(env, agent.policy, 1, seed=10_000 + k) for k in range(args.episodes)]
+            raw = float(np.mean([e["mean_return"] for e in episodes]))  # = evaluate(env, policy, episodes, 10_000)
+            row = {"bc_steps": steps, "normalized_return": normalized_return(task, raw),
+                   "normalized_per_episode": [normalized_return(task, e["mean_return"]) for e in episodes],
+                   "failure_rate": float(np.mean([e["failure_rate"] for e in episodes])),
+                   "success_rate": float(np.mean([e["success_rate"] for e in episodes])), "pretrain_seconds": seconds}
             rows.append(row)
             print(f"{task} bc.steps={steps}: normalized {row['normalized_return']:.1f} "
-                  f"(failures {ev['failure_rate']:.1f}, successes {ev['success_rate']:.1f}) in {seconds:.0f} s",
+                  f"(failures {row['failure_rate']:.1f}, successes {row['success_rate']:.1f}) in {seconds:.0f} s",
                   flush=True)
         inside = [r for r in rows if args.band[0] <= r["normalized_return"] <= args.band[1]]
         chosen = min(inside, key=lambda r: abs(r["normalized_return"] - args.aim)) if inside else None
