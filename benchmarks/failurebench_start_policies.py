@@ -10,7 +10,9 @@ several BC budgets (--bc-steps; the offline stage follows the profile), and
 evaluates each with --episodes deterministic episodes (normalized: 0 = uniform
 random, 100 = scripted expert). Per task it picks the budget whose mean lands
 in the band (--band, default -20..30) closest to --aim, and prints the
-per-task `--task-set` arguments the protocol runner takes.
+per-task `--task-set` arguments the protocol runner takes. The aim is the
+paper's own start on that task (mean of its Uni-O4 and FARL "before" values),
+unless --aim is given.
 
 Writes benchmarks/results/failurebench_start.{json,md} with the command.
 
@@ -37,7 +39,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="pretraining seed (the protocol's --pretrain-seed)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--band", nargs=2, type=float, default=[-20.0, 30.0])
-    parser.add_argument("--aim", type=float, default=10.0, help="preferred normalized return inside the band")
+    parser.add_argument("--aim", type=float, default=None,
+                        help="preferred normalized return inside the band (default: the paper's start on the task)")
     parser.add_argument("--data", default="data/failurebench")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -76,8 +79,9 @@ def main() -> None:
                   f"(failures {row['failure_rate']:.1f}, successes {row['success_rate']:.1f}) in {seconds:.0f} s",
                   flush=True)
         inside = [r for r in rows if args.band[0] <= r["normalized_return"] <= args.band[1]]
-        chosen = min(inside, key=lambda r: abs(r["normalized_return"] - args.aim)) if inside else None
-        result["tasks"][task] = {"rows": rows, "chosen_bc_steps": chosen["bc_steps"] if chosen else None,
+        aim = args.aim if args.aim is not None else paper_start(task)
+        chosen = min(inside, key=lambda r: abs(r["normalized_return"] - aim)) if inside else None
+        result["tasks"][task] = {"rows": rows, "aim": aim, "chosen_bc_steps": chosen["bc_steps"] if chosen else None,
                                  "chosen_normalized_return": chosen["normalized_return"] if chosen else None}
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         with open(out_path, "w") as f:
@@ -87,13 +91,21 @@ def main() -> None:
     print(render(result))
 
 
+def paper_start(task: str) -> float:
+    """The paper's normalized return before fine-tuning on `task`, mean of Uni-O4's and FARL's."""
+    from farl_learner.commands.bench import PAPER
+
+    return 0.5 * (PAPER[task]["uni-o4"][1] + PAPER[task]["farl"][1])
+
+
 def render(r: dict) -> str:
     lines = ["# FailureBench starting policies (pretrained Uni-O4 task policy)", "",
              f"Command: `{r['command']}`", "",
              f"Profile `{r['profile']}` with `bc.steps` varied (BC on the 20 medium-expert task demos; offline "
              f"critic and improvement as in the profile), pretraining seed {r['seed']}; normalized return of "
              f"{r['episodes']} deterministic episodes (0 = uniform random, 100 = scripted expert). Band "
-             f"{r['band'][0]:g}..{r['band'][1]:g} (the paper's starts: -15.85..26.01), aim {r['aim']:g}. "
+             f"{r['band'][0]:g}..{r['band'][1]:g} (the paper's starts: -15.85..26.01); aim per task below "
+             "(default: the paper's start on the task). "
              f"{r['machine']['date_utc']} UTC.", "",
              "| task | BC steps | normalized return | per-episode min..max | failure rate | success rate |",
              "|---|---|---|---|---|---|"]
@@ -101,8 +113,10 @@ def render(r: dict) -> str:
         for row in t["rows"]:
             mark = " **(chosen)**" if row["bc_steps"] == t["chosen_bc_steps"] else ""
             pe = row["normalized_per_episode"]
+            spread = f"{min(pe):.1f}..{max(pe):.1f}" if pe else "n/a"
             lines.append(f"| {task} | {row['bc_steps']}{mark} | {row['normalized_return']:.1f} | "
-                         f"{min(pe):.1f}..{max(pe):.1f} | {row['failure_rate']:.1f} | {row['success_rate']:.1f} |")
+                         f"{spread} | {row['failure_rate']:.1f} | {row['success_rate']:.1f} |")
+    lines += ["", "Aims: " + ", ".join(f"{task} {t['aim']:.1f}" for task, t in r["tasks"].items()), ""]
     lines += ["", "Chosen (protocol runner arguments): " + " ".join(
         f"--task-set {task}:bc.steps={t['chosen_bc_steps']}" for task, t in r["tasks"].items()
         if t["chosen_bc_steps"] is not None), ""]
