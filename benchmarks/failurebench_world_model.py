@@ -126,6 +126,7 @@ def main() -> None:
     from farl_learner.commands.common import task_names
 
     out = Path(os.path.abspath(args.out))
+    out.mkdir(parents=True, exist_ok=True)
     tasks = args.tasks or [t for t in task_names() if (Path(args.models) / t / "pretrained" / "pretrain.json").is_file()]
     report = {"benchmark": "failurebench_world_model", "command": command_line(), "machine": machine(),
               "needless_cap": args.needless_cap, "target_recall": 0.9, "tasks": {}}
