@@ -18,8 +18,10 @@ def test_noise_around_no_difference_gives_an_interval_covering_zero():
     assert r["ci95"][0] < 0 < r["ci95"][1] and not r["excludes_zero"]
 
 
-def test_no_pairs_yet():
+def test_fewer_than_two_pairs_give_no_interval():
     assert paired_bootstrap([], [1, 2])["mean_diff"] is None
+    one = paired_bootstrap([3], [8])
+    assert one["n"] == 1 and one["ci95"] is None and one["excludes_zero"] is None
 
 
 def test_curve_counts_failures_by_the_step_their_episode_ended():

@@ -15,12 +15,14 @@ import numpy as np
 def paired_bootstrap(farl: list[float], base: list[float], resamples: int = 10_000, seed: int = 0) -> dict:
     """Mean paired difference FARL - base, its 95 % percentile-bootstrap CI, and the same as % of base's mean.
 
+    Needs at least two pairs; with fewer, every field but n is None.
+
     Pairs are (farl[i], base[i]); lists of unequal length are cut to the shorter.
     The relative change uses each resample's own base mean (None where it is 0).
     """
     n = min(len(farl), len(base))
-    if n == 0:
-        return {"n": 0, "mean_diff": None, "ci95": None, "change_pct": None, "change_pct_ci95": None,
+    if n < 2:  # one pair has no spread to bootstrap: no interval, rather than a point posing as one
+        return {"n": n, "mean_diff": None, "ci95": None, "change_pct": None, "change_pct_ci95": None,
                 "excludes_zero": None}
     f, b = np.asarray(farl[:n], dtype=float), np.asarray(base[:n], dtype=float)
     rng = np.random.default_rng(seed)

@@ -79,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.render_only:
         from ..training.io import read_json
 
-        write_outputs(read_json(Path(args.out) / f"{args.name}.json"), Path(args.out), plot=not args.no_plot,
-                      name=args.name)
+        results = read_json(Path(args.out) / f"{args.name}.json")
+        if "ci95" in results:  # recomputed, so a re-render follows the current statistics code
+            results["ci95"] = {task: paired_ci(methods) for task, methods in results["tasks"].items()}
+        write_outputs(results, Path(args.out), plot=not args.no_plot, name=args.name)
         print(f"{Path(args.out) / (args.name + '.md')}: re-rendered")
         return 0
     tasks = args.tasks or list(task_names())
@@ -362,7 +364,7 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
             fe, ra = ci["failure_episodes"], ci["normalized_return_after"]
             lines.append(f"| {task} | {fe['n']} | {_fmt(fe['mean_diff'])} {ci_fmt(fe['ci95'])} | "
                          f"{_fmt(fe['change_pct'])} {ci_fmt(fe['change_pct_ci95'])} | "
-                         f"{'yes' if fe['excludes_zero'] else 'no'} | {_fmt(ra['mean_diff'])} {ci_fmt(ra['ci95'])} |")
+                         f"{ {True: 'yes', False: 'no'}.get(fe['excludes_zero'], 'n/a (1 seed)')} | {_fmt(ra['mean_diff'])} {ci_fmt(ra['ci95'])} |")
     lines += [
         "",
         "## Normalized return, before → after fine-tuning",
