@@ -63,3 +63,34 @@ def test_risk_exactly_at_epsilon_keeps_the_task_action():
     assert Shield(task, recovery, model, 3, 0.9, risk).decide(obs, action).source == TASK
     assert Shield(task, recovery, model, 3, 0.9, np.nextafter(np.float32(risk), np.float32(0))).decide(
         obs, action).source == RECOVERY
+
+
+def test_batched_shield_equals_n_single_decisions():
+    """decide_batch (one world-model rollout for N states) gives, row by row, what N decide calls give."""
+    torch.manual_seed(1)
+    task, recovery = GaussianPolicy(3, 2, (8,)), GaussianPolicy(3, 2, (8,))
+    model, horizon, gamma = PositionRiskModel(), 5, 0.9
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-1, 1, (16, 3)).astype(np.float32)
+    actions = rng.uniform(-1.5, 1.5, (16, 2)).astype(np.float32)  # some outside [-1, 1]: clipped alike
+    with torch.no_grad():
+        risks = h_step_risk(model, task, torch.as_tensor(obs), horizon, gamma,
+                            torch.as_tensor(np.clip(actions, -1, 1)))[0].numpy()
+    shield = Shield(task, recovery, model, horizon, gamma, float(np.median(risks)))
+    batch = shield.decide_batch(obs, actions)
+    singles = [shield.decide(o, a) for o, a in zip(obs, actions)]
+    assert batch.action.shape == (16, 2) and batch.triggered.shape == (16,)
+    np.testing.assert_allclose(batch.risk, [d.risk for d in singles], rtol=1e-5, atol=1e-6)
+    assert batch.sources() == [d.source for d in singles]
+    np.testing.assert_allclose(batch.action, np.stack([d.action for d in singles]), atol=1e-6)
+    np.testing.assert_array_equal(batch.task_action, np.stack([d.task_action for d in singles]))
+    assert 0 < batch.triggered.sum() < 16  # both branches exercised
+
+
+def test_batched_shield_with_nothing_triggered_returns_the_clipped_task_actions():
+    task, recovery = GaussianPolicy(3, 1, (8,)), GaussianPolicy(3, 1, (8,))
+    obs = np.zeros((4, 3), np.float32)
+    actions = np.array([[2.0], [-2.0], [0.5], [0.0]], np.float32)
+    batch = Shield(task, recovery, PositionRiskModel(), 3, 0.9, epsilon_safe=100.0).decide_batch(obs, actions)
+    assert not batch.triggered.any()
+    np.testing.assert_array_equal(batch.action, np.clip(actions, -1, 1))

@@ -213,6 +213,13 @@ class OnlineConfig:
     """Deterministic evaluation episodes before and after fine-tuning."""
     torch_threads: int = 1
     """torch intra-op threads (the learner must not starve the control loop)."""
+    num_envs: int = 16
+    """Parallel environments of the online loop (stepped in turn on one core): the policy and the shield's
+    world-model rollout run once per step for all of them, batched (16: FARL at >= 60 % of Uni-O4's rate,
+    benchmarks/results/failurebench_throughput.md). ppo.num_steps is the update size over all envs."""
+
+    def check(self) -> None:
+        _require({"num_envs": self.num_envs >= 1, "eval_episodes": self.eval_episodes >= 1}, self)
 
 
 @dataclass

@@ -9,6 +9,12 @@ deterministically (its mean): it is frozen online and only has to steer back
 to safety, so there is nothing to explore. Every decision is returned with its
 reasons - source, risk, eps_safe, the predicted hand path - for logging and
 for the robot side's markers.
+
+`decide_batch` judges N proposals (one per parallel environment) with ONE
+batched world-model rollout: the online loop collects from N environments,
+and N batch-1 rollouts would cost N times the ~44 small forward passes of
+one, which is what made FARL run at a third of Uni-O4's speed. Row i of a
+batch decision is exactly `decide(obs[i], task_action[i])`.
 """
 from __future__ import annotations
 
@@ -37,6 +43,20 @@ class ShieldDecision:
         return self.source == RECOVERY
 
 
+@dataclass
+class BatchDecision:
+    """N shield decisions at once (row i: what `decide` returns for row i)."""
+
+    action: np.ndarray  # [N, A] what to execute, in [-1, 1]
+    triggered: np.ndarray  # [N] bool: the recovery action replaced the task action
+    risk: np.ndarray  # [N] C_H of the proposed task actions
+    epsilon: float
+    task_action: np.ndarray  # [N, A] the proposed task actions, clipped
+
+    def sources(self) -> list[str]:
+        return [RECOVERY if t else TASK for t in self.triggered]
+
+
 class Shield:
     """Swaps in the recovery policy when the task policy's predicted risk exceeds eps_safe."""
 
@@ -59,3 +79,21 @@ class Shield:
             return ShieldDecision(proposed, TASK, risk_value, self.epsilon_safe, proposed, hand_path)
         recovery = self.recovery_policy(obs_t)[0].clamp(-1, 1).numpy()
         return ShieldDecision(recovery, RECOVERY, risk_value, self.epsilon_safe, proposed, hand_path)
+
+    @torch.no_grad()
+    def decide_batch(self, obs: np.ndarray, task_action: np.ndarray) -> BatchDecision:
+        """Judge N proposed task actions at N observations ([N, obs_dim], [N, A]) in one batched rollout.
+
+        pi_rec runs (once, batched) only when at least one row triggers.
+        """
+        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+        proposed = np.clip(np.asarray(task_action, dtype=np.float32), -1.0, 1.0)
+        risk, _, _ = h_step_risk(self.world_model, self.task_policy, obs_t, self.horizon, self.gamma_risk,
+                                 first_action=torch.as_tensor(proposed))
+        risk_np = risk.numpy().astype(np.float64)
+        triggered = risk_np > self.epsilon_safe
+        action = proposed.copy()
+        if triggered.any():
+            recovery = self.recovery_policy(obs_t[torch.as_tensor(triggered)]).clamp(-1, 1).numpy()
+            action[triggered] = recovery
+        return BatchDecision(action, triggered, risk_np, self.epsilon_safe, proposed)

@@ -12,6 +12,14 @@ covers every task. Results are rewritten after every run:
     <out>/failurebench.png    failure episodes and normalized return per task
     <out>/failurebench.notes.md  (hand-written, optional) analysis included in the .md
 
+With --name NAME the files are <out>/NAME.* instead (a protocol run beside the
+committed one), and per task NAME_curves_<task>.png: cumulative failure
+episodes and the moving-average episode return against online steps, both
+methods, every seed. Per task, `ci95` holds the paired bootstrap (same
+checkpoint, same seed) of FARL - Uni-O4 in failure episodes and in normalized
+return after fine-tuning (farl_learner/stats.py). --task-set TASK:KEY=VALUE
+overrides a config key for one task only (e.g. its starting-policy budget).
+
 Run folders (checkpoints, per-run JSON) go to --work (default runs/bench/failurebench).
 A finished run folder (finetune.json with the same steps) is reused, so a
 re-run with the same arguments resumes where an interrupted one stopped.
@@ -27,6 +35,7 @@ from pathlib import Path
 
 from farl_common.errors import FarlInputError
 
+from ..stats import learning_curve
 from .common import PROFILES, add_budget_arguments, load_config, parse_overrides, task_names
 
 METHODS = ("uni-o4", "farl")
@@ -54,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/failurebench", help="demo cache folder (default data/failurebench)")
     parser.add_argument("--work", default="runs/bench/failurebench", help="folder of the per-run outputs")
     parser.add_argument("--out", default="benchmarks/results", help="folder of failurebench.{json,md,png}")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs in parallel worker processes (default 1; 2 uses both cores of the lab machine)")
+    parser.add_argument("--name", default="failurebench", help="base name of the result files (default failurebench)")
+    parser.add_argument("--task-set", dest="task_overrides", action="append", default=[], metavar="TASK:KEY=VALUE",
+                        help="override one config key for one task (repeatable), e.g. bounded_push:bc.steps=200")
     parser.add_argument("--no-plot", action="store_true", help="skip failurebench.png")
     parser.add_argument("--render-only", action="store_true",
                         help="only rewrite failurebench.md/.png from the existing failurebench.json (e.g. after "
@@ -65,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
     if args.render_only:
         from ..training.io import read_json
 
-        write_outputs(read_json(Path(args.out) / "failurebench.json"), Path(args.out), plot=not args.no_plot)
-        print(f"{Path(args.out) / 'failurebench.md'}: re-rendered")
+        results = read_json(Path(args.out) / f"{args.name}.json")
+        if "ci95" in results:  # recomputed, so a re-render follows the current statistics code
+            results["ci95"] = {task: paired_ci(methods) for task, methods in results["tasks"].items()}
+        write_outputs(results, Path(args.out), plot=not args.no_plot, name=args.name)
+        print(f"{Path(args.out) / (args.name + '.md')}: re-rendered")
         return 0
     tasks = args.tasks or list(task_names())
     known = task_names()
@@ -78,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.seeds:
         raise FarlInputError(None, "need at least one seed", key="--seeds")
     extra = parse_overrides(args.overrides)
-    configs = {task: load_config(task, args.profile, {**extra, "seed": args.pretrain_seed}) for task in tasks}
+    per_task = parse_task_overrides(args.task_overrides, tasks)
+    configs = {task: load_config(task, args.profile, {**extra, **per_task.get(task, {}), "seed": args.pretrain_seed})
+               for task in tasks}
     steps = args.steps if args.steps is not None else configs[tasks[0]][0].online.total_steps
     work, out = Path(args.work), Path(args.out)
     results = {
@@ -86,64 +105,130 @@ def run(args: argparse.Namespace) -> int:
         "command": command_line(args, tasks),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "complete": False,
+        "steps": steps,
+        "seeds": list(args.seeds),
         "budget": {"online_steps": steps, "paper_online_steps": PAPER_STEPS, "seeds": args.seeds,
                    "pretrain_seed": args.pretrain_seed, "profile": args.profile,
                    "profile_overrides": PROFILES[args.profile], "extra_overrides": extra,
+                   "task_overrides": per_task, "num_envs": {t: configs[t][0].online.num_envs for t in tasks},
+                   "eval_episodes": {t: configs[t][0].online.eval_episodes for t in tasks},
                    "torch_threads": 1, "hardware": "CPU only (2 shared cores)"},
         "pretraining": {},
         "tasks": {},
+        "ci95": {},
+        "curves": {},
     }
     for task in tasks:
         results["tasks"][task] = {m: {"online_steps": steps, "seeds": [], **{k: [] for k in RESULT_KEYS}}
                                   for m in METHODS}
-
-    from .finetune import finetune_run
-    from .pretrain import pretrain_task
+        results["curves"][task] = {m: [] for m in METHODS}
 
     total_runs = len(tasks) * (1 + len(args.seeds) * len(METHODS))
     done = 0
-    for task in tasks:
-        cfg, budget = configs[task]
-        model = work / task / "pretrained"
+    pre_calls = [(task, _pretrain_job, (task, args.data, str(work / task / "pretrained"), *configs[task]))
+                 for task in tasks]
+    for task, (metrics, seconds) in run_jobs(pre_calls, args.jobs):
         done += 1
-        print(f"[{done}/{total_runs}] pretrain {task} ({args.profile})", flush=True)
-        if (model / "command.json").is_file() and (model / "calibration.json").is_file():
-            seconds = json.loads((model / "command.json").read_text())["wall_seconds"]
-            metrics = json.loads((model / "pretrain.json").read_text())
-        else:
-            metrics, seconds = pretrain_task(task, args.data, model, cfg, budget, progress=True)
+        model = work / task / "pretrained"
+        print(f"[{done}/{total_runs}] pretrained {task} ({args.profile}) in {seconds:.0f} s", flush=True)
         results["pretraining"][task] = {"wall_seconds": seconds, "timings": metrics["timings"],
                                         "epsilon_safe": metrics["calibration"]["epsilon_safe"],
                                         "calibration": {k: metrics["calibration"].get(k) for k in
                                                         ("miss_rate", "needless_trigger_rate", "limited_by")},
                                         "data": metrics["data"], "model_dir": str(model)}
-        write_outputs(results, out, plot=not args.no_plot)
+        write_outputs(results, out, plot=not args.no_plot, name=args.name)
 
-    for seed in args.seeds:
-        for task in tasks:
-            cfg, budget = configs[task]
-            for method in METHODS:
-                done += 1
-                run_dir = work / task / method / f"seed{seed}"
-                print(f"[{done}/{total_runs}] finetune {task} {method} seed {seed}: {steps} steps", flush=True)
-                previous = run_dir / "finetune.json"
-                if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
-                    metrics = json.loads(previous.read_text())
-                else:
-                    metrics = finetune_run(task, work / task / "pretrained", run_dir, method, steps, seed, cfg,
-                                           budget, progress=True)
-                add_run(results["tasks"][task][method], metrics, seed)
-                c = metrics["counters"]
-                print(f"    {c['failure_episodes']} failure episodes / {c['episodes']}, triggers "
-                      f"{c['shield_triggers']}, normalized return {metrics['before']['normalized_return']:.1f} -> "
-                      f"{metrics['after']['normalized_return']:.1f}, {metrics['steps_per_second']:.0f} steps/s",
-                      flush=True)
-                write_outputs(results, out, plot=not args.no_plot)
+    # Seed by seed over all tasks (an interrupted run still covers every task), both methods of a seed together.
+    calls = [((task, method, seed), _finetune_job,
+              (task, str(work / task / "pretrained"), str(work / task / method / f"seed{seed}"), method, steps, seed,
+               *configs[task], args.jobs <= 1))
+             for seed in args.seeds for task in tasks for method in METHODS]
+    for (task, method, seed), metrics in run_jobs(calls, args.jobs):
+        done += 1
+        add_run(results["tasks"][task][method], metrics, seed)
+        c = metrics["counters"]
+        results["curves"][task][method].append({"seed": seed, **learning_curve(
+            c.get("episode_end_steps", []), c["episode_failed"], c["episode_returns"], c["steps"])})
+        results["ci95"][task] = paired_ci(results["tasks"][task])
+        print(f"[{done}/{total_runs}] finetuned {task} {method} seed {seed}: {c['failure_episodes']} failure episodes / "
+              f"{c['episodes']}, triggers {c['shield_triggers']}, normalized return "
+              f"{_fmt(metrics['before']['normalized_return'])} -> {_fmt(metrics['after']['normalized_return'])}, "
+              f"{metrics['steps_per_second']:.0f} steps/s", flush=True)
+        write_outputs(results, out, plot=not args.no_plot, name=args.name)
     results["complete"] = True
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_outputs(results, out, plot=not args.no_plot)
-    print(f"{out / 'failurebench.md'}: done")
+    write_outputs(results, out, plot=not args.no_plot, name=args.name)
+    print(f"{out / (args.name + '.md')}: done")
     return 0
+
+
+def run_jobs(calls: list, jobs: int):
+    """Yield (key, fn(*args)) for calls [(key, fn, args)], as they finish.
+
+    jobs = 1: one after the other in this process. jobs > 1: that many spawned
+    worker processes (each runs torch with the config's one thread), so the
+    protocol's runs use both cores of the machine; results are written as each
+    run finishes, whatever its order.
+    """
+    if jobs <= 1:
+        for key, fn, fn_args in calls:
+            yield key, fn(*fn_args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, *fn_args): key for key, fn, fn_args in calls}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _pretrain_job(task: str, data: str, model: str, cfg, budget: dict) -> tuple[dict, float]:
+    """Pretrain one task into `model`, or read a finished pretraining there (resume)."""
+    model_dir = Path(model)
+    if (model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file():
+        return (json.loads((model_dir / "pretrain.json").read_text()),
+                json.loads((model_dir / "command.json").read_text())["wall_seconds"])
+    from .pretrain import pretrain_task
+
+    return pretrain_task(task, data, model_dir, cfg, budget, progress=False)
+
+
+def _finetune_job(task: str, model: str, run_dir: str, method: str, steps: int, seed: int, cfg, budget: dict,
+                  progress: bool) -> dict:
+    """One online run, or its finetune.json when a finished run with the same steps is there (resume)."""
+    previous = Path(run_dir) / "finetune.json"
+    if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
+        return json.loads(previous.read_text())
+    from .finetune import finetune_run
+
+    return finetune_run(task, model, run_dir, method, steps, seed, cfg, budget, progress=progress)
+
+
+def parse_task_overrides(pairs: list[str], tasks: list[str]) -> dict[str, dict]:
+    """--task-set TASK:KEY=VALUE pairs -> {task: {key: value}}; an unknown task is one error line."""
+    out: dict[str, dict] = {}
+    for pair in pairs:
+        task, sep, rest = pair.partition(":")
+        if not sep or task not in tasks:
+            raise FarlInputError(None, f"{pair!r}: need TASK:KEY=VALUE with TASK one of {', '.join(tasks)}",
+                                 key="--task-set")
+        out.setdefault(task, {}).update(parse_overrides([rest]))
+    return out
+
+
+def paired_ci(methods: dict) -> dict:
+    """Paired bootstrap (same seed, same checkpoint) of FARL - Uni-O4 per seed: failure episodes, return after."""
+    from ..stats import paired_bootstrap
+
+    u, f = methods["uni-o4"], methods["farl"]
+    common = [s for s in f["seeds"] if s in u["seeds"]]
+    pick = lambda e, k: [e[k][e["seeds"].index(s)] for s in common]  # noqa: E731
+    return {"seeds": common,
+            "failure_episodes": paired_bootstrap(pick(f, "failure_episodes"), pick(u, "failure_episodes")),
+            "normalized_return_after": paired_bootstrap(
+                [v if v is not None else float("nan") for v in pick(f, "normalized_return_after")],
+                [v if v is not None else float("nan") for v in pick(u, "normalized_return_after")])}
 
 
 def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
@@ -155,6 +240,12 @@ def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
               "--work", args.work, "--out", args.out]
     for pair in args.overrides:
         parts += ["--set", pair]
+    for pair in getattr(args, "task_overrides", []):
+        parts += ["--task-set", pair]
+    if getattr(args, "jobs", 1) != 1:
+        parts += ["--jobs", str(args.jobs)]
+    if getattr(args, "name", "failurebench") != "failurebench":
+        parts += ["--name", args.name]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -204,15 +295,18 @@ def _change(new: float | None, base: float | None) -> str:
     return f"{100.0 * (new - base) / base:+.1f} %"
 
 
-def write_outputs(results: dict, out: Path, plot: bool = True) -> None:
+def write_outputs(results: dict, out: Path, plot: bool = True, name: str = "failurebench") -> None:
     from ..training.io import write_json
 
-    write_json(out / "failurebench.json", results)
-    notes = out / NOTES
-    (out / "failurebench.md").write_text(render_markdown(results, notes.read_text() if notes.is_file() else None))
+    write_json(out / f"{name}.json", results)
+    notes = out / f"{name}.notes.md"
+    (out / f"{name}.md").write_text(render_markdown(results, notes.read_text() if notes.is_file() else None))
     if plot:
         try:
-            render_plot(results, out / "failurebench.png")
+            render_plot(results, out / f"{name}.png")
+            for task in results.get("curves", {}):
+                if any(results["curves"][task].values()):
+                    render_curves(results, task, out / f"{name}_curves_{task}.png")
         except ImportError:  # matplotlib is optional for the numbers
             pass
 
@@ -256,6 +350,21 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
                      f"{_change(mf, mu) if n else 'n/a'} | {pu} | {pf} | {_change(pf, pu)} |")
     pct = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
     lines.append(f"| mean | | | | {pct(_mean(changes_ours))} | | | {pct(_mean(changes_paper))} |")
+    if results.get("ci95"):
+        lines += [
+            "",
+            "## Paired difference FARL − Uni-O4 (same checkpoint, same seed; 95 % bootstrap CI over seeds)",
+            "",
+            "| task | seeds | failure episodes: mean diff [CI95] | change % [CI95] | CI excludes 0 "
+            "| normalized return after: mean diff [CI95] |",
+            "|---|---|---|---|---|---|",
+        ]
+        ci_fmt = lambda c, d=1: "n/a" if not c else f"[{c[0]:.{d}f}, {c[1]:.{d}f}]"  # noqa: E731
+        for task, ci in results["ci95"].items():
+            fe, ra = ci["failure_episodes"], ci["normalized_return_after"]
+            lines.append(f"| {task} | {fe['n']} | {_fmt(fe['mean_diff'])} {ci_fmt(fe['ci95'])} | "
+                         f"{_fmt(fe['change_pct'])} {ci_fmt(fe['change_pct_ci95'])} | "
+                         f"{ {True: 'yes', False: 'no'}.get(fe['excludes_zero'], 'n/a (1 seed)')} | {_fmt(ra['mean_diff'])} {ci_fmt(ra['ci95'])} |")
     lines += [
         "",
         "## Normalized return, before → after fine-tuning",
@@ -334,4 +443,33 @@ def render_plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_curves(results: dict, task: str, path: Path) -> None:
+    """Cumulative failure episodes and moving-average episode return against online steps, every seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    colors = {"uni-o4": "#777777", "farl": "#1f77b4"}
+    for m in METHODS:
+        for k, c in enumerate(results["curves"][task][m]):
+            label = f"{m} (seed {c['seed']})" if k == 0 else None
+            axes[0].plot(c["steps"], c["cumulative_failures"], color=colors[m], alpha=0.8, label=label)
+            xs = [x for x, y in zip(c["steps"], c["return_moving_avg"]) if y is not None]
+            ys = [y for y in c["return_moving_avg"] if y is not None]
+            axes[1].plot(xs, ys, color=colors[m], alpha=0.8, label=label)
+    axes[0].set_title(f"{task}: cumulative failure episodes")
+    axes[1].set_title(f"{task}: episode return (moving average of {results['curves'][task]['farl'][0]['window'] if results['curves'][task]['farl'] else 50})")
+    for ax in axes:
+        ax.set_xlabel("online environment steps")
+        ax.legend(fontsize=8)
+    if not results["complete"]:
+        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -59,7 +59,7 @@ def finetune_run(task: str, model_dir: str | Path, out_dir: str | Path, method: 
     require_dir(model_dir, "pretrained model", MODEL_FILES)
     start = time.perf_counter()
     metrics = finetune(task, model_dir, out_dir, method=method, steps=steps, seed=seed, cfg=cfg,
-                       env=make_task_env(task, seed), progress=progress, count_needless=count_needless)
+                       env=[make_task_env(task, seed + 1000 * i) for i in range(cfg.online.num_envs)], progress=progress, count_needless=count_needless)
     write_json(Path(out_dir) / "command.json", {"command": "finetune", "task": task, "model": str(model_dir),
                                                 "method": method, "steps": metrics["steps"], "seed": seed,
                                                 "budget": budget, "wall_seconds": time.perf_counter() - start})

@@ -59,9 +59,14 @@ def _normalizer(task: str) -> Callable[[float], float | None]:
 
 
 def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str = "farl", steps: int | None = None,
-             seed: int = 0, cfg: FarlConfig | None = None, env: gym.Env | None = None, progress: bool = True,
+             seed: int = 0, cfg: FarlConfig | None = None, env: gym.Env | list[gym.Env] | None = None,
+             progress: bool = True,
              count_needless: bool = False, on_update: Callable[[GaussianPolicy, int], None] | None = None) -> dict:
-    """Fine-tune online; returns the metrics written to out_dir/finetune.json."""
+    """Fine-tune online; returns the metrics written to out_dir/finetune.json.
+
+    `env`: one env or a list (the parallel envs of the online loop); default
+    cfg.online.num_envs FailureBench envs. The first one also runs the evaluations.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     cfg = cfg or load_farl_config(task)
@@ -71,7 +76,8 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
     if env is None:
         from ..envs import make_env
 
-        env = make_env(task, seed=seed, terminate_on_failure=True)
+        env = [make_env(task, seed=seed + 1000 * i, terminate_on_failure=True) for i in range(cfg.online.num_envs)]
+    envs = env if isinstance(env, (list, tuple)) else [env]
     epsilon = cfg.risk.epsilon_safe if cfg.risk.epsilon_safe > 0 else float(models["calibration"]["epsilon_safe"])
     shield = None
     if method == "farl":
@@ -79,12 +85,12 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
                         cfg.risk.gamma_risk, epsilon)
     normalize = _normalizer(task)
 
-    before = evaluate(env, models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
+    before = evaluate(envs[0], models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
     start = time.perf_counter()
-    counters, updates = run_online(env, models["policy"], models["value"], cfg.ppo, steps, seed, shield=shield,
+    counters, updates = run_online(envs, models["policy"], models["value"], cfg.ppo, steps, seed, shield=shield,
                                    progress=progress, count_needless=count_needless, on_update=on_update)
     elapsed = time.perf_counter() - start
-    after = evaluate(env, models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
+    after = evaluate(envs[0], models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
     for result in (before, after):
         result["normalized_return"] = normalize(result["mean_return"])
 
@@ -94,6 +100,7 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
     save_checkpoint(out_dir / CHECKPOINTS["task_value"], "value", models["value"], meta)
     metrics = {"task": task, "method": method, "seed": seed, "steps": steps, "epsilon_safe": epsilon if shield else None,
                "config": cfg.to_dict(), "before": before, "after": after, "counters": counters.to_dict(),
-               "ppo_updates": updates, "online_seconds": elapsed, "steps_per_second": steps / max(elapsed, 1e-9)}
+               "ppo_updates": updates, "online_seconds": elapsed, "num_envs": len(envs),
+               "steps_per_second": counters.steps / max(elapsed, 1e-9)}
     write_json(out_dir / "finetune.json", metrics)
     return metrics

@@ -1,12 +1,13 @@
 """The online phase: FARL (shield on) and Uni-O4 (shield off) are the same loop.
 
-Read top to bottom like CleanRL's PPO:
+Read top to bottom like CleanRL's PPO (N parallel environments, one core):
 
-    for every step:
-        a_task ~ pi_task(s)
-        shield: C_H of a_task in the world model; if C_H > eps_safe, a = pi_rec(s)
-        execute a, store (s, a, log pi_task(a|s), r, s', terminated)
-        every num_steps steps: PPO update of pi_task on the stored (executed) transitions
+    for every step of all N envs:
+        a_task ~ pi_task(s)                          [N states, one batched forward pass]
+        shield: C_H of a_task in the world model     [one batched H-step rollout for all N]
+                if C_H > eps_safe, a = pi_rec(s)
+        execute a in each env, store (s, a, log pi_task(a|s), r, s', terminated) in that env's segment
+        every num_steps steps in all: PPO update of pi_task on the stored (executed) transitions
 
 The stored action is the one executed. When the shield swapped in the
 recovery action, PPO sees it as an off-policy sample of pi_task with its
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -56,6 +57,7 @@ class OnlineCounters:
     updates: int = 0
     episode_returns: list = field(default_factory=list)
     episode_failed: list = field(default_factory=list)
+    episode_end_steps: list = field(default_factory=list)  # counters.steps when each episode ended (curves)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,79 +84,163 @@ def evaluate(env: gym.Env, policy: GaussianPolicy, episodes: int, seed: int) -> 
             "failure_rate": failures / episodes, "success_rate": successes / episodes}
 
 
-def run_online(env: gym.Env, policy: GaussianPolicy, value: ValueNetwork, ppo: PPOConfig, total_steps: int,
-               seed: int, shield: Shield | None = None, progress: bool = True, count_needless: bool = False,
-               on_update: Callable[[GaussianPolicy, int], None] | None = None) -> tuple[OnlineCounters, list[dict]]:
-    """Fine-tune `policy` (in place) for `total_steps`; returns the counters and per-update PPO statistics."""
+def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: ValueNetwork, ppo: PPOConfig,
+               total_steps: int, seed: int, shield: Shield | None = None, progress: bool = True,
+               count_needless: bool = False, on_update: Callable[[GaussianPolicy, int], None] | None = None,
+               on_progress: Callable[[OnlineCounters], None] | None = None, progress_every: int = 0,
+               ) -> tuple[OnlineCounters, list[dict]]:
+    """Fine-tune `policy` (in place) for `total_steps` environment steps; returns the counters and PPO statistics.
+
+    `env` is one environment or N of them (an `EnvBatch`'s list): every loop
+    iteration steps all N once, so the policy, the log-probabilities and the
+    shield (`Shield.decide_batch`, one world-model rollout for all N states)
+    run batched. Each env keeps its own rollout segment; a PPO update takes
+    `ppo.num_steps` transitions in all (num_steps // N per env), so the update
+    size does not depend on N. When fewer than N steps remain, only the first
+    envs step, so exactly `total_steps` steps are taken.
+    `on_progress(counters)` is called every `progress_every` steps (learning curves).
+    """
+    envs = EnvBatch(list(env) if isinstance(env, (list, tuple)) else [env])
+    n = len(envs)
     torch.manual_seed(seed)
     optimizer = make_optimizer(policy, value, ppo)
     counters, updates = OnlineCounters(), []
     horizon = shield.horizon if shield is not None else 0
-    window: deque = deque(maxlen=horizon + 1)  # sources of the last H+1 executed steps
-    rollout = Rollout()
-    obs, _ = env.reset(seed=seed)
-    episode_return, episode_failed = 0.0, False
+    windows = [deque(maxlen=horizon + 1) for _ in range(n)]  # sources of each env's last H+1 executed steps
+    segment = max(1, ppo.num_steps // n)  # steps per env between updates
+    rollouts = [Rollout() for _ in range(n)]
+    obs = envs.reset(seed)
+    episode_return, episode_failed = np.zeros(n), np.zeros(n, dtype=bool)
+    next_report = progress_every
 
     bar = tqdm(total=total_steps, desc="finetune" if shield is None else "finetune (shield)",
                disable=not progress, leave=False)
-    for _step in range(total_steps):
-        # 1. Propose, shield, execute.
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)[None]
+    while counters.steps < total_steps:
+        # 1. Propose (batched), shield (one batched rollout), execute.
+        active = min(n, total_steps - counters.steps)  # all N but on a last, partial round
+        obs_t = torch.as_tensor(obs[:active], dtype=torch.float32)
         with torch.no_grad():
-            task_action = policy.distribution(obs_t).sample()[0].numpy()
-        action, source = task_action, TASK
+            task_action = policy.distribution(obs_t).sample().numpy()
+        action, triggered = task_action, np.zeros(active, dtype=bool)
         if shield is not None:
-            decision = shield.decide(obs, task_action)
-            source = decision.source
-            if decision.triggered:
-                action = decision.action
-                counters.shield_triggers += 1
-                if count_needless:
+            decision = shield.decide_batch(obs[:active], task_action)
+            triggered = decision.triggered
+            action = np.where(triggered[:, None], decision.action, task_action)
+            counters.shield_triggers += int(triggered.sum())
+            if count_needless:
+                for i in np.flatnonzero(triggered):
                     counters.needless_checked += 1
-                    counters.needless_triggers += _task_policy_would_be_safe(env, policy, horizon, task_action)
+                    counters.needless_triggers += _task_policy_would_be_safe(envs.envs[i], policy, horizon,
+                                                                             task_action[i])
         with torch.no_grad():
-            logprob = float(policy.log_prob(obs_t, torch.as_tensor(action)[None])[0])
-        next_obs, reward, terminated, truncated, info = env.step(np.clip(action, -1.0, 1.0))
-        episode_end = terminated or truncated
-        rollout.add(obs, action, logprob, reward, next_obs, terminated, episode_end)
+            logprob = policy.log_prob(obs_t, torch.as_tensor(action, dtype=torch.float32)).numpy()
+        next_obs, reward, terminated, truncated, infos, final_obs = envs.step(np.clip(action, -1.0, 1.0))
+        next_obs = np.concatenate([next_obs, obs[active:]]) if active < n else next_obs
 
-        # 2. Count.
-        counters.steps += 1
-        episode_return += float(reward)
-        window.append(source)
-        if info.get("cost", 0.0) > 0:
-            counters.failure_steps += 1
-            if shield is not None:
-                let_through = sum(s == TASK for s in window)
-                counters.shield_miss_steps += let_through
-                counters.shield_misses += let_through > 0
-                counters.recovery_failures += let_through == 0
-        episode_failed |= bool(info.get("failure", False))
-        if episode_end:
-            counters.episodes += 1
-            counters.failure_episodes += episode_failed
-            counters.success_episodes += bool(info.get("success", False))
-            counters.episode_returns.append(episode_return)
-            counters.episode_failed.append(episode_failed)
-            next_obs, _ = env.reset()
-            episode_return, episode_failed = 0.0, False
-            window.clear()
+        # 2. Store and count, env by env.
+        for i in range(active):
+            episode_end = bool(terminated[i] or truncated[i])
+            rollouts[i].add(obs[i], action[i], float(logprob[i]), float(reward[i]), final_obs[i],
+                            bool(terminated[i]), episode_end)
+            counters.steps += 1
+            episode_return[i] += float(reward[i])
+            windows[i].append(RECOVERY if triggered[i] else TASK)
+            info = infos[i]
+            if info.get("cost", 0.0) > 0:
+                counters.failure_steps += 1
+                if shield is not None:
+                    let_through = sum(s == TASK for s in windows[i])
+                    counters.shield_miss_steps += let_through
+                    counters.shield_misses += let_through > 0
+                    counters.recovery_failures += let_through == 0
+            episode_failed[i] |= bool(info.get("failure", False))
+            if episode_end:
+                counters.episodes += 1
+                counters.failure_episodes += bool(episode_failed[i])
+                counters.success_episodes += bool(info.get("success", False))
+                counters.episode_returns.append(float(episode_return[i]))
+                counters.episode_failed.append(bool(episode_failed[i]))
+                counters.episode_end_steps.append(counters.steps)
+                episode_return[i], episode_failed[i] = 0.0, False
+                windows[i].clear()
         obs = next_obs
 
-        # 3. Learn.
-        if len(rollout) == ppo.num_steps:
-            stats = ppo_update(policy, value, optimizer, rollout, ppo)
+        # 3. Learn: the N segments, one after the other, are one PPO batch.
+        if len(rollouts[0]) >= segment:
+            stats = ppo_update(policy, value, optimizer, join_segments(rollouts), ppo)
             counters.updates += 1
             updates.append({"step": counters.steps, **stats})
-            rollout = Rollout()
+            rollouts = [Rollout() for _ in range(n)]
             if on_update is not None:
                 on_update(policy, counters.updates)
-        bar.update(1)
-        if counters.steps % 1000 == 0:
+        bar.update(active)
+        if progress_every and on_progress is not None and counters.steps >= next_report:
+            on_progress(counters)
+            next_report += progress_every
+        if counters.steps % 1000 < active:
             bar.set_postfix(episodes=counters.episodes, failures=counters.failure_episodes,
                             triggers=counters.shield_triggers)
     bar.close()
     return counters, updates
+
+
+def join_segments(rollouts: Sequence[Rollout]) -> Rollout:
+    """One rollout of N per-env segments in a row, each segment's last step marked as an episode end.
+
+    GAE runs over the joined rollout in order; marking a segment's last step
+    as an episode end stops the recursion from running into the next env's
+    segment, while `terminated` stays as it was, so an unfinished episode is
+    still bootstrapped from V(s') of its own next state, exactly as a single
+    env's rollout cut at an update would be.
+    """
+    joined = Rollout()
+    for r in rollouts:
+        for k in range(len(r)):
+            last = k == len(r) - 1
+            joined.add(r.obs[k], r.action[k], r.logprob[k], r.reward[k], r.next_obs[k], r.terminated[k],
+                       r.episode_end[k] or last)
+    return joined
+
+
+class EnvBatch:
+    """N environments stepped one after the other in this process (gymnasium's SyncVectorEnv semantics).
+
+    Equivalent to `gymnasium.vector.SyncVectorEnv(..., autoreset_mode=SAME_STEP)`,
+    kept this small instead because the loop needs each env's own `info` dict
+    (cost, failure, success at the step a failure ends an episode) and the envs
+    themselves (snapshot/restore for needless-trigger counting). An episode
+    that ends is reset in the same step: `step` returns the reset observation
+    in `obs` and the true last observation in `final_obs`. One core: on 2
+    shared cores, subprocess envs would compete with the learner for CPU.
+    """
+
+    def __init__(self, envs: Sequence[gym.Env]):
+        if not envs:
+            raise ValueError("EnvBatch needs at least one env")
+        self.envs = list(envs)
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def reset(self, seed: int) -> np.ndarray:
+        """Env i starts from seed + 1000 i (env 0 from `seed`: one env behaves as before)."""
+        return np.stack([np.asarray(e.reset(seed=seed + 1000 * i)[0]) for i, e in enumerate(self.envs)])
+
+    def step(self, actions: np.ndarray):
+        """Step the first len(actions) envs (all of them, but on a partial last round)."""
+        obs, final_obs, rewards, terminated, truncated, infos = [], [], [], [], [], []
+        for env, action in zip(self.envs, actions):
+            o, r, term, trunc, info = env.step(action)
+            final_obs.append(np.asarray(o))
+            if term or trunc:
+                o, _ = env.reset()
+            obs.append(np.asarray(o))
+            rewards.append(r)
+            terminated.append(term)
+            truncated.append(trunc)
+            infos.append(info)
+        return (np.stack(obs), np.asarray(rewards, dtype=np.float64), np.asarray(terminated),
+                np.asarray(truncated), infos, np.stack(final_obs))
 
 
 def _task_policy_would_be_safe(env: gym.Env, policy: GaussianPolicy, horizon: int, task_action: np.ndarray) -> bool:

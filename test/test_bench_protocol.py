@@ -1,0 +1,75 @@
+"""The FailureBench protocol runner's additions: per-task overrides, paired CIs, learning curves in the results."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from farl_common.errors import FarlInputError
+from farl_learner.commands.bench import METHODS, add_run, paired_ci, parse_task_overrides, write_outputs
+from farl_learner.stats import learning_curve
+
+
+def test_task_set_applies_to_its_task_only_and_rejects_unknown_tasks():
+    got = parse_task_overrides(["bounded_push:bc.steps=200", "bounded_soccer:bc.steps=50",
+                                "bounded_push:online.eval_episodes=10"], ["bounded_push", "bounded_soccer"])
+    assert got == {"bounded_push": {"bc.steps": 200, "online.eval_episodes": 10}, "bounded_soccer": {"bc.steps": 50}}
+    with pytest.raises(FarlInputError, match="--task-set"):
+        parse_task_overrides(["obstructed_push:bc.steps=1"], ["bounded_push"])
+    with pytest.raises(FarlInputError, match="--task-set"):
+        parse_task_overrides(["bc.steps=1"], ["bounded_push"])
+
+
+def _entry():
+    return {"online_steps": 100, "seeds": [], "failure_episodes": [], "failure_steps": [], "episodes": [],
+            "normalized_return_before": [], "normalized_return_after": [], "shield_trigger_rate": [],
+            "shield_misses": [], "recovery_failures": [], "wall_seconds": [], "steps_per_second": []}
+
+
+def _run(failures: int, after: float) -> dict:
+    c = {"failure_episodes": failures, "failure_steps": failures, "episodes": 10, "steps": 100,
+         "shield_triggers": 5, "shield_misses": 0, "recovery_failures": 0,
+         "episode_end_steps": [10 * (k + 1) for k in range(10)], "episode_failed": [k < failures for k in range(10)],
+         "episode_returns": [1.0] * 10}
+    return {"counters": c, "before": {"normalized_return": 0.0}, "after": {"normalized_return": after},
+            "online_seconds": 1.0, "steps_per_second": 100.0}
+
+
+def test_results_keep_the_schema_and_add_paired_ci_and_curves(tmp_path):
+    task = {m: _entry() for m in METHODS}
+    curves = {m: [] for m in METHODS}
+    for seed, (u, f) in enumerate([(8, 3), (9, 4), (7, 2), (8, 4), (9, 3)]):
+        for m, failures in (("uni-o4", u), ("farl", f)):
+            run = _run(failures, 50.0)
+            add_run(task[m], run, seed)
+            c = run["counters"]
+            curves[m].append({"seed": seed, **learning_curve(c["episode_end_steps"], c["episode_failed"],
+                                                             c["episode_returns"], c["steps"])})
+    ci = paired_ci(task)
+    assert ci["seeds"] == [0, 1, 2, 3, 4]
+    assert ci["failure_episodes"]["excludes_zero"] and ci["failure_episodes"]["ci95"][1] < 0
+    assert ci["normalized_return_after"]["mean_diff"] == 0.0
+    results = {"complete": False, "command": "farl bench failurebench --steps 100", "steps": 100,
+               "seeds": [0, 1, 2, 3, 4],
+               "budget": {"online_steps": 100, "paper_online_steps": 1_000_000, "seeds": [0, 1, 2, 3, 4],
+                          "pretrain_seed": 0, "profile": "smoke", "profile_overrides": {}, "extra_overrides": {},
+                          "torch_threads": 1, "hardware": "test"},
+               "pretraining": {}, "tasks": {"bounded_push": task}, "ci95": {"bounded_push": ci},
+               "curves": {"bounded_push": curves}}
+    write_outputs(results, tmp_path, plot=True, name="protocol")
+    saved = json.loads((tmp_path / "protocol.json").read_text())
+    assert saved["tasks"]["bounded_push"]["farl"]["failure_episodes"] == [3, 4, 2, 4, 3]
+    assert saved["tasks"]["bounded_push"]["uni-o4"]["normalized_return_after"] == [50.0] * 5
+    assert saved["ci95"]["bounded_push"]["failure_episodes"]["n"] == 5 and saved["steps"] == 100
+    text = (tmp_path / "protocol.md").read_text()
+    assert "Paired difference" in text and "| bounded_push | 5 |" in text and "Partial results" in text
+    assert (tmp_path / "protocol_curves_bounded_push.png").is_file()
+
+
+def test_runs_in_parallel_workers_give_the_same_results_as_in_process():
+    import math
+
+    from farl_learner.commands.bench import run_jobs
+
+    calls = [(k, math.sqrt, (k * k,)) for k in range(4)]
+    assert dict(run_jobs(calls, 1)) == dict(run_jobs(calls, 2)) == {k: float(k) for k in range(4)}
