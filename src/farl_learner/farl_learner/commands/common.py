@@ -115,3 +115,14 @@ def require_dir(path: str | Path, what: str, files: tuple[str, ...] = ()) -> Pat
 
 def print_json_summary(title: str, payload: dict[str, Any]) -> None:
     print(f"{title}: {json.dumps(payload, default=str)}")
+
+
+def invoked_command(subcommand: str, fallback: str) -> str:
+    """The `farl <subcommand> ...` line as typed (recorded in command.json), else `fallback`
+    (called from Python, not from the CLI)."""
+    import shlex
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == subcommand:
+        return f"farl {subcommand} " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    return fallback

@@ -20,14 +20,13 @@ Profiles and --set overrides as in the other training commands.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 
 from farl_common.errors import FarlInputError
 
-from .common import add_budget_arguments, parse_overrides, profile_overrides
+from .common import add_budget_arguments, invoked_command, parse_overrides, profile_overrides
 
 DEFAULT_CONFIG = "farl/franka/{task}.yaml"
 
@@ -180,10 +179,9 @@ def run(args: argparse.Namespace) -> int:
     metrics["shield_check"] = shield
     metrics["folder_bytes"] = folder_bytes(out)
     write_json(out / "pretrain.json", metrics)
-    command = "farl pretrain-demos " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "pretrain-demos" else None
     write_json(out / "command.json", {
-        "command": command or f"farl pretrain-demos {args.task} --demos {args.demos} --out {args.out}",
+        "command": invoked_command("pretrain-demos", f"farl pretrain-demos {args.task} --demos {args.demos} "
+                                                     f"--out {args.out}"),
         "task": args.task, "config": str(config_path), "demos": str(demos),
         "budget": {"profile": args.profile, "overrides": overrides}, "wall_seconds": wall})
     cal = metrics["calibration"]

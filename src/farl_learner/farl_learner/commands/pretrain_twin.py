@@ -40,7 +40,6 @@ marked) and command.json (the exact command). Datasets never go into the model f
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,7 @@ import numpy as np
 
 from farl_common.errors import FarlInputError
 
-from .common import add_budget_arguments, parse_overrides, profile_overrides
+from .common import add_budget_arguments, invoked_command, parse_overrides, profile_overrides
 
 DEFAULT_CONFIG = "farl/franka/fragile_push_wall.yaml"
 TWIN_TASKS = ("fragile_push_wall",)
@@ -234,10 +233,8 @@ def run(args: argparse.Namespace) -> int:
     metrics["world_model_refinement"] = [{k: v for k, v in r.items() if k != "calibration"} for r in refinement]
     metrics["folder_bytes"] = folder_bytes(out)
     write_json(out / "pretrain.json", metrics)
-    command = "farl pretrain-twin " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "pretrain-twin" else None
     write_json(out / "command.json", {
-        "command": command or f"farl pretrain-twin {args.task} --out {args.out}",
+        "command": invoked_command("pretrain-twin", f"farl pretrain-twin {args.task} --out {args.out}"),
         "task": args.task, "config": str(args.config), "data": str(args.data),
         "budget": {"profile": args.profile, "overrides": overrides, "failure_transitions": failure_transitions,
                    "eval_episodes": args.eval_episodes, "preview_episodes": args.preview_episodes},
@@ -463,9 +460,8 @@ def reselect_operating_point(args: argparse.Namespace, env, cfg, correlation: fl
     metrics["twin_stepping_at_training"] = trained_stepping
     metrics["twin_stepping"] = twin_stepping(env)
     write_json(out / "pretrain.json", metrics)
-    command = "farl pretrain-twin " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "pretrain-twin" else \
-        f"farl pretrain-twin {args.task} --out {args.out} --reselect-operating-point"
+    command = invoked_command("pretrain-twin",
+                              f"farl pretrain-twin {args.task} --out {args.out} --reselect-operating-point")
     record = {k: v for k, v in trained_by.items() if k != "operating_point"}
     record["operating_point"] = {"command": command, "twin_stepping": twin_stepping(env), "wall_seconds": wall,
                                  "networks_trained_with_twin_stepping": trained_stepping}
