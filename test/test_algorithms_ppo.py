@@ -1,6 +1,7 @@
 """PPO (the online stage of Uni-O4 and FARL) improves a trivial task from scratch."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from farl_learner.agents.ppo import compute_gae
@@ -49,10 +50,52 @@ def test_operator_steps_give_no_policy_gradient_but_train_the_value():
     cfg = PPOConfig(num_minibatches=1, update_epochs=2, target_kl=0.0, ent_coef=0.0)
     rollout = Rollout()
     for t in range(16):
-        rollout.add([0.1 * t, 0.0], [1.0], -1.0, 1.0, [0.1 * t + 0.1, 0.0], 0.0, float(t == 15), on_policy=False)
+        rollout.add([0.1 * t, 0.0], [1.0], -1.0, 1.0, [0.1 * t + 0.1, 0.0], 0.0, float(t == 15), pg_weight=0.0)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
     value_before = [p.detach().clone() for p in value.parameters()]
     stats = ppo_update(policy, value, make_optimizer(policy, value, cfg), rollout, cfg)
     assert stats["off_policy_steps"] == 16 and stats["policy_loss"] == 0.0
     assert all(torch.equal(before[n], p) for n, p in policy.named_parameters())
     assert any(not torch.equal(a, b) for a, b in zip(value_before, value.parameters()))
+
+
+def test_recovery_steps_are_weighted_by_the_config_and_joining_segments_keeps_the_weights():
+    """The shield's recovery steps enter the policy gradient with `recovery_pg_weight`; N env segments joined
+    into one batch keep every step's weight (operator 0, recovery w, task 1)."""
+    from farl_learner.agents.ppo import Rollout
+    from farl_learner.training.online import join_segments
+
+    segments = [Rollout(), Rollout()]
+    for i, weights in enumerate(([1.0, 0.25, 1.0], [0.0, 1.0, 0.25])):
+        for t, w in enumerate(weights):
+            segments[i].add([float(t), 0.0], [0.0], 0.0, 0.0, [float(t + 1), 0.0], 0.0, 0.0, pg_weight=w)
+    joined = join_segments(segments)
+    assert joined.pg_weight == [1.0, 0.25, 1.0, 0.0, 1.0, 0.25]
+    assert joined.episode_end == [0.0, 0.0, True, 0.0, 0.0, True]
+
+
+def test_a_zero_recovery_weight_leaves_pi_task_untouched_by_recovery_only_rollouts():
+    from farl_learner.agents.ppo import Rollout, make_optimizer, ppo_update
+
+    torch.manual_seed(0)
+    policy, value = GaussianPolicy(2, 1, [8]), ValueNetwork(2, [8])
+    cfg = PPOConfig(num_minibatches=1, update_epochs=2, target_kl=0.0, recovery_pg_weight=0.0)
+    rollout = Rollout()
+    for t in range(16):
+        rollout.add([0.1 * t, 0.0], [0.5], -1.0, float(t), [0.1 * t + 0.1, 0.0], 0.0, float(t == 15),
+                    pg_weight=cfg.recovery_pg_weight)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    ppo_update(policy, value, make_optimizer(policy, value, cfg), rollout, cfg)
+    assert all(torch.equal(before[n], p) for n, p in policy.named_parameters())
+    cfg_full = PPOConfig(num_minibatches=1, update_epochs=2, target_kl=0.0, recovery_pg_weight=1.0)
+    rollout.pg_weight = [cfg_full.recovery_pg_weight] * 16
+    ppo_update(policy, value, make_optimizer(policy, value, cfg_full), rollout, cfg_full)
+    assert any(not torch.equal(before[n], p) for n, p in policy.named_parameters())
+
+
+def test_a_recovery_weight_outside_0_1_is_refused():
+    from farl_learner.config import ConfigProblem
+
+    with pytest.raises(ConfigProblem) as caught:
+        PPOConfig(recovery_pg_weight=1.5).check()
+    assert caught.value.key == "recovery_pg_weight"

@@ -96,3 +96,15 @@ def test_the_learner_trains_on_cuda_and_writes_cpu_folders_and_state(tmp_path):
     core = learner(tmp_path, "cuda")
     assert next(core.policy.parameters()).device.type == "cuda"
     update_and_check(core)
+
+
+def test_the_learner_weights_recovery_and_operator_steps_from_the_episode_payload(tmp_path):
+    """`source` == recovery gets ppo.recovery_pg_weight, an intervention 0, the task's own steps 1."""
+    core = learner(tmp_path, "cpu")
+    rng = np.random.default_rng(1)
+    ep = episode(rng, n=4)
+    ep["source"] = ["task", "recovery", "recovery", "task"]
+    ep["intervention"] = [False, False, False, True]
+    rollout = core._rollout([ep])
+    w = core.cfg.ppo.recovery_pg_weight
+    assert rollout.pg_weight == [1.0, w, w, 0.0]

@@ -128,9 +128,14 @@ class PPOConfig:
     """Stop the epoch loop early when the approximate KL exceeds this (0 = never)."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+    recovery_pg_weight: float = 1.0
+    """Weight of shield-executed recovery steps in the policy-gradient term (1 = the paper: every executed
+    transition; 0 = they train only the value function). pi_rec's actions are not samples of pi_task; a
+    full-weight pull toward them can teach pi_task to back off the task as well as off the failure."""
 
     def check(self) -> None:
-        _require({"num_steps": self.num_steps >= self.num_minibatches >= 1, "gamma": 0.0 < self.gamma <= 1.0}, self)
+        _require({"num_steps": self.num_steps >= self.num_minibatches >= 1, "gamma": 0.0 < self.gamma <= 1.0,
+                  "recovery_pg_weight": 0.0 <= self.recovery_pg_weight <= 1.0}, self)
 
 
 @dataclass

@@ -139,11 +139,13 @@ class LearnerCore:
                     torch.as_tensor(action, device=self.device)).sum(-1).cpu().numpy()
             n = len(obs)
             done = np.asarray(ep["done"], dtype=bool)
-            operator = np.asarray(ep.get("intervention") or [False] * n, dtype=bool)  # off-policy steps
+            operator = np.asarray(ep.get("intervention") or [False] * n, dtype=bool)
+            recovery = np.asarray([s == "recovery" for s in ep.get("source") or ["task"] * n], dtype=bool)
+            weight = np.where(operator, 0.0, np.where(recovery, self.cfg.ppo.recovery_pg_weight, 1.0))
             for t in range(n):
                 rollout.add(obs[t], action[t], float(logprob[t]), float(ep["reward"][t]),
                             np.asarray(ep["next_obs"][t], dtype=np.float32), float(done[t]), float(t == n - 1),
-                            on_policy=not operator[t])
+                            pg_weight=float(weight[t]))
         return rollout
 
     # ---- update + export ---------------------------------------------------------

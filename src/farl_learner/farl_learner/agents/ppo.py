@@ -31,12 +31,14 @@ class Rollout:
     next_obs: list = field(default_factory=list)
     terminated: list = field(default_factory=list)
     episode_end: list = field(default_factory=list)
-    on_policy: list = field(default_factory=list)  # 0 where an operator drove the step (an intervention)
+    pg_weight: list = field(default_factory=list)
+    """Weight of the step in the policy-gradient term: 1 for pi_task's own actions, 0 where an operator drove
+    the step, `PPOConfig.recovery_pg_weight` where the shield executed pi_rec's action."""
 
-    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end, on_policy: bool = True) -> None:
+    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end, pg_weight: float = 1.0) -> None:
         for name, value in zip(("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
-                                "on_policy"),
-                               (obs, action, logprob, reward, next_obs, terminated, episode_end, float(on_policy))):
+                                "pg_weight"),
+                               (obs, action, logprob, reward, next_obs, terminated, episode_end, float(pg_weight))):
             getattr(self, name).append(value)
 
     def __len__(self) -> int:
@@ -45,7 +47,7 @@ class Rollout:
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         return {name: torch.as_tensor(np.asarray(getattr(self, name), dtype=np.float32), device=device)
                 for name in ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
-                             "on_policy")}
+                             "pg_weight")}
 
 
 def compute_gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, episode_end: torch.Tensor,
@@ -99,11 +101,12 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
             if cfg.norm_adv and len(mb) > 1:
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
 
-            # Policy loss: clipped surrogate, over on-policy steps only. An operator's action during an
-            # intervention is not a sample of pi (its ratio would be meaningless); those steps still
-            # give the value function real returns and their advantages to the steps around them.
+            # Policy loss: clipped surrogate, weighted per step. An operator's action during an
+            # intervention is not a sample of pi (weight 0); a recovery action the shield executed is
+            # weighted by `recovery_pg_weight`. Every step still gives the value function its real
+            # return and its advantage to the steps around it.
             surrogate = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
-            weight = b["on_policy"][mb]
+            weight = b["pg_weight"][mb]
             pg_loss = (surrogate * weight).sum() / weight.sum().clamp(min=1.0)
             # Value loss.
             v_loss = 0.5 * ((value(b["obs"][mb]) - returns[mb]) ** 2).mean()
@@ -120,5 +123,5 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
     explained = 1 - float(torch.var(returns - values) / (torch.var(returns) + 1e-8))
     stats.update(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=entropy_loss.item(),
                  approx_kl=approx_kl.item(), clipfrac=float(np.mean(clipfracs)), explained_variance=explained,
-                 off_policy_steps=int(n - b["on_policy"].sum().item()))
+                 off_policy_steps=int((b["pg_weight"] < 1.0).sum().item()))
     return stats

@@ -14,7 +14,9 @@ recovery action, PPO sees it as an off-policy sample of pi_task with its
 log-probability under pi_task at collection time, so its ratio starts at 1
 and is clipped like any other - this is how FARL's "advantage correction"
 enters the update: the safer action's (typically higher) advantage pulls
-pi_task toward it. pi_rec and the world model are frozen.
+pi_task toward it. `ppo.recovery_pg_weight` scales that pull (1 = the
+paper's update; 0 = recovery steps only shape the value function and the
+advantages around them). pi_rec and the world model are frozen.
 
 Counted (the paper's metrics and the shield's own): failure episodes, failure
 state-action pairs (cost = 1 steps), shield triggers, and shield misses - a
@@ -141,7 +143,8 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
         for i in range(active):
             episode_end = bool(terminated[i] or truncated[i])
             rollouts[i].add(obs[i], action[i], float(logprob[i]), float(reward[i]), final_obs[i],
-                            bool(terminated[i]), episode_end)
+                            bool(terminated[i]), episode_end,
+                            pg_weight=ppo.recovery_pg_weight if triggered[i] else 1.0)
             counters.steps += 1
             episode_return[i] += float(reward[i])
             windows[i].append(RECOVERY if triggered[i] else TASK)
@@ -198,7 +201,7 @@ def join_segments(rollouts: Sequence[Rollout]) -> Rollout:
         for k in range(len(r)):
             last = k == len(r) - 1
             joined.add(r.obs[k], r.action[k], r.logprob[k], r.reward[k], r.next_obs[k], r.terminated[k],
-                       r.episode_end[k] or last)
+                       r.episode_end[k] or last, pg_weight=r.pg_weight[k])
     return joined
 
 
