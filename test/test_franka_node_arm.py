@@ -23,6 +23,8 @@ class _State:
 class ReflexRobot:
     """Raises a reflex on the next move, like libfranka does after a collision."""
 
+    has_errors = False
+
     def __init__(self, tcp=(0.555, -0.22, 0.30)):
         self.recoveries = 0
         self.moves = 0
@@ -144,3 +146,60 @@ def test_stop_preempts_a_running_go_home_and_waits_for_it(arm):
     assert arm.robot.stops == 1
     # Once preempted, the next velocity command goes through.
     assert arm.send((0.05, 0.0, 0.0)) == ((0.05, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+
+class StuckMotionRobot(ReflexRobot):
+    """A joint motion franky keeps as running: join never finishes, stop() cannot end it,
+    and every motion of another type is refused, as seen against franky-sim under load."""
+
+    def __init__(self):
+        super().__init__(tcp=(0.555, -0.22, 0.40))  # above reset_lift_z: go-home is the joint motion only
+        self.fail_next = False
+        self.running_joint_motion = False
+
+    def move(self, motion, asynchronous=False):
+        if self.running_joint_motion and not isinstance(motion, franky.JointMotion):
+            raise franky.InvalidMotionTypeException("The type of motion cannot change during runtime.")
+        super().move(motion, asynchronous)
+        if isinstance(motion, franky.JointMotion):
+            self.running_joint_motion = True
+
+    def stop(self):
+        pass
+
+    def join_motion(self, timeout=None):
+        return not self.running_joint_motion
+
+
+def test_a_motion_that_will_not_end_reopens_the_connection_so_the_next_reset_moves(arm, monkeypatch):
+    import farl_control.robot.arm as arm_module
+
+    stuck = StuckMotionRobot()
+    arm.robot = stuck
+    fresh = []
+
+    def connect_new(*_args, **_kwargs):
+        fresh.append(ReflexRobot(tcp=(0.555, -0.22, 0.40)))
+        fresh[-1].fail_next = False
+        return fresh[-1]
+
+    monkeypatch.setattr(arm_module.franky, "Robot", connect_new)
+    home = load_task_config("fragile_push_wall").robot.home_joints
+    with pytest.raises(ArmError, match="would not stop; the connection to the arm was re-opened"):
+        arm.go_home(home, timeout_s=0.05)
+    assert arm.robot is fresh[0] and arm.reopen_count == 1
+    arm.go_home(home, timeout_s=0.05)  # the next reset goes through on the new connection
+    assert isinstance(fresh[0].motions[-1], franky.JointMotion)
+
+
+def test_a_motion_of_another_type_refused_at_go_home_also_reopens(arm, monkeypatch):
+    import farl_control.robot.arm as arm_module
+
+    stuck = StuckMotionRobot()
+    stuck.state = _State((0.555, -0.22, 0.10))  # below reset_lift_z: go-home starts with a Cartesian lift
+    stuck.running_joint_motion = True
+    arm.robot = stuck
+    monkeypatch.setattr(arm_module.franky, "Robot", lambda *a, **k: ReflexRobot())
+    with pytest.raises(ArmError, match="going home failed: The type of motion cannot change.*re-opened"):
+        arm.go_home(load_task_config("fragile_push_wall").robot.home_joints, timeout_s=0.05)
+    assert arm.reopen_count == 1 and arm.robot is not stuck

@@ -14,6 +14,12 @@ A libfranka reflex or control error (`franky.ControlException` and friends)
 does not propagate: it is recorded in `last_error`, automatic error recovery
 is called, and `send` returns zero until the caller decides motion may resume
 (the control node resumes on the next valid command).
+
+A motion that neither finishes nor stops (seen twice in hundreds of go-homes
+against franky-sim on a loaded machine: franky kept the joint motion as
+"running", every later motion was refused with "the type of motion cannot
+change") is ended by re-opening the connection: libfranka stops the arm when
+its connection closes, and the new one starts with no motion running.
 """
 from __future__ import annotations
 
@@ -70,6 +76,10 @@ class ArmError(RuntimeError):
     """The arm could not be reached or refused an operation; the message says what to check."""
 
 
+class _MotionWillNotEnd(Exception):
+    """A motion is still running after it should have finished and stop() could not end it."""
+
+
 class FrankyArm:
     """One FR3 (real or franky-sim) at `hostname` through franky."""
 
@@ -86,6 +96,9 @@ class FrankyArm:
         self.error_count = 0
         self.error_time: float | None = None  # monotonic time of the last reflex / control error
         self._preempted = False  # stop() preempted a joint motion (go home)
+        self._connection_open = threading.Event()  # cleared while the connection is being re-opened
+        self._connection_open.set()
+        self.reopen_count = 0
 
     # ---- lifecycle -------------------------------------------------------
     def connect(self, timeout_s: float | None = None, cancel: threading.Event | None = None) -> None:
@@ -188,9 +201,20 @@ class FrankyArm:
         is stopped or overruns.
 
         The motion lock is held only to start each motion, so `stop()` can preempt
-        it while this waits.
+        it while this waits. If a motion will not end, the connection is re-opened
+        (the arm stops) before the ArmError, so that the caller's next try can move.
         """
         timeout_s = self.cfg.motion_timeout_s if timeout_s is None else timeout_s
+        try:
+            self._go_home(joints, timeout_s)
+            return
+        except _MotionWillNotEnd as stuck:
+            problem = str(stuck)  # outside this block: its traceback holds the old robot alive
+        self.reopen()
+        raise ArmError(f"{problem}; the connection to the arm was re-opened (arm stopped), "
+                       "the next reset can move it")
+
+    def _go_home(self, joints: Sequence[float], timeout_s: float) -> None:
         r = self._require()
         self.stop()
         self._preempted = False
@@ -210,14 +234,32 @@ class FrankyArm:
                 finished = r.join_motion(timeout=max(0.0, deadline - time.monotonic()))
                 if not finished or self._preempted:
                     break
+        except franky.InvalidMotionTypeException as error:
+            if self._preempted:
+                raise ArmError("stopped before reaching home") from None
+            # stop() above returned, yet a motion of another type still runs.
+            raise _MotionWillNotEnd(f"going home failed: {error}") from None
         except FRANKY_ERRORS as error:
             if self._preempted:  # our own stop(), not a fault of the arm
                 raise ArmError("stopped before reaching home") from None
             self._on_error(error)
             raise ArmError(f"going home failed: {error}") from None
         if not finished:
-            self.stop()
-            raise ArmError(f"going home did not finish within {timeout_s:g} s (robot.motion_timeout_s)")
+            overrun = f"going home did not finish within {timeout_s:g} s (robot.motion_timeout_s)"
+            if not self.stop():
+                raise _MotionWillNotEnd(overrun + " and the motion would not stop")
+            raise ArmError(overrun)
+
+    def reopen(self) -> None:
+        """Close the connection and open a new one (the arm stops; state() waits meanwhile)."""
+        self._connection_open.clear()
+        try:
+            with self._lock:
+                self.robot = None  # the last reference: libfranka closes the connection
+                self.reopen_count += 1
+                self.connect()
+        finally:
+            self._connection_open.set()
 
     def recover(self) -> bool:
         """libfranka's automatic error recovery; True if the arm is usable again."""
@@ -230,9 +272,12 @@ class FrankyArm:
 
     # ---- internals -----------------------------------------------------------
     def _require(self) -> franky.Robot:
-        if self.robot is None:
+        if self.robot is None and not self._connection_open.is_set():
+            self._connection_open.wait(self.cfg.connect_timeout_s)  # a re-open in progress
+        robot = self.robot
+        if robot is None:
             raise ArmError("the arm is not connected")
-        return self.robot
+        return robot
 
     @staticmethod
     def _safe_poll(r: franky.Robot) -> bool:
