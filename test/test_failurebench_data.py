@@ -1,6 +1,8 @@
 """Demo generation at tiny sizes: right kinds and counts, recoveries that really recover, caching."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,40 @@ def test_build_offline_datasets_caches(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.recovery.obs, first.recovery.obs)
     # another seed is another cache entry
     assert build_module.params_hash("obstructed_push", "task", 1, 1) != first.task_path.stem.rsplit("_", 1)[1]
+
+
+def test_recovery_demos_start_partly_where_the_given_task_policy_fails():
+    """own_policy_fraction of the demos start from the start policy's own failures (here a policy that shoves
+    the block into the wall), the rest from the lure; every demo still recovers."""
+    from farl_learner.data.config import RecoveryConfig
+    from farl_learner.data.recovery import shove_policy
+
+    cfg = load_data_config("fragile_push_wall")
+    assert cfg.near_failure.own_policy_fraction == 0.75
+    shove = shove_policy(RecoveryConfig("retreat", 30, 10.0, 0.08, 0.005))
+    ds = generate_recovery_demos("fragile_push_wall", n_demos=4, seed=0, progress=False, start_policy=shove)
+    assert ds.n_episodes == 4 and ds.meta["from_task_policy_failures"] == 3
+    assert not ds.cost.any()
+    without = generate_recovery_demos("fragile_push_wall", n_demos=1, seed=0, progress=False)
+    assert without.meta["from_task_policy_failures"] == 0
+
+
+def must_not_run(*_args, **_kwargs):
+    raise AssertionError("generated although cached or not needed")
+
+
+def test_failurebench_pretraining_leaves_policy_dependent_recovery_demos_until_the_policy_exists(tmp_path,
+                                                                                                  monkeypatch):
+    """With own_policy_fraction > 0 the cached (policy-free) demo set gives pretraining only its task demos."""
+    from farl_learner.training.pretrain import load_demos
+
+    assert load_data_config("obstructed_push").near_failure.own_policy_fraction > 0.0
+    built = build_offline_datasets("obstructed_push", tmp_path, seed=0, n_task_demos=1, progress=False,
+                                   recovery=False)
+    assert built.recovery is None
+    monkeypatch.setattr(build_module, "generate_recovery_demos", must_not_run)
+    monkeypatch.setattr(build_module, "generate_task_demos", must_not_run)
+    cfg = load_data_config("obstructed_push")
+    monkeypatch.setattr(build_module, "load_data_config", lambda task: replace(cfg, task_demos=1))
+    demos = load_demos("obstructed_push", tmp_path, seed=0, progress=False)
+    assert set(demos) == {"task"} and len(demos["task"]) == len(built.task.obs)

@@ -32,7 +32,7 @@ GENERATOR_VERSION = 1
 @dataclass(frozen=True)
 class OfflineDatasets:
     task: Dataset
-    recovery: Dataset
+    recovery: Dataset | None  # None when not asked for (recovery=False)
     task_path: Path
     recovery_path: Path
 
@@ -59,8 +59,10 @@ def _cached(path: Path, task: str, generate) -> Dataset:
 
 
 def build_offline_datasets(task: str, out_dir: str | Path, seed: int = 0, n_task_demos: int | None = None,
-                           n_recovery_demos: int | None = None, progress: bool = True) -> OfflineDatasets:
-    """Task demos (kind 0) and recovery demos (kind 1) for `task`, from cache when possible.
+                           n_recovery_demos: int | None = None, progress: bool = True,
+                           recovery: bool = True) -> OfflineDatasets:
+    """Task demos (kind 0) and, unless `recovery` is False, recovery demos (kind 1) for `task`, from cache
+    when possible.
 
     Files: <out_dir>/<task>_task_<hash>.npz and <task>_recovery_<hash>.npz.
     """
@@ -71,7 +73,8 @@ def build_offline_datasets(task: str, out_dir: str | Path, seed: int = 0, n_task
     task_path = out / f"{task}_task_{params_hash(task, 'task', seed, n_task)}.npz"
     rec_path = out / f"{task}_recovery_{params_hash(task, 'recovery', seed, n_rec)}.npz"
     task_ds = _cached(task_path, task, lambda: generate_task_demos(task, n_task, seed, cfg, progress))
-    rec_ds = _cached(rec_path, task, lambda: generate_recovery_demos(task, n_rec, seed, cfg, progress))
+    rec_ds = _cached(rec_path, task, lambda: generate_recovery_demos(task, n_rec, seed, cfg, progress)) if recovery \
+        else None
     return OfflineDatasets(task_ds, rec_ds, task_path, rec_path)
 
 

@@ -30,6 +30,13 @@ class NearFailureConfig:
     pushes the object from behind, without grasping, straight at the goal and
     so into the wall; toward_obstacle = its goal moved onto the obstacle) runs until a failure at step t; the state at t - k, k
     uniform in `rewind_steps`, is a near-failure state.
+
+    `own_policy_fraction` of the demos start instead where the pretrained task
+    policy, explored as in the failure data (`failure_data` noise), fails: the
+    states pi_rec is asked to act in online are the task policy's, not the
+    lure's, and a recovery policy cloned from lured states only drove into the
+    wall from them (FailureBench fragile push wall: pi_rec failed 15 of 15 times
+    from 11 steps before a FARL failure, the scripted controller 1 of 15).
     """
 
     lure: str
@@ -37,6 +44,7 @@ class NearFailureConfig:
     action_noise_std: float
     rewind_steps: tuple[int, int]
     max_attempts: int
+    own_policy_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,8 @@ def parse_data_config(s: Section) -> DataGenConfig:
                                          me.integer("max_attempts", minimum=1)),
         near_failure=NearFailureConfig(nf.string("lure", choices=LURES), nf.number("lure_margin", minimum=0.0),
                                        nf.number("action_noise_std", minimum=0.0),
-                                       (int(rewind[0]), int(rewind[1])), nf.integer("max_attempts", minimum=1)),
+                                       (int(rewind[0]), int(rewind[1])), nf.integer("max_attempts", minimum=1),
+                                       nf.number("own_policy_fraction", default=0.0, minimum=0.0, maximum=1.0)),
         recovery=RecoveryConfig(rc.string("controller", choices=CONTROLLERS), rc.integer("horizon", minimum=1),
                                 rc.number("gain", positive=True), rc.number("clearance", positive=True),
                                 rc.number("min_final_margin")),

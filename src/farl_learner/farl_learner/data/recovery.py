@@ -8,6 +8,10 @@ is rewound to step t - k (k uniform in `rewind_steps`) and the task's recovery
 controller takes over for `horizon` steps. A demo is kept only if it never
 fails and ends at least `min_final_margin` from the constraint, so every kept
 demo shows a real save from a state that was k steps from failing.
+
+With a start policy (the pretrained task policy) and `own_policy_fraction`
+> 0, that share of the demos starts where the *explored task policy* fails
+instead of the lure: those are the states the shield hands to pi_rec online.
 """
 from __future__ import annotations
 
@@ -189,10 +193,37 @@ def sample_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
     return None if env.is_failure() else obs
 
 
-def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator) -> Episode | None:
-    """One attempt: lure to a failure, rewind, recover. The recorded demo, or None if rejected."""
+def sample_own_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig, policy_fn: PolicyFn,
+                                  rng: np.random.Generator) -> np.ndarray | None:
+    """Like `sample_near_failure_state`, with the explored task policy (failure-data noise) instead of the lure."""
+    fd, nf = data_cfg.failure_data, data_cfg.near_failure
+    obs, _ = env.reset()
+    policy = noisy(policy_fn, rng, fd.noise_scale, fd.random_action_prob, fd.noise_correlation)
+    snapshots, failed = [], False
+    for _ in range(env.max_episode_steps):
+        snapshots.append(env.snapshot())
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        if info["failure"]:
+            failed = True
+            break
+        if terminated or truncated:
+            break
+    k = int(rng.integers(nf.rewind_steps[0], nf.rewind_steps[1] + 1))
+    if not failed or k > len(snapshots):
+        return None
+    obs = env.restore(snapshots[-k])
+    return None if env.is_failure() else obs
+
+
+def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator,
+                 start_policy: PolicyFn | None = None) -> Episode | None:
+    """One attempt: lure (or, given `start_policy`, the explored task policy) to a failure, rewind, recover.
+    The recorded demo, or None if rejected."""
     rc = data_cfg.recovery
-    obs = sample_near_failure_state(env, data_cfg, rng)
+    if start_policy is not None:
+        obs = sample_own_near_failure_state(env, data_cfg, start_policy, rng)
+    else:
+        obs = sample_near_failure_state(env, data_cfg, rng)
     if obs is None:
         return None
     episode = run_episode(env, recovery_controller(env, rc), obs=obs, record=True, max_steps=rc.horizon)
@@ -202,12 +233,15 @@ def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.G
 
 
 def generate_recovery_demos(task: str, n_demos: int | None = None, seed: int = 0,
-                            config: DataGenConfig | None = None, progress: bool = True) -> Dataset:
+                            config: DataGenConfig | None = None, progress: bool = True,
+                            start_policy: PolicyFn | None = None) -> Dataset:
     """`n_demos` (default: the task's `recovery_demos`, 120) recovery demos, kind = recovery.
 
     Each demo is an episode fragment: its last transition has timeout=True
     (cut, not terminal). Raises RuntimeError if `max_attempts` attempts do not
     yield enough demos (the controller or the config is wrong for the task).
+    With `start_policy` (obs -> action, the pretrained task policy's mean),
+    round(`near_failure.own_policy_fraction` * n) demos start where it fails when explored.
     """
     spec: TaskSpec = load_task_spec(task)
     cfg = config or load_data_config(spec)
@@ -216,15 +250,24 @@ def generate_recovery_demos(task: str, n_demos: int | None = None, seed: int = 0
     env = make_env(task, seed=seed, terminate_on_failure=True)
     env.reset(seed=seed)
     started = time.perf_counter()
-    kept, attempts = collect_episodes(
-        n, lambda: try_recovery(env, cfg, rng), cfg.near_failure.max_attempts, f"{task} recovery demos",
-        progress=progress,
-        give_up=lambda k, a: (f"{task}: only {k} of {n} recovery demos after {a} attempts "
-                              f"(near_failure.max_attempts); check the recovery settings in {spec.config_path}"))
+    n_own = int(round(cfg.near_failure.own_policy_fraction * n)) if start_policy is not None else 0
+    kept, attempts = [], 0
+    for count, policy, label in ((n_own, start_policy, "from the task policy's failures"), (n - n_own, None, "lured")):
+        if count == 0:
+            continue
+        demos, tries = collect_episodes(
+            count, lambda p=policy: try_recovery(env, cfg, rng, p), cfg.near_failure.max_attempts,
+            f"{task} recovery demos ({label})", progress=progress,
+            give_up=lambda k, a, c=count, lab=label: (
+                f"{task}: only {k} of {c} recovery demos ({lab}) after {a} attempts (near_failure.max_attempts); "
+                f"check the recovery settings in {spec.config_path}"))
+        kept += demos
+        attempts += tries
     env.close()
     meta = {
         "generator": "recovery_demos", "seed": seed, "n_demos": n, "attempts": attempts,
         "acceptance_rate": n / attempts, "seconds": round(time.perf_counter() - started, 2),
         "near_failure": asdict(cfg.near_failure), "recovery": asdict(cfg.recovery),
+        "from_task_policy_failures": n_own,
     }
     return episodes_to_dataset(task, kept, KIND_RECOVERY, meta)

@@ -14,6 +14,7 @@ CHECKPOINTS = {"task_policy": "task_policy.pt", "task_value": "task_value.pt",
                "recovery_policy": "recovery_policy.pt", "world_model": "world_model.pt"}
 CALIBRATION = "calibration.json"
 FAILURE_DATA = "failure_data.npz"  # generated from the pretrained task policy, so it lives with the models
+RECOVERY_DEMOS = "recovery_demos.npz"  # partly started from the pretrained policy's failures: lives with the models
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

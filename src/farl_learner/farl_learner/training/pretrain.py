@@ -33,7 +33,7 @@ from ..models import GaussianPolicy
 from ..risk import (calibrate_epsilon, evaluate_epsilon, risk_of_states, tradeoff_curve,
                     warning_lead_times)
 from .checkpoint import save_checkpoint
-from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, write_json
+from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, RECOVERY_DEMOS, write_json
 
 
 def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
@@ -77,6 +77,8 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
             data["failure"] = failure_data(task, task_agent.policy, out_dir, cfg.seed, progress, failure_transitions)
         timings["failure_data_s"] = time.perf_counter() - start
 
+    if "recovery" not in data and recovery_source is None and datasets is None:
+        recovery_source = lambda policy: recovery_demos(task, policy, out_dir, cfg.seed, progress)  # noqa: E731
     if "recovery" not in data:
         if recovery_source is None:
             raise ValueError("no recovery demos and no recovery_source to make them")
@@ -124,11 +126,37 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
 
 
 def load_demos(task: str, data_dir: str | Path, seed: int, progress: bool) -> dict[str, Transitions]:
-    """FailureBench task + recovery demos from `data_dir` (generated and cached there if missing)."""
-    from ..data import build_offline_datasets
+    """FailureBench task + recovery demos from `data_dir` (generated and cached there if missing).
 
-    demos = build_offline_datasets(task, data_dir, seed=seed, progress=progress)
-    return {"task": Transitions.from_arrays(demos.task), "recovery": Transitions.from_arrays(demos.recovery)}
+    Where the task's recovery demos start partly from the pretrained policy's own
+    failures (`near_failure.own_policy_fraction` > 0), they depend on that policy
+    and are made after it (`recovery_demos`), so only the task demos are returned.
+    """
+    from ..data import build_offline_datasets
+    from ..data.config import load_data_config
+
+    policy_free = load_data_config(task).near_failure.own_policy_fraction == 0.0
+    demos = build_offline_datasets(task, data_dir, seed=seed, progress=progress, recovery=policy_free)
+    out = {"task": Transitions.from_arrays(demos.task)}
+    if demos.recovery is not None:
+        out["recovery"] = Transitions.from_arrays(demos.recovery)
+    return out
+
+
+def recovery_demos(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, progress: bool) -> Transitions:
+    """Recovery demos partly from the pretrained policy's own near-failure states (cached in out_dir)."""
+    from ..data import load_dataset, save_dataset
+    from ..data.recovery import generate_recovery_demos
+
+    path = out_dir / RECOVERY_DEMOS
+    if not path.is_file():
+        @torch.no_grad()
+        def policy_fn(obs: np.ndarray) -> np.ndarray:
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_dataset(path, generate_recovery_demos(task, seed=seed, progress=progress, start_policy=policy_fn))
+    return Transitions.from_arrays(load_dataset(path, expect_task=task))
 
 
 def failure_data(task: str, policy: GaussianPolicy, out_dir: Path, seed: int, progress: bool,
