@@ -43,7 +43,7 @@ from farl_learner.learner_core import LearnerCore  # noqa: E402
 from farl_learner.shield import RECOVERY, Shield  # noqa: E402
 from farl_learner.stats import paired_bootstrap  # noqa: E402
 from farl_learner.training.io import CALIBRATION, read_json  # noqa: E402
-from farl_learner.twin.actors import PolicyActor, ShieldedActor  # noqa: E402
+from farl_learner.twin.actors import PolicyActor  # noqa: E402
 from farl_learner.twin.config import load_twin_config, make_twin_env  # noqa: E402
 
 ARMS = ("shield_off", "farl")
@@ -51,32 +51,36 @@ BLOCK = 10
 
 
 def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, per_update: int, min_steps: int,
-            work: Path) -> list[dict]:
+            work: Path, max_steps: int | None = None, epsilon_safe: float | None = None) -> list[dict]:
     """One learner and one exploring actor over `episodes` twin episodes; the per-episode outcomes."""
-    env = make_twin_env(task, load_twin_config(task))
+    env = make_twin_env(task, load_twin_config(task), max_steps=max_steps)
     core = LearnerCore(task, models, work / f"{arm}-seed{seed}", cfg, episodes_per_update=per_update,
                        min_steps_per_update=min_steps)
     correlation = env.spec_.exploration_correlation
     shield = None
     if arm == "farl":
         shield = Shield(core.policy, core.recovery, core.world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
-                        core.epsilon_safe)
+                        core.epsilon_safe if epsilon_safe is None else epsilon_safe)
     outcomes = []
     for i in range(episodes):
         episode_seed = 1_000 * seed + i  # the same starts in both arms
         actor = PolicyActor(core.policy, True, correlation, seed=episode_seed)  # the current policy and its std
-        if shield is not None:
-            actor = ShieldedActor(actor, shield, seed=episode_seed)
         obs, _ = env.reset(seed=episode_seed)
         actor.reset()
-        columns = {k: [] for k in ("obs", "action", "reward", "next_obs", "done", "source", "intervention")}
+        columns = {k: [] for k in ("obs", "action", "action_task", "reward", "next_obs", "done", "source",
+                                   "intervention")}
         failed = succeeded = False
         triggers = 0
         while True:
-            action, source, _ = actor.act(obs)
+            proposed = actor.propose(obs)
+            action, source = proposed, "task"
+            if shield is not None:
+                decision = shield.decide(obs, proposed)
+                action, source = decision.action, decision.source
             next_obs, reward, terminated, truncated, info = env.step(action)
-            for key, value in (("obs", obs), ("action", action), ("reward", float(reward)), ("next_obs", next_obs),
-                               ("done", bool(terminated)), ("source", source), ("intervention", False)):
+            for key, value in (("obs", obs), ("action", action), ("action_task", proposed), ("reward", float(reward)),
+                               ("next_obs", next_obs), ("done", bool(terminated)), ("source", source),
+                               ("intervention", False)):
                 columns[key].append(value.tolist() if isinstance(value, np.ndarray) else value)
             triggers += source == RECOVERY
             failed |= bool(info["failure"])
@@ -152,6 +156,10 @@ def main() -> int:
                         help="override a key of config/farl/franka/<task>.yaml (repeatable)")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="arms to run (a comparison needs both; one arm is for quick checks of a setting)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="episode time limit in ticks (default: the task config's episode.max_steps)")
+    parser.add_argument("--epsilon-safe", type=float, default=None,
+                        help="the shield's threshold (default: the model folder's calibrated eps_safe)")
     parser.add_argument("--name", default="twin_online")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -166,14 +174,14 @@ def main() -> int:
             runs = []
             for seed in args.seeds:
                 runs.append(run_arm(args.task, models, cfg, arm, seed, args.episodes, args.episodes_per_update,
-                                    args.min_steps_per_update, Path(tmp)))
+                                    args.min_steps_per_update, Path(tmp), args.max_steps, args.epsilon_safe))
                 done = runs[-1]
                 print(f"[twin-online] {arm} seed {seed}: {sum(o['success'] for o in done)} successes, "
                       f"{sum(o['failure'] for o in done)} failures of {len(done)}", flush=True)
             arms[arm] = summarize(runs)
     results = {"task": args.task, "command": command_line(), "models": str(models.relative_to(config_dir().parent))
                if models.resolve().is_relative_to(config_dir().parent) else models.name,
-               "episodes": args.episodes, "seeds": args.seeds, "episodes_per_update": args.episodes_per_update,
+               "episodes": args.episodes, "seeds": args.seeds, "max_steps": args.max_steps, "epsilon_safe": args.epsilon_safe, "episodes_per_update": args.episodes_per_update,
                "overrides": overrides, "machine": machine(), "seconds": time.perf_counter() - started, "arms": arms}
     if len(arms) == len(ARMS):
         results["paired"] = {"success": paired_bootstrap(arms["farl"]["per_seed_success_rate"],

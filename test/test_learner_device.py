@@ -108,3 +108,19 @@ def test_the_learner_weights_recovery_and_operator_steps_from_the_episode_payloa
     rollout = core._rollout([ep])
     w = core.cfg.ppo.recovery_pg_weight
     assert rollout.pg_weight == [1.0, w, w, 0.0]
+
+
+def test_with_a_trigger_penalty_the_learner_learns_on_the_refused_proposal_with_the_penalty(tmp_path):
+    """Shielding with punishment: at a recovery step pi_task's proposal (action_task), reward - penalty, weight 1."""
+    core = learner(tmp_path, "cpu")
+    core.cfg.ppo.trigger_penalty = 2.0
+    rng = np.random.default_rng(2)
+    ep = episode(rng, n=3)
+    ep["source"] = ["task", "recovery", "task"]
+    ep["action_task"] = [[0.5] * ACTION_DIM, [0.9] * ACTION_DIM, [0.1] * ACTION_DIM]
+    rollout = core._rollout([ep])
+    assert rollout.pg_weight == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(rollout.action[1], [0.9] * ACTION_DIM)
+    np.testing.assert_allclose(rollout.action[0], np.clip(ep["action"][0], -1, 1), rtol=1e-6)  # executed = proposed
+    assert rollout.reward[1] == pytest.approx(ep["reward"][1] - 2.0)
+    assert rollout.reward[0] == pytest.approx(ep["reward"][0])

@@ -132,10 +132,16 @@ class PPOConfig:
     """Weight of shield-executed recovery steps in the policy-gradient term (1 = the paper: every executed
     transition; 0 = they train only the value function). pi_rec's actions are not samples of pi_task; a
     full-weight pull toward them can teach pi_task to back off the task as well as off the failure."""
+    trigger_penalty: float = 0.0
+    """> 0: at a step where the shield replaced pi_task's proposal, the policy gradient is taken on the
+    *proposed* action, with this much subtracted from the step's reward (shielding with punishment): pi_task
+    learns to stop proposing what the shield refuses, instead of being pulled toward pi_rec's action or
+    learning nothing there. Needs the proposals (`action_task`) in the episode data. 0 = off."""
 
     def check(self) -> None:
         _require({"num_steps": self.num_steps >= self.num_minibatches >= 1, "gamma": 0.0 < self.gamma <= 1.0,
-                  "recovery_pg_weight": 0.0 <= self.recovery_pg_weight <= 1.0}, self)
+                  "recovery_pg_weight": 0.0 <= self.recovery_pg_weight <= 1.0,
+                  "trigger_penalty": self.trigger_penalty >= 0.0}, self)
 
 
 @dataclass

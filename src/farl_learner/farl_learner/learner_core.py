@@ -130,20 +130,34 @@ class LearnerCore:
         return len(self.pending) >= self.episodes_per_update and self.pending_steps >= self.min_steps_per_update
 
     def _rollout(self, episodes: list[dict]) -> Rollout:
+        """The PPO batch of these episodes: per step the action learned on, its reward and its weight.
+
+        Operator steps (interventions) have weight 0. Recovery steps: the executed pi_rec action with
+        weight `ppo.recovery_pg_weight`, or, with `ppo.trigger_penalty` > 0 and the proposals in the
+        data, pi_task's refused proposal with the penalty subtracted from the reward (weight 1).
+        """
+        ppo = self.cfg.ppo
         rollout = Rollout()
         for ep in episodes:
             obs = np.asarray(ep["obs"], dtype=np.float32)
+            n = len(obs)
             action = np.clip(np.asarray(ep["action"], dtype=np.float32), -1.0, 1.0)
+            reward = np.asarray(ep["reward"], dtype=np.float64).copy()
+            done = np.asarray(ep["done"], dtype=bool)
+            operator = np.asarray(ep.get("intervention") or [False] * n, dtype=bool)
+            recovery = np.asarray([s == "recovery" for s in ep.get("source") or ["task"] * n], dtype=bool) & ~operator
+            weight = np.where(operator, 0.0, np.where(recovery, ppo.recovery_pg_weight, 1.0))
+            proposed = ep.get("action_task")
+            if ppo.trigger_penalty > 0.0 and proposed is not None and recovery.any():
+                proposed = np.clip(np.asarray(proposed, dtype=np.float32), -1.0, 1.0)
+                action[recovery] = proposed[recovery]
+                reward[recovery] -= ppo.trigger_penalty
+                weight[recovery] = 1.0
             with torch.no_grad():
                 logprob = self.policy.distribution(torch.as_tensor(obs, device=self.device)).log_prob(
                     torch.as_tensor(action, device=self.device)).sum(-1).cpu().numpy()
-            n = len(obs)
-            done = np.asarray(ep["done"], dtype=bool)
-            operator = np.asarray(ep.get("intervention") or [False] * n, dtype=bool)
-            recovery = np.asarray([s == "recovery" for s in ep.get("source") or ["task"] * n], dtype=bool)
-            weight = np.where(operator, 0.0, np.where(recovery, self.cfg.ppo.recovery_pg_weight, 1.0))
             for t in range(n):
-                rollout.add(obs[t], action[t], float(logprob[t]), float(ep["reward"][t]),
+                rollout.add(obs[t], action[t], float(logprob[t]), float(reward[t]),
                             np.asarray(ep["next_obs"][t], dtype=np.float32), float(done[t]), float(t == n - 1),
                             pg_weight=float(weight[t]))
         return rollout
