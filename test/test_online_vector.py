@@ -64,6 +64,19 @@ def test_n_envs_are_all_stepped_counted_and_updated_with_num_steps_in_all():
 def test_shielded_loop_counts_every_failure_as_a_miss_or_a_recovery_failure():
     """A shield that always triggers executes only recovery actions: every failure is a recovery failure."""
 
+    policy, value = GaussianPolicy(2, 1, (16,)), ValueNetwork(2, (16,))
+    shield = always_risky_shield(policy)
+    cfg = PPOConfig(num_steps=80, update_epochs=1, num_minibatches=2)
+    counters, _ = run_online([ReachEnv(seed=s) for s in range(8)], policy, value, cfg, total_steps=400, seed=0,
+                             shield=shield, progress=False)
+    assert counters.shield_triggers == counters.steps == 400
+    assert counters.failure_steps > 0
+    assert counters.recovery_failures == counters.failure_steps and counters.shield_misses == 0
+
+
+def always_risky_shield(policy: GaussianPolicy) -> Shield:
+    """A shield whose world model calls every proposal risky; pi_rec pushes outward (toward failure)."""
+
     class AlwaysRisky(torch.nn.Module):
         def encode(self, obs):
             return obs
@@ -81,11 +94,31 @@ def test_shielded_loop_counts_every_failure_as_a_miss_or_a_recovery_failure():
         def forward(self, obs):
             return torch.sign(obs[:, :1]) + (obs[:, :1] == 0).float()
 
+    return Shield(policy, Outward(2, 1, (4,)), AlwaysRisky(), 2, 0.9, epsilon_safe=0.5)
+
+
+def test_with_a_trigger_penalty_ppo_learns_on_the_refused_proposals_and_returns_stay_true(monkeypatch):
+    """Every step triggers: the PPO batch holds pi_task's proposals (not pi_rec's outward pushes), each
+    reward lowered by the penalty; the episode returns counted are the environment's own."""
+    import farl_learner.training.online as online
+
+    batches = []
+
+    def record(policy, value, optimizer, rollout, cfg):
+        batches.append(rollout)
+        return {}
+
+    monkeypatch.setattr(online, "ppo_update", record)
     policy, value = GaussianPolicy(2, 1, (16,)), ValueNetwork(2, (16,))
-    shield = Shield(policy, Outward(2, 1, (4,)), AlwaysRisky(), 2, 0.9, epsilon_safe=0.5)
-    cfg = PPOConfig(num_steps=80, update_epochs=1, num_minibatches=2)
-    counters, _ = run_online([ReachEnv(seed=s) for s in range(8)], policy, value, cfg, total_steps=400, seed=0,
-                             shield=shield, progress=False)
-    assert counters.shield_triggers == counters.steps == 400
-    assert counters.failure_steps > 0
-    assert counters.recovery_failures == counters.failure_steps and counters.shield_misses == 0
+    cfg = PPOConfig(num_steps=40, update_epochs=1, num_minibatches=2, trigger_penalty=2.0)
+    plain = PPOConfig(num_steps=40, update_epochs=1, num_minibatches=2)
+    for config in (cfg, plain):
+        run_online([ReachEnv(seed=0)], policy, value, config, total_steps=40, seed=0,
+                   shield=always_risky_shield(policy), progress=False)
+    punished, executed = batches
+    recovery_actions = np.sign(np.asarray(executed.obs)[:, :1]) + (np.asarray(executed.obs)[:, :1] == 0)
+    np.testing.assert_allclose(np.asarray(executed.action), recovery_actions)  # the executed pi_rec actions
+    assert not np.allclose(np.asarray(punished.action), recovery_actions)  # the proposals instead
+    assert punished.pg_weight == [1.0] * 40
+    # pi_rec is deterministic, so both runs executed the same trajectory: rewards differ by the penalty only
+    np.testing.assert_allclose(np.asarray(punished.reward), np.asarray(executed.reward) - 2.0, atol=1e-6)

@@ -16,7 +16,9 @@ and is clipped like any other - this is how FARL's "advantage correction"
 enters the update: the safer action's (typically higher) advantage pulls
 pi_task toward it. `ppo.recovery_pg_weight` scales that pull (1 = the
 paper's update; 0 = recovery steps only shape the value function and the
-advantages around them). pi_rec and the world model are frozen.
+advantages around them); `ppo.trigger_penalty` > 0 replaces it by learning
+on the refused proposal with the penalty subtracted from the step's reward.
+pi_rec and the world model are frozen.
 
 Counted (the paper's metrics and the shield's own): failure episodes, failure
 state-action pairs (cost = 1 steps), shield triggers, and shield misses - a
@@ -134,17 +136,20 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
                     counters.needless_checked += 1
                     counters.needless_triggers += _task_policy_would_be_safe(envs.envs[i], policy, horizon,
                                                                              task_action[i])
+        # What PPO learns on: the executed action, or with a trigger penalty the refused proposal.
+        punish = triggered if ppo.trigger_penalty > 0.0 else np.zeros(active, dtype=bool)
+        learned = np.where(punish[:, None], task_action, action)
         with torch.no_grad():
-            logprob = policy.log_prob(obs_t, torch.as_tensor(action, dtype=torch.float32)).numpy()
+            logprob = policy.log_prob(obs_t, torch.as_tensor(learned, dtype=torch.float32)).numpy()
         next_obs, reward, terminated, truncated, infos, final_obs = envs.step(np.clip(action, -1.0, 1.0))
         next_obs = np.concatenate([next_obs, obs[active:]]) if active < n else next_obs
 
         # 2. Store and count, env by env.
         for i in range(active):
             episode_end = bool(terminated[i] or truncated[i])
-            rollouts[i].add(obs[i], action[i], float(logprob[i]), float(reward[i]), final_obs[i],
-                            bool(terminated[i]), episode_end,
-                            pg_weight=ppo.recovery_pg_weight if triggered[i] else 1.0)
+            rollouts[i].add(obs[i], learned[i], float(logprob[i]), float(reward[i]) - ppo.trigger_penalty * punish[i],
+                            final_obs[i], bool(terminated[i]), episode_end,
+                            pg_weight=ppo.recovery_pg_weight if triggered[i] and not punish[i] else 1.0)
             counters.steps += 1
             episode_return[i] += float(reward[i])
             windows[i].append(RECOVERY if triggered[i] else TASK)
