@@ -203,3 +203,29 @@ def test_a_motion_of_another_type_refused_at_go_home_also_reopens(arm, monkeypat
     with pytest.raises(ArmError, match="going home failed: The type of motion cannot change.*re-opened"):
         arm.go_home(load_task_config("fragile_push_wall").robot.home_joints, timeout_s=0.05)
     assert arm.reopen_count == 1 and arm.robot is not stuck
+
+
+def test_a_command_waiting_for_the_motion_lock_does_not_keep_the_old_connection_alive(arm):
+    """reopen() holds the motion lock while it drops the old robot: a send() waiting for that lock must not
+    hold a reference to it, or libfranka's connection stays open and the new one cannot be made."""
+    import gc
+    import threading
+    import weakref
+
+    old = arm.robot
+    old.fail_next = False
+    gone = weakref.ref(old)
+    del old
+    results = []
+    arm._connection_open.clear()  # as reopen() does
+    with arm._lock:
+        sender = threading.Thread(target=lambda: results.append(arm.send((0.05, 0.0, 0.0))))
+        sender.start()
+        sender.join(timeout=0.2)  # now blocked on the lock
+        assert sender.is_alive()
+        arm.robot = None
+        gc.collect()
+        assert gone() is None, "a waiting send() kept the old robot alive"
+    sender.join(timeout=2.0)
+    arm._connection_open.set()
+    assert results == [((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))]  # nothing sent while there is no connection

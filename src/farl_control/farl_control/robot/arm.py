@@ -153,11 +153,17 @@ class FrankyArm:
     # ---- motion --------------------------------------------------------------
     def send(self, linear: Vec3, angular: Vec3 = ZERO3) -> tuple[Vec3, Vec3]:
         """Stream one end-effector velocity (base frame); returns what was actually commanded."""
-        r = self._require()
         motion = franky.CartesianVelocityMotion(
             franky.Twist(list(linear), list(angular)), duration=franky.Duration(self.hold_ms)
         )
         with self._lock:
+            # The robot is taken under the lock: a thread waiting here must not keep the old connection
+            # alive while `reopen` (which holds the lock) replaces it.
+            r = self.robot
+            if r is None:
+                if not self._connection_open.is_set():
+                    return ZERO3, ZERO3  # being re-opened: nothing to send to; the arm is stopped
+                raise ArmError("the arm is not connected")
             try:
                 r.move(motion, asynchronous=True)
             except franky.InvalidMotionTypeException:
@@ -174,10 +180,10 @@ class FrankyArm:
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Decelerate to rest now; True once no motion is running."""
-        r = self.robot
-        if r is None:
-            return True
         with self._lock:
+            r = self.robot  # under the lock, as in send()
+            if r is None:
+                return True
             try:
                 r.move(franky.CartesianVelocityMotion(franky.Twist(list(ZERO3), list(ZERO3)),
                                                       duration=franky.Duration(1)), asynchronous=True)
