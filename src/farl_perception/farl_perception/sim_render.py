@@ -113,6 +113,14 @@ class SceneRenderer:
         self._arm_qpos = list(self.scene.robot._qpos_addrs)
         self._free_qpos = dict(self.scene._free_addrs)  # object name -> (qpos address, dof address)
         self.hand_body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, HAND_BODY)
+        self._marker_geoms = {o.name: mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"marker_{o.name}")
+                              for o in perception.markers}
+        self._marker_pos = {name: self.model.geom_pos[g].copy() for name, g in self._marker_geoms.items()}
+
+    def hide_marker(self, name: str, hidden: bool) -> None:
+        """Take an object's marker off (moved inside the object) or put it back: a lost marker, on demand."""
+        geom = self._marker_geoms[name]
+        self.model.geom_pos[geom] = (0.0, 0.0, 0.0) if hidden else self._marker_pos[name]
 
     def _add_calibration_plate(self, root: ET.Element, asset: ET.Element, folder: Path) -> None:
         """The calibration marker on a plate fixed to the hand, facing `sim_marker_normal_in_hand` (the camera)."""
