@@ -2,7 +2,8 @@
 
 Needs the robot side running with its camera (`farl launch TASK autonomy:=false
 perception:=aruco`, real arm or sim) and the calibration marker held by the
-gripper (in sim it is part of the rendered hand). Moves the TCP through
+gripper (in sim it is part of the rendered hand). Sends the arm home (in sim
+that also resets the scene), then moves the TCP through
 `calibration.poses` poses (farl_perception.calibration.poses), samples the
 marker at each, solves camera->base with cv2.calibrateHandEye and writes it,
 with its residual and this command line, to the perception config's
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from farl_perception.calibration.extrinsic_file import write_extrinsic
     from farl_perception.calibration.handeye import solve_eye_to_hand
-    from farl_perception.calibration.poses import calibration_poses
+    from farl_perception.calibration.poses import DOWN, calibration_poses
     from farl_perception.calibration.session import CalibrationSession, pose_error
     from farl_perception.config import Extrinsic, load_perception_config
 
@@ -65,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
         problem = session.wait_ready(args.ready_timeout_s)
         if problem is not None:
             raise FarlInputError(None, problem)
+        ok, message = session.client.reset(timeout_s=90.0)  # from home: the poses tilt away from its orientation
+        if not ok:
+            raise FarlInputError(None, f"the arm did not go home ({message}): fix that first (farl doctor)")
         start = session.tcp()
         arm, marker = [], []
-        for i, target in enumerate(calibration_poses(c)):
+        for i, target in enumerate(calibration_poses(c, down=start[:3, :3] if start is not None else DOWN)):
             reached = session.move_to(target, timeout_s=15.0)
             session.client.wait_for(lambda: False, c.settle_s)
             sample = session.sample(c.samples)
