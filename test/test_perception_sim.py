@@ -159,3 +159,65 @@ def test_calibrate_camera_in_sim_recovers_the_rendered_cameras_pose(tmp_path, pr
     assert extrinsic.residual_mm is not None and extrinsic.poses >= 3
     assert "farl calibrate camera" in extrinsic.source
 
+
+
+def _hand_to(renderer, target: np.ndarray, iterations: int = 200) -> bool:
+    """Damped least-squares IK of the rendered arm's hand body onto `target` (4x4, base); True if reached."""
+    import mujoco
+
+    from farl_perception.geometry import rotation_vector
+
+    m, d = renderer.model, renderer.data
+    dofs = list(renderer.scene.robot._dof_addrs)
+    for _ in range(iterations):
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        now = renderer.hand_pose()
+        error = np.concatenate([target[:3, 3] - now[:3, 3], rotation_vector(target[:3, :3] @ now[:3, :3].T)])
+        if np.linalg.norm(error[:3]) < 1e-4 and np.linalg.norm(error[3:]) < 1e-3:
+            return True
+        jp, jr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+        mujoco.mj_jacBody(m, d, jp, jr, renderer.hand_body)
+        J = np.vstack([jp[:, dofs], jr[:, dofs]])
+        step = J.T @ np.linalg.solve(J @ J.T + 1e-4 * np.eye(6), error)
+        for address, dq in zip(renderer._arm_qpos, step):
+            d.qpos[address] += dq
+    return False
+
+
+@pytest.mark.sim
+def test_hand_eye_on_rendered_frames_recovers_the_cameras_pose_within_5_mm_and_1_degree():
+    """The calibration pipeline without ROS: the arm posed by IK, the rendered marker detected, solved."""
+    import cv2
+
+    from farl_perception.calibration.handeye import solve_eye_to_hand
+    from farl_perception.calibration.poses import calibration_poses
+    from farl_perception.markers import MarkerDetector
+    from farl_perception.sim_render import SceneRenderer
+
+    renderer = SceneRenderer(TASK, PERCEPTION)
+    c = PERCEPTION.calibration
+    try:
+        renderer.set_state(TASK.robot.home_joints, {})
+        home = renderer.hand_pose()
+        detector = MarkerDetector(PERCEPTION.dictionary)
+        arm, seen = [], []
+        for target in calibration_poses(c, down=home[:3, :3]):
+            target = target.copy()
+            target[:3, 3] += (0.0, 0.0, 0.107)  # the hand body sits above the TCP
+            assert _hand_to(renderer, target)
+            corners = detector.detect(cv2.cvtColor(renderer.render(), cv2.COLOR_RGB2GRAY)).get(c.marker_id)
+            if corners is None:
+                continue
+            arm.append(renderer.hand_pose())
+            seen.append(MarkerDetector.pose(c.marker_id, corners, c.marker_size, renderer.intrinsics).T_camera_marker)
+    finally:
+        renderer.close()
+    assert len(arm) >= c.poses - 2, f"the marker was seen in only {len(arm)} of {c.poses} poses"
+    result = solve_eye_to_hand(arm, seen)
+    truth = PERCEPTION.sim_camera.camera_to_base()
+    print(f"{len(arm)} poses, residual {result.residual_mm:.2f} mm; error "
+          f"{np.linalg.norm(result.T_base_camera[:3, 3] - truth[:3, 3]) * 1000:.2f} mm, "
+          f"{rotation_angle_deg(result.T_base_camera[:3, :3], truth[:3, :3]):.3f} deg")
+    assert np.linalg.norm(result.T_base_camera[:3, 3] - truth[:3, 3]) < 0.005
+    assert rotation_angle_deg(result.T_base_camera[:3, :3], truth[:3, :3]) < 1.0

@@ -144,7 +144,7 @@ class CalibrationConfig:
     """Wait after each move before sampling (the arm and the filter settle)."""
     samples: int = 5
     """Images averaged per pose."""
-    sim_marker_in_hand: Vec3 = (0.0, -0.115, 0.03)
+    sim_marker_in_hand: Vec3 = (0.0, -0.15, 0.06)
     """Sim only: where the rendered calibration marker's centre sits in the hand frame (franky-sim's
     `hand` body); the solver does not know it, it estimates it."""
     sim_marker_normal_in_hand: Vec3 = (0.35, -0.75, -0.55)
