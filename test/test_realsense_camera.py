@@ -115,8 +115,8 @@ def test_the_camera_node_publishes_software_device_frames_and_reconnects_after_a
     node = RealSenseCameraNode(find_devices=lambda: [camera.device] if present.is_set() else [])
     listener = Node("camera_listener")
     images, infos = [], []
-    subscription(listener, api.CAMERA_IMAGE, images.append, api.STREAM)
-    subscription(listener, api.CAMERA_INFO, infos.append, api.STREAM)
+    subscription(listener, api.CAMERA_IMAGE, images.append)
+    subscription(listener, api.CAMERA_INFO, infos.append)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     executor.add_node(listener)
