@@ -99,6 +99,7 @@ class Recorder:
         self.truth_order: deque[float] = deque(maxlen=20000)
         self.perceived: list[tuple[float, float, np.ndarray]] = []  # (stamp, latency_s, 4x4)
         self.latest_perceived: dict[str, np.ndarray] = {}
+        self.latest_perceived_quat: dict[str, tuple] = {}
         self.contact = False
         self.rtf: list[float] = []
         keep = Qos(depth=200)
@@ -129,8 +130,10 @@ class Recorder:
         now = self.node.get_clock().now().nanoseconds * 1e-9
         stamp = self._stamp(msg)
         T = self._matrix(msg)
+        q = msg.pose.orientation
         with self.lock:
             self.latest_perceived[name] = T[:3, 3].copy()
+            self.latest_perceived_quat[name] = (q.x, q.y, q.z, q.w)
             if name == BLOCK:
                 self.perceived.append((round(stamp, 6), now - stamp, T))
 
@@ -141,11 +144,15 @@ class Recorder:
             if scene["real_time_factor"] is not None:
                 self.rtf.append(scene["real_time_factor"])
 
-    def tick(self) -> tuple[bool, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(contact now, latest perceived positions, latest true positions)."""
+    def tick(self):
+        """(contact now, latest perceived (positions, orientations), latest true (positions, orientations))."""
+        from farl_perception.geometry import matrix_to_quat_xyzw
+
         with self.lock:
-            truth = {name: poses[max(poses)][:3, 3].copy() for name, poses in self.truth.items() if poses}
-            return self.contact, dict(self.latest_perceived), truth
+            latest = {name: poses[max(poses)] for name, poses in self.truth.items() if poses}
+            truth = ({name: T[:3, 3].copy() for name, T in latest.items()},
+                     {name: tuple(matrix_to_quat_xyzw(T[:3, :3])) for name, T in latest.items()})
+            return self.contact, (dict(self.latest_perceived), dict(self.latest_perceived_quat)), truth
 
 
 def run_episode(arm, recorder: Recorder, kind: str, predicate: PerceivedFailure, ticks: list) -> dict:
@@ -170,7 +177,7 @@ def run_episode(arm, recorder: Recorder, kind: str, predicate: PerceivedFailure,
             continue
         arm.client.send(operator.command(tcp))
         contact, perceived, truth = recorder.tick()
-        p_fail, t_fail = predicate(perceived), predicate(truth)
+        p_fail, t_fail = predicate(*perceived), predicate(*truth)
         ticks.append((contact, p_fail, t_fail))
         episode["contact"] |= contact
         episode["perceived"] |= p_fail

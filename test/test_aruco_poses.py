@@ -107,7 +107,7 @@ def test_a_marker_that_leaves_the_image_gives_no_pose_and_is_reported_lost(estim
 
 
 def test_a_one_frame_jump_is_refused_and_a_confirmed_move_accepted():
-    config = FilterConfig(max_jump_m=0.02, max_speed_mps=0.5, confirm_frames=3, smoothing=1.0, lost_after_s=0.5)
+    config = FilterConfig(max_jump_m=0.02, max_speed_mps=0.5, confirm_frames=3, time_constant_s=0.0, lost_after_s=0.5)
     tracker = ObjectTracker(config)
     here, there = transform(np.eye(3), (0.5, 0.0, 0.0)), transform(np.eye(3), (0.6, 0.0, 0.0))
     assert tracker.update(0.0, here).state == "seen"
@@ -127,7 +127,7 @@ def test_a_pose_with_a_large_reprojection_error_is_refused():
 
 def test_the_filter_smooths_noise_but_follows_a_moving_object():
     rng = np.random.default_rng(0)
-    tracker = ObjectTracker(FilterConfig(smoothing=0.7, max_jump_m=0.03))
+    tracker = ObjectTracker(FilterConfig(time_constant_s=0.02, max_jump_m=0.03))
     errors_raw, errors_filtered = [], []
     for i in range(120):
         t = i / 30.0
@@ -138,3 +138,23 @@ def test_the_filter_smooths_noise_but_follows_a_moving_object():
         errors_filtered.append(np.linalg.norm(pose[:3, 3] - truth))
     assert np.median(errors_filtered[10:]) < np.median(errors_raw[10:])
     assert max(errors_filtered[10:]) < 0.008
+
+
+def test_a_tipped_block_is_rejected_and_the_upright_ippe_solution_is_chosen(estimator_setup):
+    task, config, T_base_camera = estimator_setup
+    estimator = ObjectPoseEstimator(config, task, T_base_camera)
+    obj = config.markers[0]
+    assert obj.up == (0.0, 0.0, 1.0)
+    T_base_block = transform(axis_angle_matrix((1, 0, 0), np.radians(obj.max_tilt_deg + 15)), (0.55, -0.05, 0.04))
+    view = synthetic_view([(obj.marker_id, obj.marker_size,
+                            invert(T_base_camera) @ T_base_block @ invert(translation_of(obj.offset)))])
+    track = estimator.process(view, 0.0, INTRINSICS).objects["fragile_block"]
+    assert track.pose is None and track.state == "rejected" and "tilted" in track.reason
+    # Of two solutions that reproject alike, the one whose marker faces up wins.
+    from farl_perception.markers import MarkerPose
+
+    upright = invert(T_base_camera) @ transform(np.eye(3), (0.55, 0.0, 0.05))
+    mirrored = invert(T_base_camera) @ transform(axis_angle_matrix((1, 1, 0), np.radians(40)), (0.55, 0.0, 0.05))
+    chosen, tilt = estimator._choose(obj, [MarkerPose(7, mirrored, 0.10, np.zeros((4, 2))),
+                                           MarkerPose(7, upright, 0.12, np.zeros((4, 2)))])
+    assert chosen.T_camera_marker is upright and tilt < 1e-6

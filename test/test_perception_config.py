@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -95,6 +96,11 @@ def test_the_perceived_failure_fires_when_the_block_comes_within_the_margin_of_t
     assert failure(at(0.0)) and failure(at(margin * 0.9))
     assert not failure(at(margin * 1.5)) and not failure(at(0.03))
     assert not failure({"wall": wall})  # a missing pose is no failure
+    # Turned 30 degrees, the block's corner reaches the wall before its face would.
+    turned = (0.0, 0.0, np.sin(np.radians(15)), np.cos(np.radians(15)))
+    corner_reach = half * (np.cos(np.radians(30)) + np.sin(np.radians(30))) - half
+    assert not failure(at(corner_reach * 0.9))
+    assert failure(at(corner_reach * 0.9), {"fragile_block": turned})
 
 
 def test_a_perceived_predicate_on_an_unknown_object_is_refused(tmp_path):

@@ -151,9 +151,9 @@ class PerceivedFailureConfig:
 
     The real arm has no contact sensor between the block and the wall; what the
     stack can compute is geometry from the perceived poses. `gap_below`: the gap
-    between the two objects' boxes (half extents from their scene `size`,
-    axis-aligned in base) is at most `margin` metres. The margin absorbs the
-    perception error and the block's yaw, which the axis-aligned boxes ignore.
+    between the two objects' boxes (half extents from their scene `size`, turned
+    by the perceived orientation, boxed axis-aligned in base) is at most `margin`
+    metres. The margin absorbs the perception error.
     Evaluated by `farl_common.failure_predicates`.
     """
 

@@ -85,6 +85,11 @@ class TrackedObject:
     """The object's centre in the marker frame (x right, y up on the printed marker, z out of it), metres."""
     fixed: bool = False
     """No marker: a fixture (bolted to the table) whose pose is the task config's scene `pos`."""
+    up: Vec3 | None = None
+    """Where the marker's normal points in base when the object is as it should be (a block on the table:
+    [0, 0, 1]). Chooses between IPPE's two solutions for an oblique marker; None: the better reprojection."""
+    max_tilt_deg: float = 30.0
+    """With `up`: a pose whose marker normal is further than this from `up` is rejected (the block does not tip)."""
 
     def check(self) -> None:
         if self.fixed:
@@ -112,14 +117,15 @@ class FilterConfig:
     max_speed_mps: float = 0.5
     confirm_frames: int = 3
     """... unless that many consecutive frames agree on it: then the object really moved and the filter restarts."""
-    smoothing: float = 0.7
-    """Weight of a new measurement in the exponential filter (1 = no filtering)."""
+    time_constant_s: float = 0.02
+    """Of the exponential filter: a measurement dt after the last one gets weight 1 - exp(-dt / this), so the
+    filter lags by about this long whatever the frame rate (0 = no filtering)."""
     lost_after_s: float = 0.25
     """Without a detection for this long the object is reported lost and the filter forgets it."""
 
     def check(self) -> None:
-        if not 0.0 < self.smoothing <= 1.0:
-            raise ConfigProblem("smoothing", f"must be in (0, 1], got {self.smoothing}")
+        if self.time_constant_s < 0:
+            raise ConfigProblem("time_constant_s", f"must be >= 0, got {self.time_constant_s}")
         if self.confirm_frames < 1:
             raise ConfigProblem("confirm_frames", f"must be >= 1, got {self.confirm_frames}")
         for key in ("max_reprojection_px", "max_jump_m", "lost_after_s"):

@@ -76,17 +76,26 @@ class MarkerDetector:
         return found
 
     @staticmethod
-    def pose(marker_id: int, corners: np.ndarray, size: float, intrinsics: Intrinsics) -> MarkerPose | None:
-        """The marker's pose in the camera frame (IPPE_SQUARE), None if the solver fails."""
+    def poses(marker_id: int, corners: np.ndarray, size: float, intrinsics: Intrinsics) -> list[MarkerPose]:
+        """Both IPPE_SQUARE solutions, best reprojection first (a small or oblique marker is ambiguous:
+        the second, mirrored tilt can reproject almost as well; `ObjectPoseEstimator` chooses with what it
+        knows of the object)."""
         object_points = marker_corners(size)
-        ok, rvec, tvec = cv2.solvePnP(object_points, corners.astype(np.float64), intrinsics.K, intrinsics.D,
-                                      flags=cv2.SOLVEPNP_IPPE_SQUARE)
-        if not ok:
-            return None
-        projected, _ = cv2.projectPoints(object_points, rvec, tvec, intrinsics.K, intrinsics.D)
-        error = float(np.sqrt(np.mean(np.sum((projected.reshape(4, 2) - corners) ** 2, axis=1))))
-        R, _ = cv2.Rodrigues(rvec)
-        return MarkerPose(marker_id, transform(R, tvec.ravel()), error, corners)
+        count, rvecs, tvecs, _ = cv2.solvePnPGeneric(object_points, corners.astype(np.float64), intrinsics.K,
+                                                     intrinsics.D, flags=cv2.SOLVEPNP_IPPE_SQUARE)
+        out = []
+        for rvec, tvec in zip(rvecs[:count], tvecs[:count]):
+            projected, _ = cv2.projectPoints(object_points, rvec, tvec, intrinsics.K, intrinsics.D)
+            error = float(np.sqrt(np.mean(np.sum((projected.reshape(4, 2) - corners) ** 2, axis=1))))
+            R, _ = cv2.Rodrigues(rvec)
+            out.append(MarkerPose(marker_id, transform(R, np.asarray(tvec).ravel()), error, corners))
+        return sorted(out, key=lambda p: p.reprojection_px)
+
+    @staticmethod
+    def pose(marker_id: int, corners: np.ndarray, size: float, intrinsics: Intrinsics) -> MarkerPose | None:
+        """The marker's pose in the camera frame (IPPE_SQUARE's best solution), None if the solver fails."""
+        candidates = MarkerDetector.poses(marker_id, corners, size, intrinsics)
+        return candidates[0] if candidates else None
 
 
 def draw_detections(image_rgb: np.ndarray, poses: list[MarkerPose], sizes: dict[int, float],

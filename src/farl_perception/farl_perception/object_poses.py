@@ -42,6 +42,21 @@ class ObjectPoseEstimator:
     def sizes(self) -> dict[int, float]:
         return {marker_id: float(o.marker_size) for marker_id, o in self.markers.items()}  # type: ignore[arg-type]
 
+    def _choose(self, obj, candidates: list[MarkerPose]) -> tuple[MarkerPose, float | None]:
+        """IPPE's two solutions: without `up` the better reprojection; with it, among those that reproject
+        within max_reprojection_px, the one whose marker normal is closest to `up` (and that tilt, degrees)."""
+        if obj.up is None:
+            return candidates[0], None
+        up = np.asarray(obj.up, float) / np.linalg.norm(obj.up)
+
+        def tilt(p: MarkerPose) -> float:
+            normal = self.T_base_camera[:3, :3] @ p.T_camera_marker[:3, 2]
+            return float(np.degrees(np.arccos(np.clip(normal @ up, -1.0, 1.0))))
+
+        plausible = [p for p in candidates if p.reprojection_px <= self.config.filter.max_reprojection_px]
+        best = min(plausible or candidates[:1], key=tilt)
+        return best, tilt(best)
+
     def process(self, image_rgb: np.ndarray, stamp_s: float, intrinsics: Intrinsics) -> FrameResult:
         gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
         found = self.detector.detect(gray)
@@ -49,11 +64,17 @@ class ObjectPoseEstimator:
         results: dict[str, TrackResult] = {}
         for marker_id, obj in self.markers.items():
             corners = found.get(marker_id)
-            pose = None if corners is None else MarkerDetector.pose(marker_id, corners, obj.marker_size, intrinsics)
-            if pose is None:
+            candidates = [] if corners is None else MarkerDetector.poses(marker_id, corners, obj.marker_size,
+                                                                         intrinsics)
+            if not candidates:
                 results[obj.name] = self.trackers[obj.name].update(stamp_s, None)
                 continue
+            pose, tilt = self._choose(obj, candidates)
             detections.append(pose)
+            if tilt is not None and tilt > obj.max_tilt_deg:
+                results[obj.name] = TrackResult(None, "rejected", f"marker tilted {tilt:.0f} deg from up "
+                                                                  f"(> max_tilt_deg {obj.max_tilt_deg:g})")
+                continue
             T_base_object = self.T_base_camera @ pose.T_camera_marker @ self.offsets[obj.name]
             results[obj.name] = self.trackers[obj.name].update(stamp_s, T_base_object, pose.reprojection_px)
         for name, T in self.fixed.items():

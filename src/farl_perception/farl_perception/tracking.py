@@ -7,14 +7,16 @@ when its reprojection error is large, or when it lies further from the last
 accepted pose than the object can have moved (`max_jump_m` + `max_speed_mps` x
 elapsed time); `confirm_frames` consecutive outliers that agree with each other
 are taken as the truth and restart the filter. Accepted measurements are
-blended into the estimate with weight `smoothing` (position: linear; rotation:
-slerp). A gap longer than `lost_after_s` forgets the estimate: a lost object
+blended into the estimate with weight 1 - exp(-dt / time_constant_s) (position:
+linear; rotation: slerp): the lag stays about time_constant_s when frames come
+slower, instead of growing with the frame interval as a fixed weight's would. A gap longer than `lost_after_s` forgets the estimate: a lost object
 has no pose, and its next detection starts afresh, never blended with a stale one.
 
 No ROS here; object_pose_node calls `update` once per frame and per object.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,10 +49,11 @@ class ObjectTracker:
 
     def _accept(self, T: np.ndarray, stamp_s: float, restart: bool) -> TrackResult:
         q_new = matrix_to_quat_xyzw(T[:3, :3])
-        if restart or self.position is None:
+        if restart or self.position is None or self.config.time_constant_s == 0:
             self.position, self.quat = T[:3, 3].copy(), q_new
         else:
-            a = self.config.smoothing
+            dt = max(stamp_s - (self.last_accepted_s or stamp_s), 0.0)
+            a = 1.0 - math.exp(-dt / self.config.time_constant_s)
             self.position = (1 - a) * self.position + a * T[:3, 3]
             self.quat = slerp(self.quat, q_new, a)
         self.last_accepted_s = stamp_s

@@ -98,6 +98,7 @@ class EpisodeMonitorNode(Node):
         self.tracker = EpisodeTracker(self.spec)
         self._lock = threading.Lock()
         self.positions: dict[str, np.ndarray] = {}
+        self.orientations: dict[str, tuple[float, float, float, float]] = {}
         self.failure_since_step = False
         self.pending: dict | None = None
         self.last_teleop = -1e9
@@ -131,11 +132,12 @@ class EpisodeMonitorNode(Node):
 
     # ---- inputs -------------------------------------------------------------
     def _on_position(self, name: str, msg: PoseStamped) -> None:
-        p = msg.pose.position
+        p, q = msg.pose.position, msg.pose.orientation
         with self._lock:
             self.positions[name] = np.array([p.x, p.y, p.z])
+            self.orientations[name] = (q.x, q.y, q.z, q.w)
             if (self.perceived_failure is not None and name in self.perceived_failure.objects
-                    and self.tracker.running and self.perceived_failure(self.positions)):
+                    and self.tracker.running and self.perceived_failure(self.positions, self.orientations)):
                 self.failure_since_step = True
 
     def _warn(self, line: str) -> None:
