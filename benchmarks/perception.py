@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -254,13 +255,17 @@ def phase_decisions(seconds: float) -> dict:
 
         cmd = [sys.executable, "-m", "farl_learner.cli", "launch", "fragile_push_wall", f"perception:={perception}",
                "learn:=false", f"robot_ip:={free_loopback_ip()}"]
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        log = Path(tempfile.mkdtemp(prefix="farl_perception_")) / f"launch_{perception}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
         client = RobotClient(f"decisions_{perception}")
         times: list[float] = []
         subscription(client.node, api.SHIELD_DECISION, lambda m: times.append(time.monotonic()))
         try:
-            client.wait_for(lambda: len(times) > 10, 180.0)
+            if not client.wait_for(lambda: len(times) > 10, 240.0):
+                raise RuntimeError(f"perception:={perception}: no shield decisions within 240 s; launch log "
+                                   f"{log}:\n{log.read_text()[-3000:]}")
             t0 = time.monotonic()
             rtf = []
             while time.monotonic() - t0 < seconds:
