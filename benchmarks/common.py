@@ -66,10 +66,11 @@ class SimulatedArm:
     every process is stopped (control node before simulator) on exit, whatever happened.
     """
 
-    def __init__(self, name: str = "bench", logs: Path | None = None):
+    def __init__(self, name: str = "bench", logs: Path | None = None, sim_parameters: dict | None = None):
         from farl_control.launching.processes import free_loopback_ip
 
         self.name = name
+        self.sim_parameters = dict(sim_parameters or {})  # e.g. {"perception": "aruco"}
         self.ip = free_loopback_ip()
         self.logs = logs or Path(tempfile.mkdtemp(prefix=f"farl_{name}_"))
         self.processes: list = []
@@ -98,7 +99,8 @@ class SimulatedArm:
     def __enter__(self) -> "SimulatedArm":
         from farl_control.ros.client import RobotClient
 
-        self.add("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={self.ip}"])
+        extra = [a for key, value in self.sim_parameters.items() for a in ("-p", f"{key}:={value}")]
+        self.add("sim_robot", ["sim_robot_node", "--ros-args", "-p", f"robot_ip:={self.ip}", *extra])
         self.client = RobotClient(f"{self.name}_client")
         return self
 

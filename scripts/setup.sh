@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of a fresh Debian/Ubuntu machine for FARL-ROS:
-# Debian packages, a virtualenv in .venv with pinned dependencies, and the four
+# Debian packages, a virtualenv in .venv with pinned dependencies, and the five
 # ROS 2 packages installed in editable mode. A second run with nothing changed
 # finishes in about a second. Called by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
@@ -75,7 +75,8 @@ install_python_packages() {
     quiet_pip install -q -r "$REPO/requirements/requirements.txt" \
         -c "$REPO/requirements/constraints.txt"
     quiet_pip install -q --no-deps --no-build-isolation \
-        -e "$REPO/src/farl_common" -e "$REPO/src/farl_control" -e "$REPO/src/farl_teleop" -e "$REPO/src/farl_learner"
+        -e "$REPO/src/farl_common" -e "$REPO/src/farl_control" -e "$REPO/src/farl_teleop" -e "$REPO/src/farl_perception" \
+        -e "$REPO/src/farl_learner"
     echo "$fingerprint" > "$STAMP"
     say "done: $VENV"
 }

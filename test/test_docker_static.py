@@ -240,15 +240,15 @@ def test_rosdep_knows_the_custom_keys():
 
 def test_the_robot_image_has_no_torch():
     robot = STAGES["robot"]
-    assert built_packages(robot) == {"farl_common", "farl_control", "farl_teleop"}
+    assert built_packages(robot) == {"farl_common", "farl_control", "farl_teleop", "farl_perception"}
     assert "torch" not in {normalize(p) for p in pip_packages_of(robot)}
     build = [line for line in run_lines(robot) if "colcon build" in line]
-    assert build and "--packages-select farl_common farl_control farl_teleop" in build[0]
+    assert build and "--packages-select farl_common farl_control farl_teleop farl_perception" in build[0]
 
 
 def test_the_learner_image_builds_everything_and_gets_torch_of_the_pinned_version():
     learner = STAGES["learner"]
-    assert built_packages(learner) == {"farl_common", "farl_control", "farl_teleop", "farl_learner"}
+    assert built_packages(learner) == {"farl_common", "farl_control", "farl_teleop", "farl_perception", "farl_learner"}
     assert "torch" in pip_packages_of(learner)
     assert re.search(r"^torch==[^+]+\+cpu$", CONSTRAINTS.read_text(), re.M), \
         "the TORCH_VARIANT rewrite expects a torch==<version>+cpu pin"

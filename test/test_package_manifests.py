@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("farl_common", "farl_control", "farl_teleop", "farl_learner")
+PACKAGES = ("farl_common", "farl_control", "farl_teleop", "farl_perception", "farl_learner")
 # Sources a package installs besides its own module tree (farl_control's setup.py installs launch/).
 EXTRA_SOURCES = {"farl_control": ("launch",), "farl_teleop": ("src/farl_teleop/launch",)}
 CUSTOM_ROSDEP = REPO / "rosdep" / "farl.yaml"
@@ -55,6 +55,8 @@ IMPORT_TO_KEY = {
     "tqdm": "python3-tqdm-pip",
     "mcap": "python3-mcap-pip",
     "rosbags": "python3-rosbags-pip",
+    "cv2": "python3-opencv-pip",
+    "pyrealsense2": "python3-pyrealsense2-pip",
     **{package: package for package in PACKAGES},
 }
 # Keys rosdep resolves without our YAML: ROS 2 Jazzy packages and rosdistro's python keys.
@@ -138,6 +140,7 @@ def test_the_real_arm_path_dependencies_stay_free_of_torch():
     assert "python3-torch-pip" not in declared_keys("farl_control")
     assert "python3-torch-pip" not in declared_keys("farl_common")
     assert "python3-torch-pip" not in declared_keys("farl_teleop")
+    assert "python3-torch-pip" not in declared_keys("farl_perception")
 
 
 def test_the_scanner_sees_lazy_imports_inside_functions():

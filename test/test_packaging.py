@@ -1,4 +1,4 @@
-"""The four packages build with colcon as genuine ament_python packages.
+"""The five packages build with colcon as genuine ament_python packages.
 
 A lab PC with a ROS 2 install uses `colcon build`; this proves that path works
 from the same sources: launch files and config land in share/farl_control/,
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COLCON = shutil.which("colcon") or str(Path(sys.executable).with_name("colcon"))
-PACKAGES = ("farl_common", "farl_control", "farl_teleop", "farl_learner")
+PACKAGES = ("farl_common", "farl_control", "farl_teleop", "farl_perception", "farl_learner")
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def installed_env(install: Path) -> dict[str, str]:
     return env
 
 
-def test_colcon_builds_all_four_packages(colcon_install):
+def test_colcon_builds_all_five_packages(colcon_install):
     for package in PACKAGES:
         assert (colcon_install / package / "share" / package / "package.xml").is_file()
         assert (colcon_install / "share" / "ament_index" / "resource_index" / "packages" / package).exists() or \
@@ -60,6 +60,9 @@ def test_node_executables_are_installed_where_ros2_run_looks(colcon_install):
     lib = colcon_install / "farl_control" / "lib" / "farl_control"
     assert (lib / "franka_node").is_file()
     assert (lib / "sim_robot_node").is_file()
+    perception = colcon_install / "farl_perception" / "lib" / "farl_perception"
+    for node in ("realsense_camera_node", "sim_camera_node", "object_pose_node"):
+        assert (perception / node).is_file(), node
 
 
 def test_the_installed_package_reads_config_from_its_share_folder(colcon_install):

@@ -29,11 +29,14 @@ BLOCKER = textwrap.dedent(f"""
 """)
 
 
+SIM_ONLY_MODULES = ("farl_control.sim.", "farl_perception.sim_camera_node")
+
+
 def real_arm_scripts() -> dict[str, str]:
-    """Every console script of farl_control except the simulator's: name -> module."""
+    """Every console script of farl_control and farl_perception except the simulator's: name -> module."""
     scripts = {ep.name: ep.module for ep in importlib.metadata.entry_points(group="console_scripts")
-               if ep.dist is not None and ep.dist.name.replace("-", "_") == "farl_control"}
-    return {name: module for name, module in scripts.items() if not module.startswith("farl_control.sim.")}
+               if ep.dist is not None and ep.dist.name.replace("-", "_") in ("farl_control", "farl_perception")}
+    return {name: module for name, module in scripts.items() if not module.startswith(SIM_ONLY_MODULES)}
 
 
 def run_blocked(code: str, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
@@ -48,14 +51,16 @@ def test_the_blocker_really_blocks():
 
 def test_every_robot_side_node_imports_without_mujoco_metaworld_or_torch():
     scripts = real_arm_scripts()
-    assert {"franka_node", "shield_node", "episode_monitor_node"} <= set(scripts), scripts
+    assert {"franka_node", "shield_node", "episode_monitor_node", "realsense_camera_node",
+            "object_pose_node"} <= set(scripts), scripts
     code = """
         import importlib, sys
         for module in sys.argv[1:]:
             importlib.import_module(module)
         print(sorted(m for m in sys.modules if m.partition('.')[0] in ('mujoco', 'metaworld', 'torch')))
     """
-    result = run_blocked(code, *scripts.values(), "farl_control.launching.launcher")
+    result = run_blocked(code, *scripts.values(), "farl_control.launching.launcher",
+                         "farl_perception.calibration.command")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

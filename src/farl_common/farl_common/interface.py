@@ -434,13 +434,38 @@ ROBOT_STOP = Service("/farl/robot/stop", "std_srvs/srv/Trigger", "stop now and r
 SIM_RESET_SCENE = Service("/farl/sim/reset_scene", "std_srvs/srv/Trigger", "objects to start pose, arm home")
 
 
+CAMERA_IMAGE = Topic("/farl/camera/color/image_raw", "sensor_msgs/msg/Image", NEWEST,
+                     "scene camera colour image, rgb8 (RealSense or the sim render)")
+CAMERA_INFO = Topic("/farl/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", NEWEST,
+                    "intrinsics of the colour image, one per image with the same stamp")
+CAMERA_DEBUG_IMAGE = Topic("/farl/camera/debug_image", "sensor_msgs/msg/Image", NEWEST,
+                           "object_pose: the image with detected markers and their axes drawn (rviz)")
+PERCEPTION_STATUS = Topic("/farl/perception/status", "diagnostic_msgs/msg/DiagnosticArray", STREAM,
+                          "object_pose: one status per tracked object (OK seen / WARN lost since ..), "
+                          "and camera nodes' device state")
+
+
 def object_topic(name: str) -> Topic:
-    """/farl/objects/<name>: a tracked object's pose in base."""
+    """/farl/objects/<name>: a tracked object's pose in base, the one the stack acts on.
+
+    From the simulator's ground truth (perception:=ground_truth, sim only) or from
+    object_pose (perception:=aruco), never both.
+    """
     return Topic(f"/farl/objects/{name}", "geometry_msgs/msg/PoseStamped", STREAM, f"pose of {name} in base")
 
 
+def sim_object_topic(name: str) -> Topic:
+    """/farl/sim/objects/<name>: the simulator's ground-truth pose (sim only, whatever the stack acts on).
+
+    The sim camera renders from it, and tests and benchmarks compare perception against it.
+    """
+    return Topic(f"/farl/sim/objects/{name}", "geometry_msgs/msg/PoseStamped", STREAM,
+                 f"ground-truth pose of {name} in base (sim)")
+
+
 TOPICS: tuple[Topic, ...] = (JOINT_STATES, EE_POSE, ROBOT_COMMAND, TELEOP_COMMAND, EXECUTED_COMMAND, TELEOP_OPERATOR,
-                             CAMERA_COMPRESSED, ROBOT_STATUS, SCENE_STATE,
+                             CAMERA_COMPRESSED, CAMERA_IMAGE, CAMERA_INFO, CAMERA_DEBUG_IMAGE, PERCEPTION_STATUS,
+                             ROBOT_STATUS, SCENE_STATE,
                              SHIELD_DECISION, SHIELD_MARKERS, EPISODE_EVENTS, LEARNER_TRANSITIONS, LEARNER_POLICY,
                              LEARNER_STATUS)
 SERVICES: tuple[Service, ...] = (ROBOT_RESET, ROBOT_STOP, SIM_RESET_SCENE)

@@ -142,12 +142,40 @@ class SceneConfig:
             raise ConfigProblem("objects", f"object names must be unique, got {names}")
 
 
+PERCEIVED_FAILURE_KINDS = ("gap_below",)
+
+
+@dataclass(frozen=True)
+class PerceivedFailureConfig:
+    """A failure predicate computed from object poses, for where there is no contact to read.
+
+    The real arm has no contact sensor between the block and the wall; what the
+    stack can compute is geometry from the perceived poses. `gap_below`: the gap
+    between the two objects' boxes (half extents from their scene `size`, turned
+    by the perceived orientation, boxed axis-aligned in base) is at most `margin`
+    metres. The margin absorbs the perception error.
+    Evaluated by `farl_common.failure_predicates`.
+    """
+
+    objects: tuple[str, ...] = setting()
+    margin: float = setting(minimum=0.0)
+    """Metres: a gap at or below this counts as the failure."""
+    kind: str = setting("gap_below", choices=PERCEIVED_FAILURE_KINDS)
+
+    def check(self) -> None:
+        if len(self.objects) != 2:
+            raise ConfigProblem("objects", f"a gap_below predicate names exactly 2 objects, got {len(self.objects)}")
+
+
 @dataclass(frozen=True)
 class FailureConfig:
     """The intervention-requiring failure predicate C(s, a)."""
 
     kind: str = setting(choices=("contact",))
     bodies: tuple[str, ...] = setting()
+    perceived: PerceivedFailureConfig | None = None
+    """The same failure as the episode monitor computes it from perceived poses (perception:=aruco,
+    the real arm), where MuJoCo's contacts do not exist."""
 
     def check(self) -> None:
         if len(self.bodies) != 2:
@@ -290,6 +318,13 @@ class TaskConfig:
         for body in self.failure.bodies:
             if body not in names:
                 raise ConfigProblem("failure.bodies", f"names {body!r}, which is not a scene object")
+        if self.failure.perceived is not None:
+            for i, name in enumerate(self.failure.perceived.objects):
+                if name not in names:
+                    raise ConfigProblem(f"failure.perceived.objects[{i}]", f"{name!r} is not a scene object")
+                if self.scene.object(name).shape != "box":
+                    raise ConfigProblem(f"failure.perceived.objects[{i}]",
+                                        f"{name!r} is a {self.scene.object(name).shape}; gap_below needs boxes")
         for key in ("object", "target"):
             if getattr(self.success, key) not in names:
                 raise ConfigProblem(f"success.{key}", f"{getattr(self.success, key)!r} is not a scene object")

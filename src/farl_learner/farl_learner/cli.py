@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
     "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
     "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),
+    "calibrate": ("farl_perception.calibration.command", "calibrate camera: eye-to-hand calibration of the scene camera "
+                                                         "(a marker on the gripper), written to config with its residual"),
     "doctor": ("farl_control.doctor.command", "check this PC for the stack (sim) or the real arm: PASS/WARN/FAIL "
                                               "with the fix for each"),
     "bench": ("farl_learner.commands.bench", "benchmark Uni-O4 vs FARL on FailureBench (same checkpoints, seeds, "

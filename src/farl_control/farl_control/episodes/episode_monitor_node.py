@@ -10,9 +10,13 @@ all come from the actor's own view, one tick apart, as in the training twin. Whe
 /farl/learner/transitions, and resets the robot (and, in sim, the scene)
 through /farl/robot/reset before starting the next one.
 
-Failure signal: in simulation the ground truth of /farl/sim/scene_state (MuJoCo
-contacts between the failure bodies). Any failure seen since the previous tick
-counts for that tick's state–action pair.
+Failure signal: with perception:=ground_truth (sim only) the ground truth of
+/farl/sim/scene_state (MuJoCo contacts between the failure bodies). With
+perception:=aruco (the real arm, or the sim camera) there is no contact to read:
+the task's `failure.perceived` predicate (e.g. block-wall gap below a margin) is
+evaluated on every /farl/objects/<name> pose it names. Any failure seen since
+the previous tick counts for that tick's state–action pair. An operator's
+failure mark counts too, whatever the signal.
 
 Topics
   sub /farl/shield/decision       diagnostic_msgs/DiagnosticStatus (DECISION_PAYLOAD); gaps in its tick
@@ -41,6 +45,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from farl_common import interface as api
+from farl_common.errors import FarlInputError
+from farl_common.failure_predicates import PerceivedFailure
 from farl_common.interface import PayloadReader, SequenceGaps
 
 from farl_common.task_config import load_task_config
@@ -70,7 +76,17 @@ class EpisodeMonitorNode(Node):
         self.declare_parameter("wait_for_reset_done", False, ParameterDescriptor(
             description="After the arm is home, wait for the operator's *reset done* (/farl/teleop/operator) "
                         "before the next episode: on the real arm a person puts the objects back"))
+        self.declare_parameter("perception", "ground_truth", ParameterDescriptor(
+            description="ground_truth: failures are the simulator's contacts (/farl/sim/scene_state); aruco: the "
+                        "task's failure.perceived predicate on the perceived /farl/objects poses"))
         config = load_task_config(self.get_parameter("task_config").value)
+        perception = str(self.get_parameter("perception").value)
+        if perception not in ("ground_truth", "aruco"):
+            raise FarlInputError(None, f"{perception!r} is not one of ground_truth, aruco", key="parameter perception")
+        try:
+            self.perceived_failure = PerceivedFailure(config) if perception == "aruco" else None
+        except ValueError as error:
+            raise FarlInputError(None, str(error)) from None
         self.spec = TaskSpec.from_config(config)
         self.teleop_hold_s = config.control.teleop_hold_s
         self.max_episodes = int(self.get_parameter("max_episodes").value)
@@ -82,6 +98,7 @@ class EpisodeMonitorNode(Node):
         self.tracker = EpisodeTracker(self.spec)
         self._lock = threading.Lock()
         self.positions: dict[str, np.ndarray] = {}
+        self.orientations: dict[str, tuple[float, float, float, float]] = {}
         self.failure_since_step = False
         self.pending: dict | None = None
         self.last_teleop = -1e9
@@ -93,11 +110,13 @@ class EpisodeMonitorNode(Node):
         self.decision_gaps = SequenceGaps()
         fast = ReentrantCallbackGroup()
         subscription(self, api.EE_POSE, lambda m: self._on_position(TCP, m), api.NEWEST, callback_group=fast)
-        for name in self.spec.sources:
+        watched = set(self.spec.sources) | set(self.perceived_failure.objects if self.perceived_failure else ())
+        for name in sorted(watched):
             if name != TCP:
                 subscription(self, api.object_topic(name), lambda m, n=name: self._on_position(n, m),
                              callback_group=fast)
-        subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=fast)
+        if self.perceived_failure is None:
+            subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=fast)
         subscription(self, api.TELEOP_COMMAND, self._on_teleop, callback_group=fast)
         self.operator_reader = PayloadReader(api.OPERATOR_PAYLOAD, self._warn)
         subscription(self, api.TELEOP_OPERATOR, self._on_operator, callback_group=fast)
@@ -113,9 +132,13 @@ class EpisodeMonitorNode(Node):
 
     # ---- inputs -------------------------------------------------------------
     def _on_position(self, name: str, msg: PoseStamped) -> None:
-        p = msg.pose.position
+        p, q = msg.pose.position, msg.pose.orientation
         with self._lock:
             self.positions[name] = np.array([p.x, p.y, p.z])
+            self.orientations[name] = (q.x, q.y, q.z, q.w)
+            if (self.perceived_failure is not None and name in self.perceived_failure.objects
+                    and self.tracker.running and self.perceived_failure(self.positions, self.orientations)):
+                self.failure_since_step = True
 
     def _warn(self, line: str) -> None:
         self.get_logger().warning(line, throttle_duration_sec=5.0)

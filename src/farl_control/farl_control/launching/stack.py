@@ -19,7 +19,7 @@ from farl_common.config import ConfigProblem, derived, load
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
 # paths so a node finds them whatever its working directory.
-_CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir")
+_CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir", "perception_config")
 # The parameter of a managed node that makes it configure and activate itself (see robot.franka_node).
 AUTOSTART = "autostart"
 
@@ -36,10 +36,21 @@ class ArgumentSpec:
     default: Any = ""
     description: str = ""
     choices: tuple[str, ...] | None = None
+    auto: dict[str, dict[str, str]] | None = None
+    """The value `auto` stands for a value chosen by another argument: {other: {its value: this value}}
+    (perception: auto = ground_truth with robot:=sim, aruco with robot:=real)."""
+    only_with: dict[str, dict[str, str]] | None = None
+    """Values allowed only together with other arguments' values: {value: {other: required value}}."""
 
     def check(self) -> None:
         if self.choices is not None and _text(self.default) not in self.choices:
             raise ConfigProblem("default", f"{_text(self.default)!r} is not one of {', '.join(self.choices)}")
+        if self.auto is not None and len(self.auto) != 1:
+            raise ConfigProblem("auto", "names exactly one other argument")
+        for key, table in (self.auto or {}).items():
+            for value in table.values():
+                if self.choices is not None and value not in self.choices:
+                    raise ConfigProblem(f"auto.{key}", f"{value!r} is not one of {', '.join(self.choices)}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,11 @@ class StackDescription:
         return tuple(LaunchArgument(name, _text(a.default), a.description, a.choices) for name, a in self.args.items())
 
     def check(self) -> None:
+        for name, arg in self.args.items():
+            for other, _ in list((arg.auto or {}).items()) + [kv for table in (arg.only_with or {}).values()
+                                                                  for kv in table.items()]:
+                if other not in self.args:
+                    raise ConfigProblem(f"args.{name}", f"refers to {other!r}, which is not a declared launch argument")
         for i, node in enumerate(self.nodes):
             for key in node.when:
                 if key not in self.args:
@@ -127,6 +143,17 @@ class StackDescription:
                 raise FarlInputError(self.path, f"{key}:={value} is not one of {', '.join(arg.choices)}",
                                      key=f"args.{key}")
             values[key] = value
+        for name, spec in self.args.items():
+            if spec.auto and values[name] == "auto":
+                (other, table), = spec.auto.items()
+                if values[other] not in table:
+                    raise FarlInputError(self.path, f"{name}:=auto has no value for {other}:={values[other]}; "
+                                                    f"give {name} explicitly", key=f"args.{name}")
+                values[name] = table[values[other]]
+            for other, required in (spec.only_with or {}).get(values[name], {}).items():
+                if values[other] != required:
+                    raise FarlInputError(self.path, f"{name}:={values[name]} needs {other}:={required} "
+                                                    f"(got {other}:={values[other]})", key=f"args.{name}")
         return values
 
     def resolve(self, overrides: Mapping[str, str] | None = None) -> list[ResolvedNode]:

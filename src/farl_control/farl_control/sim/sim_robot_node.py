@@ -8,10 +8,15 @@ Parameters
   task_config (string)  task YAML (name, or path relative to config/)
   robot_ip    (string)  loopback address franky-sim listens on
 
+  perception  (string)  ground_truth: the ground truth is also the pose the stack acts on
+                        (/farl/objects/<name>); aruco: object_pose publishes those
+
 Publishes
-  /farl/objects/<name>   geometry_msgs/PoseStamped, frame `base`, for each
+  /farl/sim/objects/<name>  geometry_msgs/PoseStamped, frame `base`, for each
                          `tracked: true` scene object (ground truth), at
-                         scene.publish_rate_hz
+                         scene.publish_rate_hz: what the sim camera renders and
+                         what tests and benchmarks compare perception against
+  /farl/objects/<name>   the same, with perception:=ground_truth only
   /farl/sim/scene_state  std_msgs/String, JSON object at the same rate:
                            {"sim_time": s, "failure": bool (the failure bodies touch),
                             "success": bool (object within tolerance of target, x-y),
@@ -58,7 +63,13 @@ class SimRobotNode(Node):
                                ParameterDescriptor(description="Task YAML: a task name or a path relative to config/"))
         self.declare_parameter("robot_ip", "127.0.0.1",
                                ParameterDescriptor(description="Loopback address franky-sim serves libfranka on (ports 1337/1338)"))
+        self.declare_parameter("perception", "ground_truth", ParameterDescriptor(
+            description="ground_truth: also publish the ground truth on /farl/objects/<name> (the poses the "
+                        "stack acts on); aruco: only on /farl/sim/objects/<name> (object_pose publishes the others)"))
         self.config = load_task_config(self.get_parameter("task_config").value)
+        perception = str(self.get_parameter("perception").value)
+        if perception not in ("ground_truth", "aruco"):
+            raise FarlInputError(None, f"{perception!r} is not one of ground_truth, aruco", key="parameter perception")
         self.robot_ip = str(self.get_parameter("robot_ip").value)
         self.scene = SimScene(self.config)
         self.stop_event = threading.Event()
@@ -66,7 +77,9 @@ class SimRobotNode(Node):
         self.loop_error: BaseException | None = None
         self.sim_thread = threading.Thread(target=self._serve, name="franky-sim", daemon=True)
 
-        self.object_pubs = {o.name: publisher(self, api.object_topic(o.name)) for o in self.config.scene.tracked}
+        self.truth_pubs = {o.name: publisher(self, api.sim_object_topic(o.name)) for o in self.config.scene.tracked}
+        self.object_pubs = ({o.name: publisher(self, api.object_topic(o.name)) for o in self.config.scene.tracked}
+                            if perception == "ground_truth" else {})
         self.state_pub = publisher(self, api.SCENE_STATE)
         service(self, api.SIM_RESET_SCENE, self._on_reset)
         self.create_timer(1.0 / self.config.scene.publish_rate_hz, self._publish)
@@ -91,9 +104,12 @@ class SimRobotNode(Node):
         if snap is None:
             return
         stamp = self.get_clock().now().to_msg()
-        for name, pub in self.object_pubs.items():
+        for name, pub in self.truth_pubs.items():
             pose = snap.poses[name]
-            pub.publish(make_pose(pose.pos, wxyz_to_xyzw(pose.quat_wxyz), stamp))
+            msg = make_pose(pose.pos, wxyz_to_xyzw(pose.quat_wxyz), stamp)
+            pub.publish(msg)
+            if name in self.object_pubs:
+                self.object_pubs[name].publish(msg)
         self.state_pub.publish(String(data=api.SCENE_STATE_PAYLOAD.to_json(snap.as_dict())))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
