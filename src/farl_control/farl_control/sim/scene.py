@@ -223,14 +223,20 @@ class SimScene:
         return self.spec.success(self.positions())
 
     # ---- the world around the task (disturber, terrain) -------------------
-    def disturb(self) -> None:
-        """Move the disturber's obstacle to where it is now (call between physics steps)."""
-        if self.disturber is None:
-            return
-        name = self.disturber.config.object
-        xy = self.disturber.position(float(self.data.time) - self._reset_time,
-                                     lambda n: self.data.xpos[self._body_ids[n]])
-        self.data.mocap_pos[self._mocap_ids[name], :2] = xy
+    def world_step(self) -> None:
+        """What the lab does between physics steps: the disturber moves its obstacle, the turf's
+        slope pulls the ball while it rolls. A no-op for a task without either."""
+        if self.disturber is not None:
+            name = self.disturber.config.object
+            xy = self.disturber.position(float(self.data.time) - self._reset_time,
+                                         lambda n: self.data.xpos[self._body_ids[n]])
+            self.data.mocap_pos[self._mocap_ids[name], :2] = xy
+        if self.terrain is not None:
+            terrain = self.config.scene.terrain
+            body = self._body_ids[terrain.object]  # type: ignore[union-attr]
+            qa, da = self._free_addrs[terrain.object]  # type: ignore[union-attr]
+            rolling = float(np.hypot(*self.data.qvel[da:da + 2])) > terrain.rolling_speed  # type: ignore[union-attr]
+            self.data.xfrc_applied[body, :3] = self.terrain.force(self._terrain_mass) if rolling else 0.0
 
     def snapshot(self) -> SceneSnapshot:
         contacts = self.contacts()
@@ -276,7 +282,7 @@ class SimScene:
         if terrain is not None:
             self.terrain = draw_terrain(terrain, seed)
             self.model.geom_friction[self._terrain_geom] = self._terrain_friction * self.terrain.friction_scale
-            d.xfrc_applied[self._body_ids[terrain.object], :3] = self.terrain.force(self._terrain_mass)
+            d.xfrc_applied[self._body_ids[terrain.object], :3] = 0.0  # at rest: see world_step
         if reset_arm:
             qa, da = self._arm_addrs
             for addr, q in zip(qa, self.config.robot.home_joints):
@@ -338,7 +344,7 @@ class SimScene:
                     if self._pending:
                         self._serve_pending()
                         wall0, sim0 = time.monotonic(), float(self.data.time)  # a reset may move sim time
-                    self.disturb()
+                    self.world_step()
                     server.run_once(False)
                     now = time.monotonic()
                     ahead = (float(self.data.time) - sim0) - (now - wall0)

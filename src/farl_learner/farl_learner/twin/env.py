@@ -26,8 +26,9 @@ when `episode.terminate_on_failure`, or after `episode.max_steps` ticks
 (truncated). `info["cost"]` is 1 when the task's failure predicate
 (`failure.predicates`, the code `SimScene.failure` runs) holds at any of the
 tick's physics steps (contacts) or Jacobian periods (regions) — a bounce off
-the wall inside a tick is not missed. A disturber's obstacle is moved between
-Jacobian periods, as the served sim moves it between its steps.
+the wall inside a tick is not missed. The lab around the task (`SimScene.world_step`:
+a disturber's obstacle, the turf's slope on a rolling ball) acts between
+Jacobian periods, as the served sim applies it between its steps.
 
 Fast path. franky-sim's `cartesian_velocity_control` + `sim.step()` also keep
 libfranka's bookkeeping (desired poses, finite-difference trackers, ~15 state
@@ -445,7 +446,7 @@ class FrankaTwinEnv(gym.Env):
 
             def after_chunk() -> None:
                 hits.append(self.failure_contact())
-                self.scene.disturb()
+                self.scene.world_step()
 
             self._servo.run(self.model, self.data, twist, steps, after_chunk)
             return any(hits)
@@ -459,7 +460,7 @@ class FrankaTwinEnv(gym.Env):
                 self.robot.cartesian_velocity_control(twist, None)
                 self.scene.sim.step()
             contact = contact or self.failure_contact()
-            self.scene.disturb()
+            self.scene.world_step()
         return contact
 
     # ---- save / restore (rewinding before a failure) ----------------------
