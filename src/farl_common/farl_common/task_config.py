@@ -172,6 +172,9 @@ class DisturberConfig:
     path_to: str | None = None
     path_fraction: tuple[float, float] = setting((0.3, 0.8), minimum=0.0, maximum=1.0)
     """Where on the path (fraction from `path_from` to `path_to`) such a move aims."""
+    min_ahead: float = setting(0.0, minimum=0.0)
+    """An into-path move aims at least this far ahead of `path_from` (a person puts the obstacle in
+    the way, not into the object); with less path than this left, the move is skipped."""
     dwell_s: tuple[float, float] = setting((1.0, 3.0), minimum=0.0)
     """The obstacle is held at the end of a move this long (uniform), then taken back along its path."""
 

@@ -57,11 +57,16 @@ class Disturber:
         c = self.config
         direction = np.array([np.cos(move.angle), np.sin(move.angle)])
         if move.into_path and c.path_from is not None and c.path_to is not None:
-            a, b = lookup(c.path_from)[:2], lookup(c.path_to)[:2]
-            aim = a + move.fraction * (b - a) - self.xy
-            if np.linalg.norm(aim) > 1e-6:
-                direction = aim / np.linalg.norm(aim)
-                move.distance = min(move.distance, float(np.linalg.norm(aim)))
+            a, b = np.asarray(lookup(c.path_from)[:2], float), np.asarray(lookup(c.path_to)[:2], float)
+            length = float(np.linalg.norm(b - a))
+            if length < c.min_ahead or length < 1e-6:
+                move.distance = 0.0  # the object is nearly there: the person lets it be
+            else:
+                ahead = max(move.fraction * length, c.min_ahead)
+                aim = a + ahead * (b - a) / length - self.xy
+                if np.linalg.norm(aim) > 1e-6:
+                    direction = aim / np.linalg.norm(aim)
+                    move.distance = min(move.distance, float(np.linalg.norm(aim)))
         move.origin, move.direction = self.xy.copy(), direction
 
     def position(self, t: float, lookup: PositionLookup) -> np.ndarray:

@@ -73,6 +73,9 @@ class MediumConfig:
     random_action_prob: float = N()
     lookahead: float = N()
     push_lateral_gain: float = N()
+    yield_margin: float | None = setting(None, minimum=0.0)
+    """The medium demonstrator's own `expert.yield_margin` (None: the expert's): a person's obstacle
+    noticed later."""
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,9 @@ class TaskExpert:
             d = g - b
             u_path = d / max(float(np.linalg.norm(d)), 1e-6)
             wait = b - (self.contact_distance(u_path) + c.standoff_clearance + c.yield_retreat) * u_path
+            # ... the hand's side that faces the obstacle kept out of its way.
+            away = self.wall.escape(obs)
+            wait = wait + c.yield_retreat * (away - (away @ u_path) * u_path)
             p_now = self.idx.split(obs)[0]
             return _toward(p_now, np.array([wait[0], wait[1], max(p_now[2], c.push_height)]), c.gain, self.spec)
         if dist < 0.5 * self.tolerance or not np.any(u):
@@ -219,8 +222,10 @@ def medium_expert(expert: TaskExpert, rng: np.random.Generator, medium: MediumCo
     cloned from them inherits the crude pushing: a medium policy, not a copy of the expert.
     `config` is the task config (the expert's own is used when omitted).
     """
+    yield_margin = expert.cfg.yield_margin if medium.yield_margin is None else medium.yield_margin
     crude = TaskExpert(config or expert.config, expert.spec, dataclasses.replace(
-        expert.cfg, lookahead=medium.lookahead, push_lateral_gain=medium.push_lateral_gain))
+        expert.cfg, lookahead=medium.lookahead, push_lateral_gain=medium.push_lateral_gain,
+        yield_margin=yield_margin))
     return noisy_policy(crude, rng, medium.noise_std, medium.random_action_prob, expert.spec.action_dim)
 
 

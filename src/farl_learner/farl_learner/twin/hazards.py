@@ -164,8 +164,9 @@ class ObstacleHazard:
         rel = o - b
         along = float(rel @ u)
         across = abs(float(rel @ np.array([-u[1], u[0]])))
-        reach = float(np.max(self.half_object)) + float(np.max(self.half_obstacle)) + margin
-        return -reach < along < length + reach and across < reach
+        touch = float(np.max(self.half_object)) + float(np.max(self.half_obstacle))
+        reach = touch + margin
+        return -touch < along < length + reach and across < reach  # beside or ahead, never behind
 
     def lure(self, obs, rng, beyond, jitter, target_xy=None, object_xy=None) -> np.ndarray:
         """The obstacle itself (± jitter): a push toward it drives the object into it."""
