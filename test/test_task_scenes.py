@@ -32,6 +32,22 @@ def _place(scene: SimScene, name: str, xyz) -> None:
     mujoco.mj_forward(scene.model, scene.data)
 
 
+def _step_with_arm_held(scene: SimScene, steps: int, record: str | None = None) -> list:
+    """Physics steps with the lab around the task (world_step) and the arm held at home: without
+    franky-sim's server no controller holds it, and a falling arm would sweep the table."""
+    qa, da = scene._arm_addrs
+    home = scene.config.robot.home_joints
+    path = []
+    for _ in range(steps):
+        scene.data.qpos[qa] = home
+        scene.data.qvel[da] = 0.0
+        scene.world_step()
+        mujoco.mj_step(scene.model, scene.data)
+        if record is not None:
+            path.append(scene.object_pose(record).pos[:2])
+    return path
+
+
 def _move_obstacle(scene: SimScene, xy) -> None:
     scene.data.mocap_pos[scene._mocap_ids["obstacle"], :2] = xy
     mujoco.mj_forward(scene.model, scene.data)
@@ -65,12 +81,8 @@ def test_the_served_scene_moves_the_obstacle_on_the_seeded_schedule():
     paths = []
     for seed in (5, 5, 6):
         scene.reset_now(seed=seed)
-        path = []
-        for _ in range(9000):  # 9 s of 1 ms steps, the way serve() interleaves them
-            scene.world_step()
-            mujoco.mj_step(scene.model, scene.data)
-            path.append(scene.object_pose("obstacle").pos[:2])
-        paths.append(np.array(path))
+        scene.data.qacc_warmstart[:] = 0.0  # MuJoCo's solver warm start would carry the last run over
+        paths.append(np.array(_step_with_arm_held(scene, 9000, "obstacle")))  # 9 s, as serve() interleaves them
     start = load_task_config("disturbed_push").scene.object("obstacle").pos[:2]
     assert np.max(np.linalg.norm(paths[0] - start, axis=1)) > 0.03  # it did move
     assert np.allclose(paths[0], paths[1]) and not np.allclose(paths[0], paths[2])
@@ -140,9 +152,7 @@ def test_the_ball_rolls_on_after_a_push_and_stops_on_the_turf():
     start = scene.object_pose("ball").pos
     scene.data.qvel[da + 1] = 0.1                  # let go at 0.1 m/s along +y, rolling
     scene.data.qvel[da + 3] = -0.1 / 0.03
-    for _ in range(5000):
-        scene.world_step()
-        mujoco.mj_step(scene.model, scene.data)
+    _step_with_arm_held(scene, 5000)
     end = scene.object_pose("ball").pos
     assert 0.03 < end[1] - start[1] < 0.2          # rolls on (rolling friction), stops on the table
     assert np.hypot(*scene.data.qvel[da:da + 2]) < 0.02
@@ -156,9 +166,7 @@ def test_each_episode_draws_its_own_turf_and_a_resting_ball_stays_put():
         scene.reset_now(seed=seed)
         frictions.add(round(float(scene.model.geom_friction[gid, 0]), 6))
         start = scene.object_pose("ball").pos
-        for _ in range(2000):
-            scene.world_step()
-            mujoco.mj_step(scene.model, scene.data)
+        _step_with_arm_held(scene, 2000)
         assert np.linalg.norm(np.subtract(scene.object_pose("ball").pos, start)) < 0.005
     assert len(frictions) == 4
 
