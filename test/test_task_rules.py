@@ -158,3 +158,15 @@ def test_the_turf_draw_is_the_seed_s_and_inside_its_ranges():
     assert all(0.7 <= d.friction_scale <= 1.3 and 0.0 <= d.slope_deg <= 0.15 for d in draws)
     force = draws[3].force(0.06)
     assert force[2] == 0.0 and np.hypot(*force[:2]) == pytest.approx(0.06 * 9.81 * np.sin(np.radians(draws[3].slope_deg)))
+
+
+def test_what_the_policy_reward_and_success_read_must_be_tracked(tmp_path):
+    """The stack sees only tracked objects: an untracked source would leave the shield waiting forever."""
+    data = yaml.safe_load((config_dir() / "tasks" / "bounded_soccer.yaml").read_text())
+    for obj in data["scene"]["objects"]:
+        if obj["name"] == "goal":
+            obj["tracked"] = False
+    bad = tmp_path / "bounded_soccer.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"(reward\.terms\[1\]\.to|success\.target): 'goal' is not tracked"):
+        TaskConfig.from_file(bad)

@@ -475,10 +475,21 @@ class TaskConfig:
                 value = getattr(term, key)
                 if value != TCP and value not in names:
                     raise ConfigProblem(f"reward.terms[{i}].{key}", f"{value!r} is neither {TCP!r} nor a scene object")
+                if value != TCP and not self.scene.object(value).tracked:
+                    raise ConfigProblem(f"reward.terms[{i}].{key}", f"{value!r} is not tracked: the stack sees "
+                                        "only tracked objects (/farl/objects/<name>); set its tracked: true")
+        for key in ("object", "target"):
+            value = getattr(self.success, key)
+            if value is not None and not self.scene.object(value).tracked:
+                raise ConfigProblem(f"success.{key}", f"{value!r} is not tracked: the stack sees only tracked "
+                                    "objects (/farl/objects/<name>); set its tracked: true")
         for i, f in enumerate(self.observation.fields):
             if f.source != TCP and f.source not in names:
                 raise ConfigProblem(f"observation.fields[{i}].source",
                                     f"{f.source!r} is neither {TCP!r} nor a scene object")
+            if f.source != TCP and not self.scene.object(f.source).tracked:
+                raise ConfigProblem(f"observation.fields[{i}].source", f"{f.source!r} is not tracked: the stack sees "
+                                    "only tracked objects (/farl/objects/<name>); set its tracked: true")
         if max(self.action.linear_velocity_scale) > self.control.max_linear_speed:
             raise ConfigProblem("action.linear_velocity_scale",
                                 f"exceeds control.max_linear_speed {self.control.max_linear_speed}")
