@@ -1,6 +1,6 @@
 """The stack's online learning loop in the training twin: FARL vs shield off, many seeds, in minutes.
 
-The stack benchmark (`stack_fragile_push_wall.py`) takes about 20 minutes per
+The stack benchmark (`stack.py fragile_push_wall`) takes about 20 minutes per
 50 + 50 episodes and gives one seed. Whether online learning helps or hurts
 success is a question about the learner's settings, and it needs more seeds
 than that. This script runs the same learner (`LearnerCore`: the PPO update,

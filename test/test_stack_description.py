@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from farl_common.errors import FarlInputError
+from farl_common.errors import ConfigError, FarlInputError
 from farl_control.launching.stack import StackDescription, load_stack, parse_launch_arguments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,8 +79,8 @@ def test_farl_launch_with_an_unknown_task_prints_one_error_line_and_exits_2():
     assert "stacks/warp_drive.yaml" in lines[0] and "unknown task 'warp_drive'" in lines[0]
 
 
-def _load_launch_file_with_recording_launch_api():
-    """Import launch/fragile_push_wall.launch.py against minimal stand-ins of launch/launch_ros.
+def _load_launch_file_with_recording_launch_api(task: str = "fragile_push_wall"):
+    """Import launch/<task>.launch.py against minimal stand-ins of launch/launch_ros.
 
     launch and launch_ros exist only in a ROS 2 install (not on PyPI); the stand-ins
     record what the file asks for so we can check it builds the same node table.
@@ -127,9 +127,10 @@ def _load_launch_file_with_recording_launch_api():
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)  # type: ignore[arg-type]
     try:
-        source = (REPO / "launch" / "fragile_push_wall.launch.py").read_text()
-        namespace: dict = {"__name__": "fragile_push_wall_launch"}
-        exec(compile(source, "fragile_push_wall.launch.py", "exec"), namespace)
+        path = REPO / "launch" / f"{task}.launch.py"
+        namespace: dict = {"__name__": f"{task}_launch", "__file__": str(path)}
+        exec(compile(path.read_text(), path.name, "exec"), namespace)
+        namespace["generate_launch_description"] = _calling_with(namespace["generate_launch_description"], modules)
     finally:
         for name, module in saved.items():
             if module is None:
@@ -139,11 +140,35 @@ def _load_launch_file_with_recording_launch_api():
     return namespace, recorded
 
 
+def _calling_with(function, modules):
+    """The launch API is imported when a description is built: keep the stand-ins installed for each call."""
+    def call(*args, **kwargs):
+        saved = {name: sys.modules.get(name) for name in modules}
+        sys.modules.update(modules)
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            for name, module in saved.items():
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+        if isinstance(result, list) and result and type(result[-1]).__name__ == "Action" and \
+                "function" in result[-1].kwargs:
+            result[-1].kwargs["function"] = _calling_with(result[-1].kwargs["function"], modules)
+        return result
+    return call
+
+
+TASKS = ("fragile_push_wall", "disturbed_push", "bounded_soccer")
+
+
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("overrides", [{}, {"robot": "real", "robot_ip": "10.0.0.2"}, {"autonomy": "false"}])
-def test_the_launch_file_starts_exactly_the_nodes_farl_launch_starts(overrides):
-    namespace, recorded = _load_launch_file_with_recording_launch_api()
+def test_the_launch_file_starts_exactly_the_nodes_farl_launch_starts(overrides, task):
+    namespace, recorded = _load_launch_file_with_recording_launch_api(task)
     actions = namespace["generate_launch_description"]()
-    stack = load_stack("fragile_push_wall")
+    stack = load_stack(task)
     assert [name for name, _ in recorded["args"]] == [a.name for a in stack.arguments]
     context = {**{a.name: a.default for a in stack.arguments}, **overrides}
     opaque = actions[-1]
@@ -180,3 +205,33 @@ def test_the_launch_file_configures_then_activates_the_managed_control_node():
     failed = on_transition[("configuring", "unconfigured")]
     assert "failed to configure" in failed.kwargs["entities"][0].kwargs["reason"]
     assert entities.index(franka) < entities.index(configure[0])  # configure is emitted after the node exists
+
+
+def test_every_task_has_one_stack_one_launch_file_and_they_are_the_same_file():
+    """No copy-pasted launch logic: each task's launch file is byte for byte the shared one
+    (it reads its task from its own name), and each task's stack file runs the shared node table."""
+    from farl_common.task_config import known_tasks
+
+    assert set(TASKS) <= set(known_tasks())
+    sources = {task: (REPO / "launch" / f"{task}.launch.py").read_text() for task in known_tasks()}
+    assert len(set(sources.values())) == 1
+    tables = {task: [(n.name, n.executable) for n in load_stack(task).nodes] for task in known_tasks()}
+    assert len({tuple(t) for t in tables.values()}) == 1
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_s_nodes_read_that_task_s_config_files(task):
+    nodes = {n.name: n for n in load_stack(task).resolve({})}
+    for node in ("sim_robot", "franka", "episode_monitor", "shield", "learner"):
+        assert nodes[node].parameters["task_config"].endswith(f"tasks/{task}.yaml")
+    assert nodes["shield"].parameters["models_dir"].endswith(f"models/{task}")
+    assert nodes["learner"].parameters["farl_config"].endswith(f"farl/franka/{task}.yaml")
+    assert nodes["learner"].parameters["run_dir"] == f"runs/{task}-learner"
+
+
+def test_a_stack_file_that_includes_a_missing_file_is_one_error_line(tmp_path):
+    bad = tmp_path / "mystery.yaml"
+    bad.write_text("task: mystery\ninclude: nowhere.yaml\n")
+    with pytest.raises(ConfigError) as error:
+        StackDescription.from_file(bad)
+    assert str(error.value).startswith(f"{bad}: include: ") and "\n" not in str(error.value)

@@ -96,6 +96,22 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class RegionConfig:
+    """An axis-aligned rectangle on the table (base frame, x and y)."""
+
+    min: tuple[float, float] = setting()
+    max: tuple[float, float] = setting()
+
+    def check(self) -> None:
+        for axis, a, b in zip("xy", self.min, self.max):
+            if a >= b:
+                raise ConfigProblem("min", f"{axis}: min {a} must be < max {b}")
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.min[0] <= x <= self.max[0] and self.min[1] <= y <= self.max[1]
+
+
+@dataclass(frozen=True)
 class SceneObject:
     name: str = setting()
     shape: str = setting(choices=tuple(SHAPE_SIZES))
@@ -110,12 +126,92 @@ class SceneObject:
     """No collisions (a target marker)."""
     mass: float | None = setting(None, positive=True)
     friction: tuple[float, float, float] | None = None
+    """MuJoCo's (sliding, torsional, rolling) friction; rolling needs `condim: 6`."""
+    condim: int | None = setting(None, choices=None)
+    """MuJoCo contact dimensionality (1, 3, 4 or 6; 6 adds rolling friction: a ball on turf)."""
+    kinematic: bool = False
+    """Moved by the simulator along a path (a MuJoCo mocap body), not by contacts: the disturber's obstacle."""
 
     def check(self) -> None:
+        if self.condim is not None and self.condim not in (1, 3, 4, 6):
+            raise ConfigProblem("condim", f"must be 1, 3, 4 or 6, got {self.condim}")
+        if self.free and self.kinematic:
+            raise ConfigProblem("kinematic", "an object is either free (moved by contacts) or kinematic, not both")
         if len(self.size) != SHAPE_SIZES[self.shape]:
             raise ConfigProblem("size", f"a {self.shape} takes {SHAPE_SIZES[self.shape]} numbers, got {len(self.size)}")
         if self.free and self.mass is None:
             raise ConfigProblem("mass", "missing required key (a free object needs a mass)")
+
+
+@dataclass(frozen=True)
+class DisturberConfig:
+    """Simulation only: the person of the paper's Disturbed Push, who moves an obstacle into the way.
+
+    Per episode (seeded by the reset's seed) a number of moves, each starting at a
+    random time, along a short straight path at a hand's speed: with
+    probability `into_path_prob` toward a random point of the pushed object's
+    path to its target, else in a random direction; held there for `dwell_s`,
+    then taken back the same way. The obstacle's centre never leaves `region`. On the real arm a person does this; nothing here runs.
+    """
+
+    object: str = setting()
+    """A kinematic scene object (the obstacle)."""
+    region: RegionConfig = setting()
+    """The obstacle's centre (x, y) stays inside this rectangle."""
+    moves: tuple[int, int] = setting((1, 2), minimum=0)
+    """Moves per episode: uniform in [min, max]."""
+    start_s: tuple[float, float] = setting((1.0, 6.0), minimum=0.0)
+    """A move starts at a uniform time in this window (s after the reset); later ones wait for the earlier."""
+    distance: tuple[float, float] = setting((0.04, 0.10), positive=True)
+    """Path length (m), uniform in this range."""
+    speed: float = setting(0.05, positive=True)
+    """m/s along the path."""
+    into_path_prob: float = setting(0.7, minimum=0.0, maximum=1.0)
+    path_from: str | None = None
+    """The pushed object; `path_to` its target: moves into the path head for a point between them."""
+    path_to: str | None = None
+    path_fraction: tuple[float, float] = setting((0.3, 0.8), minimum=0.0, maximum=1.0)
+    """Where on the path (fraction from `path_from` to `path_to`) such a move aims."""
+    min_ahead: float = setting(0.0, minimum=0.0)
+    """An into-path move aims at least this far ahead of `path_from` (a person puts the obstacle in
+    the way, not into the object); with less path than this left, the move is skipped."""
+    dwell_s: tuple[float, float] = setting((1.0, 3.0), minimum=0.0)
+    """The obstacle is held at the end of a move this long (uniform), then taken back along its path."""
+
+    def check(self) -> None:
+        for key in ("moves", "start_s", "distance", "path_fraction", "dwell_s"):
+            a, b = getattr(self, key)
+            if a > b:
+                raise ConfigProblem(key, f"expected [min, max], got [{a}, {b}]")
+        if (self.path_from is None) != (self.path_to is None):
+            raise ConfigProblem("path_to" if self.path_to is None else "path_from",
+                                "path_from and path_to go together (or neither: random directions only)")
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """Simulation only: uneven turf under a rolling object, drawn anew at every reset (seeded).
+
+    The paper kicks its ball on uneven turf; here each episode scales the ball's
+    friction (sliding and rolling) by a random factor and tilts the ground by a
+    random slope in a random direction (a force m g sin(slope) on the rolling
+    ball; the arm keeps its own gravity model), so the same kick rolls differently.
+    """
+
+    object: str = setting()
+    friction_scale: tuple[float, float] = setting((1.0, 1.0), positive=True)
+    """Factor on the object's friction, uniform in [min, max] per episode."""
+    slope_deg: tuple[float, float] = setting((0.0, 0.0), minimum=0.0, maximum=5.0)
+    """Slope magnitude (degrees), uniform in [min, max]; direction uniform in the plane."""
+    rolling_speed: float = setting(0.01, minimum=0.0)
+    """The slope pulls only a ball rolling faster than this (m/s). Turf holds a ball at rest;
+    MuJoCo's soft rolling friction does not (measured: 0.5 deg drifted a resting 6 cm ball 20 cm in 5 s)."""
+
+    def check(self) -> None:
+        for key in ("friction_scale", "slope_deg"):
+            a, b = getattr(self, key)
+            if a > b:
+                raise ConfigProblem(key, f"expected [min, max], got [{a}, {b}]")
 
 
 @dataclass(frozen=True)
@@ -125,6 +221,10 @@ class SceneConfig:
     """Object start positions are jittered uniformly by ± this (x, y) on reset."""
     publish_rate_hz: float = setting(30.0, positive=True)
     """Rate at which the simulated robot publishes object poses and scene state."""
+    disturber: DisturberConfig | None = None
+    """Simulation only: an obstacle moved into the way (Disturbed Push)."""
+    terrain: TerrainConfig | None = None
+    """Simulation only: per-episode friction and slope noise under a rolling object (Bounded Soccer)."""
 
     def object(self, name: str) -> SceneObject:
         for obj in self.objects:
@@ -140,6 +240,47 @@ class SceneConfig:
         names = [o.name for o in self.objects]
         if len(set(names)) != len(names):
             raise ConfigProblem("objects", f"object names must be unique, got {names}")
+        if self.disturber is not None:
+            d = self.disturber
+            if d.object not in names or not self.object(d.object).kinematic:
+                raise ConfigProblem("disturber.object", f"{d.object!r} must be a kinematic scene object")
+            for key in ("path_from", "path_to"):
+                if getattr(d, key) is not None and getattr(d, key) not in names:
+                    raise ConfigProblem(f"disturber.{key}", f"{getattr(d, key)!r} is not a scene object")
+        if self.terrain is not None:
+            t = self.terrain
+            if t.object not in names or not self.object(t.object).free:
+                raise ConfigProblem("terrain.object", f"{t.object!r} must be a free scene object")
+
+
+ARM = "arm"  # in a contact pair: any body of the robot (franky-sim's robot0_* bodies)
+AXES = ("x", "y", "z")
+
+
+@dataclass(frozen=True)
+class FailurePredicateConfig:
+    """One intervention-requiring failure: `contact` (any listed body pair touches) or
+    `outside` (an object's centre leaves a region)."""
+
+    kind: str = setting(choices=("contact", "outside"))
+    pairs: tuple[tuple[str, str], ...] = ()
+    """contact: body pairs; a name is a scene object or `arm` (any body of the robot)."""
+    object: str | None = None
+    """outside: the object whose centre (x, y) must stay in `region`."""
+    region: RegionConfig | None = None
+
+    def check(self) -> None:
+        if self.kind == "contact":
+            if not self.pairs:
+                raise ConfigProblem("pairs", "a contact predicate needs at least one [body, body] pair")
+            if self.object is not None or self.region is not None:
+                raise ConfigProblem("kind", "a contact predicate takes only `pairs` (object/region are for outside)")
+        else:
+            if self.object is None or self.region is None:
+                raise ConfigProblem("object" if self.object is None else "region",
+                                    "missing required key (an outside predicate needs object and region)")
+            if self.pairs:
+                raise ConfigProblem("pairs", "an outside predicate takes object and region, not pairs")
 
 
 PERCEIVED_FAILURE_KINDS = ("gap_below",)
@@ -169,25 +310,44 @@ class PerceivedFailureConfig:
 
 @dataclass(frozen=True)
 class FailureConfig:
-    """The intervention-requiring failure predicate C(s, a)."""
+    """The intervention-requiring failure C(s, a): any of `predicates` holds."""
 
-    kind: str = setting(choices=("contact",))
-    bodies: tuple[str, ...] = setting()
+    predicates: tuple[FailurePredicateConfig, ...] = setting()
     perceived: PerceivedFailureConfig | None = None
     """The same failure as the episode monitor computes it from perceived poses (perception:=aruco,
     the real arm), where MuJoCo's contacts do not exist."""
 
     def check(self) -> None:
-        if len(self.bodies) != 2:
-            raise ConfigProblem("bodies", f"a contact failure names exactly 2 bodies, got {len(self.bodies)}")
+        if not self.predicates:
+            raise ConfigProblem("predicates", "expected at least one failure predicate")
+
+    @property
+    def contact_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(pair for p in self.predicates if p.kind == "contact" for pair in p.pairs)
+
+    @property
+    def regions(self) -> tuple[tuple[str, RegionConfig], ...]:
+        """(object, region) of every `outside` predicate."""
+        return tuple((p.object, p.region) for p in self.predicates if p.kind == "outside")  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
 class SuccessConfig:
+    """The success test: `near_target` (the object's centre within `tolerance` of the target's,
+    in x, y) or `inside_region` (the object's centre inside `region`)."""
+
     object: str = setting()
-    target: str = setting()
-    tolerance: float = setting(positive=True)
-    """The object's centre within this distance (x, y) of the target."""
+    kind: str = setting("near_target", choices=("near_target", "inside_region"))
+    target: str | None = None
+    tolerance: float | None = setting(None, positive=True)
+    region: RegionConfig | None = None
+
+    def check(self) -> None:
+        if self.kind == "near_target" and (self.target is None or self.tolerance is None):
+            raise ConfigProblem("target" if self.target is None else "tolerance",
+                                "missing required key (near_target needs target and tolerance)")
+        if self.kind == "inside_region" and self.region is None:
+            raise ConfigProblem("region", "missing required key (inside_region needs a region)")
 
 
 @dataclass(frozen=True)
@@ -285,9 +445,21 @@ class ExplorationConfig:
 
 
 @dataclass(frozen=True)
+class RewardTermConfig:
+    """weight * |from - to| over `dims` (a dense shaping term; negative weights penalise distance)."""
+
+    source: str = setting()
+    """`tcp` or a scene object."""
+    to: str = setting()
+    weight: float = setting()
+    dims: tuple[str, ...] = setting(("x", "y", "z"), choices=AXES)
+
+
+@dataclass(frozen=True)
 class RewardConfig:
-    reach_weight: float = setting(minimum=0.0)
-    push_weight: float = setting(minimum=0.0)
+    """r = sum of the terms + success_bonus on success - failure_penalty on failure."""
+
+    terms: tuple[RewardTermConfig, ...] = setting()
     success_bonus: float = setting(minimum=0.0)
     failure_penalty: float = setting(0.0, minimum=0.0)
 
@@ -315,9 +487,13 @@ class TaskConfig:
 
     def check(self) -> None:
         names = {o.name for o in self.scene.objects}
-        for body in self.failure.bodies:
-            if body not in names:
-                raise ConfigProblem("failure.bodies", f"names {body!r}, which is not a scene object")
+        for i, predicate in enumerate(self.failure.predicates):
+            for body in (b for pair in predicate.pairs for b in pair):
+                if body != ARM and body not in names:
+                    raise ConfigProblem(f"failure.predicates[{i}].pairs",
+                                        f"names {body!r}, which is neither {ARM!r} nor a scene object")
+            if predicate.object is not None and predicate.object not in names:
+                raise ConfigProblem(f"failure.predicates[{i}].object", f"{predicate.object!r} is not a scene object")
         if self.failure.perceived is not None:
             for i, name in enumerate(self.failure.perceived.objects):
                 if name not in names:
@@ -326,12 +502,29 @@ class TaskConfig:
                     raise ConfigProblem(f"failure.perceived.objects[{i}]",
                                         f"{name!r} is a {self.scene.object(name).shape}; gap_below needs boxes")
         for key in ("object", "target"):
-            if getattr(self.success, key) not in names:
-                raise ConfigProblem(f"success.{key}", f"{getattr(self.success, key)!r} is not a scene object")
+            value = getattr(self.success, key)
+            if value is not None and value not in names:
+                raise ConfigProblem(f"success.{key}", f"{value!r} is not a scene object")
+        for i, term in enumerate(self.reward.terms):
+            for key in ("source", "to"):
+                value = getattr(term, key)
+                if value != TCP and value not in names:
+                    raise ConfigProblem(f"reward.terms[{i}].{key}", f"{value!r} is neither {TCP!r} nor a scene object")
+                if value != TCP and not self.scene.object(value).tracked:
+                    raise ConfigProblem(f"reward.terms[{i}].{key}", f"{value!r} is not tracked: the stack sees "
+                                        "only tracked objects (/farl/objects/<name>); set its tracked: true")
+        for key in ("object", "target"):
+            value = getattr(self.success, key)
+            if value is not None and not self.scene.object(value).tracked:
+                raise ConfigProblem(f"success.{key}", f"{value!r} is not tracked: the stack sees only tracked "
+                                    "objects (/farl/objects/<name>); set its tracked: true")
         for i, f in enumerate(self.observation.fields):
             if f.source != TCP and f.source not in names:
                 raise ConfigProblem(f"observation.fields[{i}].source",
                                     f"{f.source!r} is neither {TCP!r} nor a scene object")
+            if f.source != TCP and not self.scene.object(f.source).tracked:
+                raise ConfigProblem(f"observation.fields[{i}].source", f"{f.source!r} is not tracked: the stack sees "
+                                    "only tracked objects (/farl/objects/<name>); set its tracked: true")
         if max(self.action.linear_velocity_scale) > self.control.max_linear_speed:
             raise ConfigProblem("action.linear_velocity_scale",
                                 f"exceeds control.max_linear_speed {self.control.max_linear_speed}")

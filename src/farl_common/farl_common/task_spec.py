@@ -13,10 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
-from farl_common.task_config import TCP, TaskConfig
+from farl_common.task_config import TCP, SuccessConfig, TaskConfig
 
 _AXES = {"x": 0, "y": 1, "z": 2}
-__all__ = ["TCP", "TaskSpec", "ObservationField", "ExplorationNoise"]
+__all__ = ["TCP", "TaskSpec", "ObservationField", "RewardTerm", "ExplorationNoise"]
 
 
 @dataclass(frozen=True)
@@ -26,21 +26,43 @@ class ObservationField:
 
 
 @dataclass(frozen=True)
+class RewardTerm:
+    source: str
+    to: str
+    dims: tuple[int, ...]
+    weight: float
+
+    def value(self, positions: Mapping[str, np.ndarray]) -> float:
+        a = np.asarray(positions[self.source], dtype=np.float64)[list(self.dims)]
+        b = np.asarray(positions[self.to], dtype=np.float64)[list(self.dims)]
+        d = a - b
+        distance = float(np.hypot(d[0], d[1])) if len(d) == 2 else float(np.linalg.norm(d))
+        return self.weight * distance
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     task: str
     fields: tuple[ObservationField, ...]
     action_scale: tuple[float, float, float]
     max_steps: int
     terminate_on_failure: bool
-    reach_weight: float
-    push_weight: float
+    reward_terms: tuple[RewardTerm, ...]
     success_bonus: float
     pushed_object: str
-    target: str
-    success_tolerance: float
+    """The object the success test is about (the pushed block, the ball)."""
+    success_test: SuccessConfig
     failure_penalty: float = 0.0
     exploration_correlation: float = 0.0
     """AR(1) coefficient of the actor's exploration noise (0 = white; see `ExplorationNoise`)."""
+
+    @property
+    def target(self) -> str | None:
+        return self.success_test.target
+
+    @property
+    def success_tolerance(self) -> float | None:
+        return self.success_test.tolerance
 
     @property
     def obs_dim(self) -> int:
@@ -53,6 +75,13 @@ class TaskSpec:
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f.source for f in self.fields))
+
+    @property
+    def required_sources(self) -> tuple[str, ...]:
+        """Every position the observation, the reward and the success test read."""
+        names = [*self.sources, self.pushed_object, *(n for n in [self.target] if n is not None)]
+        names += [name for t in self.reward_terms for name in (t.source, t.to)]
+        return tuple(dict.fromkeys(names))
 
     def layout(self) -> list[str]:
         """Names of the observation entries, e.g. ['tcp.x', …, 'target.y'] (for manifests)."""
@@ -72,28 +101,30 @@ class TaskSpec:
         return np.clip(np.asarray(velocity, dtype=np.float64) / np.asarray(self.action_scale), -1.0, 1.0)
 
     def success(self, positions: Mapping[str, np.ndarray]) -> bool:
-        a, b = np.asarray(positions[self.pushed_object]), np.asarray(positions[self.target])
-        return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= self.success_tolerance
+        """The task file's success test (`success.kind`) on these positions."""
+        a = np.asarray(positions[self.pushed_object])
+        test = self.success_test
+        if test.kind == "inside_region":
+            return test.region.contains(float(a[0]), float(a[1]))  # type: ignore[union-attr]
+        b = np.asarray(positions[test.target])
+        return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= test.tolerance  # type: ignore[operator]
 
     def reward(self, positions: Mapping[str, np.ndarray], success: bool, failure: bool = False) -> float:
-        """Dense push reward: reach the object, bring it to the target, bonus on success, penalty on failure.
+        """The task file's reward: its dense distance terms, a bonus on success, a penalty on failure.
 
         The penalty makes a failure cost more than the steps it cuts short: with a
         per-step reward below zero and episodes that end at a failure, failing
         early would otherwise *raise* the return (an intervention is what the
         task exists to avoid).
         """
-        tcp = np.asarray(positions[TCP])
-        obj = np.asarray(positions[self.pushed_object])
-        target = np.asarray(positions[self.target])
-        reach = float(np.linalg.norm(tcp - obj))
-        push = float(np.hypot(obj[0] - target[0], obj[1] - target[1]))
-        return (-self.reach_weight * reach - self.push_weight * push + (self.success_bonus if success else 0.0)
-                - (self.failure_penalty if failure else 0.0))
+        dense = 0.0
+        for term in self.reward_terms:
+            dense += term.value(positions)
+        return dense + (self.success_bonus if success else 0.0) - (self.failure_penalty if failure else 0.0)
 
     @staticmethod
     def from_config(config: TaskConfig) -> "TaskSpec":
-        """The runtime view of the task file's observation, action, episode, exploration and reward sections."""
+        """The runtime view of the task file's observation, action, episode, exploration, success and reward."""
         return TaskSpec(
             task=config.task,
             fields=tuple(ObservationField(f.source, tuple(_AXES[d] for d in f.dims))
@@ -101,14 +132,13 @@ class TaskSpec:
             action_scale=config.action.linear_velocity_scale,
             max_steps=config.episode.max_steps,
             terminate_on_failure=config.episode.terminate_on_failure,
-            reach_weight=config.reward.reach_weight,
-            push_weight=config.reward.push_weight,
+            reward_terms=tuple(RewardTerm(t.source, t.to, tuple(_AXES[d] for d in t.dims), t.weight)
+                               for t in config.reward.terms),
             success_bonus=config.reward.success_bonus,
             failure_penalty=config.reward.failure_penalty,
             exploration_correlation=config.exploration.noise_correlation,
             pushed_object=config.success.object,
-            target=config.success.target,
-            success_tolerance=config.success.tolerance,
+            success_test=config.success,
         )
 
 

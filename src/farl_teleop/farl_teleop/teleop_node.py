@@ -141,7 +141,7 @@ class TeleopNode(Node):
         fast = ReentrantCallbackGroup()
         subscription(self, api.EE_POSE, lambda m: self._on_pose(TCP, m), api.NEWEST, callback_group=fast)
         if self.scripted is not None:
-            for name in self.spec.sources:
+            for name in self.spec.required_sources:
                 if name != TCP:
                     subscription(self, api.object_topic(name), lambda m, n=name: self._on_pose(n, m),
                                  callback_group=fast)
@@ -174,7 +174,7 @@ class TeleopNode(Node):
                 positions = dict(self.positions)
                 failure, self.failure_seen = self.failure_seen, False
             tcp = positions.get(TCP)
-            have_all = all(s in positions for s in self.spec.sources)
+            have_all = all(s in positions for s in self.spec.required_sources)
             success = self.success_seen or (have_all and self.spec.success(positions))
             velocity, actions = self.scripted.tick(now, None if self.resetting else tcp, success,
                                                    failure and self.session.recording)

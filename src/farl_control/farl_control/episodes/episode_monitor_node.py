@@ -110,7 +110,7 @@ class EpisodeMonitorNode(Node):
         self.decision_gaps = SequenceGaps()
         fast = ReentrantCallbackGroup()
         subscription(self, api.EE_POSE, lambda m: self._on_position(TCP, m), api.NEWEST, callback_group=fast)
-        watched = set(self.spec.sources) | set(self.perceived_failure.objects if self.perceived_failure else ())
+        watched = set(self.spec.required_sources) | set(self.perceived_failure.objects if self.perceived_failure else ())
         for name in sorted(watched):
             if name != TCP:
                 subscription(self, api.object_topic(name), lambda m, n=name: self._on_position(n, m),
@@ -198,7 +198,7 @@ class EpisodeMonitorNode(Node):
             if not self.tracker.running or decision["episode"] != self.tracker.episode:
                 return
             if self.pending is not None:
-                missing = [s for s in self.spec.sources if s not in decision["positions"]]
+                missing = [s for s in self.spec.required_sources if s not in decision["positions"]]
                 if missing:
                     self.get_logger().warning(f"decision without poses of {missing}: ignored",
                                               throttle_duration_sec=5.0)
@@ -299,7 +299,7 @@ class EpisodeMonitorNode(Node):
             self._await_learner()
         while not self._stopping.is_set():
             with self._lock:
-                ready = all(s in self.positions for s in self.spec.sources)
+                ready = all(s in self.positions for s in self.spec.required_sources)
             if not ready:
                 self._stopping.wait(0.2)
                 continue

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from farl_common.errors import ConfigError, FarlInputError
 from farl_common.paths import config_dir, resolve_config_path, stack_config_path
-from farl_common.config import ConfigProblem, derived, load
+from farl_common.config import ConfigProblem, build, derived, load, load_yaml_mapping
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Parameters whose value is a path relative to config/: resolved to absolute
@@ -22,6 +22,8 @@ _SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CONFIG_PATH_PARAMETERS = ("task_config", "farl_config", "models_dir", "perception_config")
 # The parameter of a managed node that makes it configure and activate itself (see robot.franka_node).
 AUTOSTART = "autostart"
+# "${task}" is always defined: the stack's task name, so one node table serves every task.
+TASK_VARIABLE = "task"
 
 
 def _text(value: Any) -> str:
@@ -105,11 +107,16 @@ class StackDescription:
     task: str
     args: dict[str, ArgumentSpec]
     nodes: tuple[NodeSpec, ...]
+    include: str | None = None
+    """Another stack file (relative to this one) whose args and nodes this task runs, ${task} filled in
+    with this task: the tasks share one node table and differ only in their config files."""
     path: Path = derived()
 
     @property
     def arguments(self) -> tuple[LaunchArgument, ...]:
-        return tuple(LaunchArgument(name, _text(a.default), a.description, a.choices) for name, a in self.args.items())
+        task = {TASK_VARIABLE: self.task}
+        return tuple(LaunchArgument(name, _substitute(_text(a.default), task), a.description, a.choices)
+                     for name, a in self.args.items())
 
     def check(self) -> None:
         for name, arg in self.args.items():
@@ -123,13 +130,27 @@ class StackDescription:
                     raise ConfigProblem(f"nodes[{i}].when", f"{key!r} is not a declared launch argument")
             for key, value in node.parameters.items():
                 for ref in _SUBSTITUTION.findall(str(value)):
-                    if ref not in self.args:
+                    if ref not in self.args and ref != TASK_VARIABLE:
                         raise ConfigProblem(f"nodes[{i}].parameters.{key}",
                                             f"${{{ref}}} is not a declared launch argument")
 
     @staticmethod
     def from_file(path: str | Path) -> "StackDescription":
-        return load(StackDescription, path)
+        path = Path(path)
+        data = load_yaml_mapping(path)
+        include = data.get("include")
+        if include is None:
+            return load(StackDescription, path)
+        base_path = path.parent / str(include)
+        if not base_path.is_file():
+            raise ConfigError(path, f"{base_path} does not exist (include names a stack file beside this one)",
+                              key="include")
+        base = load_yaml_mapping(base_path)
+        if base.get("include") is not None:
+            raise ConfigError(base_path, "an included stack file may not include another", key="include")
+        merged = {**base, **{k: v for k, v in data.items() if k != "args"}}
+        merged["args"] = {**(base.get("args") or {}), **(data.get("args") or {})}
+        return build(StackDescription, merged, path)
 
     def argument_values(self, overrides: Mapping[str, str]) -> dict[str, str]:
         """Defaults updated by `overrides`; unknown names and bad choices are input errors."""
@@ -158,7 +179,7 @@ class StackDescription:
 
     def resolve(self, overrides: Mapping[str, str] | None = None) -> list[ResolvedNode]:
         """The nodes that run under these launch arguments, in start order."""
-        values = self.argument_values(overrides or {})
+        values = {TASK_VARIABLE: self.task, **self.argument_values(overrides or {})}
         resolved = []
         for node in self.nodes:
             if any(values[k] != _text(v) for k, v in node.when.items()):

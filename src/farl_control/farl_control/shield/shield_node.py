@@ -102,7 +102,7 @@ class ShieldNode(Node):
         self.policy_reader = PayloadReader(api.POLICY_PAYLOAD, self._warn)
         inputs = ReentrantCallbackGroup()
         subscription(self, api.EE_POSE, lambda m: self._on_pose(TCP, m), api.NEWEST, callback_group=inputs)
-        for name in self.spec.sources:
+        for name in self.spec.required_sources:
             if name != TCP:
                 subscription(self, api.object_topic(name), lambda m, n=name: self._on_pose(n, m),
                              callback_group=inputs)
@@ -163,9 +163,9 @@ class ShieldNode(Node):
     def _current_positions(self) -> dict[str, np.ndarray] | None:
         now = time.monotonic()
         with self._lock:
-            if any(s not in self.positions for s in self.spec.sources):
+            if any(s not in self.positions for s in self.spec.required_sources):
                 return None
-            if any(now - self.positions[s][1] > self.pose_timeout_s for s in self.spec.sources):
+            if any(now - self.positions[s][1] > self.pose_timeout_s for s in self.spec.required_sources):
                 return None
             return {name: value for name, (value, _) in self.positions.items()}
 

@@ -4,8 +4,11 @@ franky-sim serves the libfranka protocol from a MuJoCo FR3, so the control node
 runs its real franky code path against it. This module adds the task's objects
 (`TaskConfig.scene`) to that MuJoCo scene and answers the questions the rest of
 the stack asks of ground truth: where is each object, did the failure predicate
-fire (contact between `failure.bodies`), is the task solved, and how fast does
-the simulation run compared with the wall clock.
+fire (`failure.predicates`: contact between listed bodies, an object outside its
+region), is the task solved (`success`), and how fast does the simulation run
+compared with the wall clock. It also plays the parts of the world the real lab
+has and a bare scene lacks: the person who moves Disturbed Push's obstacle
+(`scene.disturber`) and Bounded Soccer's uneven turf (`scene.terrain`).
 
 Threading: MuJoCo's `data` belongs to the thread that steps it. `SimScene.serve`
 runs that stepping loop in one thread; other threads never touch `data`, they
@@ -28,7 +31,12 @@ from typing import Callable
 import mujoco
 import numpy as np
 
+from farl_common.failure_predicate import FailurePredicate
 from farl_common.task_config import SceneObject, TaskConfig
+from farl_common.task_spec import TaskSpec
+
+from .disturber import Disturber
+from .terrain import TerrainDraw, draw_terrain
 
 # Pacing of the served simulation: sleep only when sim time leads the wall clock by
 # more than this; stop catching up when it lags by more than MAX_LAG_S.
@@ -46,6 +54,8 @@ def add_scene_objects(worldbody: ET.Element, objects: tuple[SceneObject, ...]) -
     """Append one MuJoCo body per task object (a free joint for free ones)."""
     for obj in objects:
         body = ET.SubElement(worldbody, "body", name=obj.name, pos=_fmt(obj.pos))
+        if obj.kinematic:
+            body.set("mocap", "true")
         if obj.free:
             ET.SubElement(body, "freejoint", name=f"{obj.name}_free")
         geom = ET.SubElement(body, "geom", name=f"{obj.name}_geom", type=_MJ_SHAPES[obj.shape],
@@ -54,6 +64,8 @@ def add_scene_objects(worldbody: ET.Element, objects: tuple[SceneObject, ...]) -
             geom.set("mass", f"{obj.mass:.6g}")
         if obj.friction is not None:
             geom.set("friction", _fmt(obj.friction))
+        if obj.condim is not None:
+            geom.set("condim", str(obj.condim))
         if obj.visual_only:
             geom.set("contype", "0")
             geom.set("conaffinity", "0")
@@ -136,7 +148,11 @@ class SimScene:
         self._lock = threading.Lock()
         self._snapshot: SceneSnapshot | None = None
         self.meter = RealTimeMeter()
-        self._failure_pair = frozenset(config.failure.bodies)
+        self.predicate = FailurePredicate(config.failure, ROBOT_PREFIX)
+        self.spec = TaskSpec.from_config(config)
+        self.disturber = Disturber(config.scene.disturber) if config.scene.disturber is not None else None
+        self.terrain: TerrainDraw | None = None
+        self._reset_time = 0.0
 
     # ---- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -154,6 +170,15 @@ class SimScene:
                 jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, f"{obj.name}_free")
                 self._free_addrs[obj.name] = (int(m.jnt_qposadr[jid]), int(m.jnt_dofadr[jid]))
         self._arm_addrs = list(self.robot._qpos_addrs), list(self.robot._dof_addrs)
+        self._mocap_ids = {o.name: int(m.body_mocapid[self._body_ids[o.name]])
+                           for o in self.config.scene.objects if o.kinematic}
+        terrain = self.config.scene.terrain
+        if terrain is not None:
+            bid = self._body_ids[terrain.object]
+            self._terrain_geom = int(np.flatnonzero(m.geom_bodyid == bid)[0])
+            m.geom_priority[self._terrain_geom] = 1  # its friction, not the max with the table's, is the turf's
+            self._terrain_friction = m.geom_friction[self._terrain_geom].copy()
+            self._terrain_mass = float(m.body_mass[bid])
         self._started = True
         self._snapshot = self.snapshot()
 
@@ -184,16 +209,34 @@ class SimScene:
                 pairs.add(tuple(sorted((self.body_name(b1), self.body_name(b2)))))  # type: ignore[arg-type]
         return tuple(sorted(pairs))
 
+    def positions(self) -> dict[str, np.ndarray]:
+        """Object name → centre (x, y, z)."""
+        return {name: self.data.xpos[bid].copy() for name, bid in self._body_ids.items()}
+
     def failure(self, contacts: tuple[tuple[str, str], ...] | None = None) -> bool:
-        """The failure predicate: the two `failure.bodies` touch."""
+        """The task's failure predicate (`failure.predicates`) on the current contacts and poses."""
         contacts = self.contacts() if contacts is None else contacts
-        return any(frozenset(pair) == self._failure_pair for pair in contacts)
+        return self.predicate.holds(contacts, self.positions())
 
     def success(self) -> bool:
-        """The object's centre within `success.tolerance` of the target in x, y."""
-        s = self.config.success
-        a, b = self.object_pose(s.object).pos, self.object_pose(s.target).pos
-        return float(np.hypot(a[0] - b[0], a[1] - b[1])) <= s.tolerance
+        """The task's success test (`success`) on the current poses."""
+        return self.spec.success(self.positions())
+
+    # ---- the world around the task (disturber, terrain) -------------------
+    def world_step(self) -> None:
+        """What the lab does between physics steps: the disturber moves its obstacle, the turf's
+        slope pulls the ball while it rolls. A no-op for a task without either."""
+        if self.disturber is not None:
+            name = self.disturber.config.object
+            xy = self.disturber.position(float(self.data.time) - self._reset_time,
+                                         lambda n: self.data.xpos[self._body_ids[n]])
+            self.data.mocap_pos[self._mocap_ids[name], :2] = xy
+        if self.terrain is not None:
+            terrain = self.config.scene.terrain
+            body = self._body_ids[terrain.object]  # type: ignore[union-attr]
+            qa, da = self._free_addrs[terrain.object]  # type: ignore[union-attr]
+            rolling = float(np.hypot(*self.data.qvel[da:da + 2])) > terrain.rolling_speed  # type: ignore[union-attr]
+            self.data.xfrc_applied[body, :3] = self.terrain.force(self._terrain_mass) if rolling else 0.0
 
     def snapshot(self) -> SceneSnapshot:
         contacts = self.contacts()
@@ -230,6 +273,16 @@ class SimScene:
             d.qpos[qa:qa + 3] = (obj.pos[0] + rng.uniform(-jx, jx), obj.pos[1] + rng.uniform(-jy, jy), obj.pos[2])
             d.qpos[qa + 3:qa + 7] = (1.0, 0.0, 0.0, 0.0)
             d.qvel[da:da + 6] = 0.0
+        for name, mid in self._mocap_ids.items():
+            d.mocap_pos[mid] = self.config.scene.object(name).pos
+        self._reset_time = float(d.time)
+        if self.disturber is not None:
+            self.disturber.reset(seed, self.config.scene.object(self.disturber.config.object).pos)
+        terrain = self.config.scene.terrain
+        if terrain is not None:
+            self.terrain = draw_terrain(terrain, seed)
+            self.model.geom_friction[self._terrain_geom] = self._terrain_friction * self.terrain.friction_scale
+            d.xfrc_applied[self._body_ids[terrain.object], :3] = 0.0  # at rest: see world_step
         if reset_arm:
             qa, da = self._arm_addrs
             for addr, q in zip(qa, self.config.robot.home_joints):
@@ -291,6 +344,7 @@ class SimScene:
                     if self._pending:
                         self._serve_pending()
                         wall0, sim0 = time.monotonic(), float(self.data.time)  # a reset may move sim time
+                    self.world_step()
                     server.run_once(False)
                     now = time.monotonic()
                     ahead = (float(self.data.time) - sim0) - (now - wall0)

@@ -1,7 +1,7 @@
 """`farl pretrain-twin <task> --out DIR`: the stack's pretrained model folder, from the training twin.
 
-Everything FARL learns offline for a real-robot task (Fragile Push Wall on the
-FR3), in the twin (farl_learner.twin: the served franky-sim scene stepped
+Everything FARL learns offline for a real-robot task on the FR3 (any task with a
+config/twin/<task>.yaml: Fragile Push Wall, Disturbed Push, Bounded Soccer), in the twin (farl_learner.twin: the served franky-sim scene stepped
 in-process), then exported as the model folder the ROS 2 stack loads
 (config/models/<task>/, the stack YAML's default `models_dir`):
 
@@ -50,12 +50,18 @@ from farl_common.errors import FarlInputError
 
 from .common import add_budget_arguments, invoked_command, parse_overrides, profile_overrides
 
-DEFAULT_CONFIG = "farl/franka/fragile_push_wall.yaml"
-TWIN_TASKS = ("fragile_push_wall",)
+DEFAULT_CONFIG = "farl/franka/<task>.yaml"
+
+
+def twin_tasks() -> tuple[str, ...]:
+    """The real-robot tasks with a training twin: those with config/twin/<task>.yaml."""
+    from farl_common.paths import config_dir
+
+    return tuple(sorted(p.stem for p in (config_dir() / "twin").glob("*.yaml")))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=TWIN_TASKS, help="real-robot task with a training twin")
+    parser.add_argument("task", choices=twin_tasks(), help="real-robot task with a training twin")
     parser.add_argument("--out", required=True, help="model folder to write (the stack's default: "
                                                      "config/models/<task>)")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from ..twin.data import recovery_demos_from_states
 
     started = time.perf_counter()
-    config_path = resolve_config_path(args.config)
+    config_path = resolve_config_path(args.config.replace("<task>", args.task))
     overrides, _ = profile_overrides(args.profile)
     overrides.update(parse_overrides(args.overrides))
     if args.seed is not None:

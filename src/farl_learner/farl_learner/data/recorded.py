@@ -135,7 +135,7 @@ def convert_episode(episode, config: TaskConfig, spec: TaskSpec) -> ConvertedEpi
     """The control-rate steps of one readable episode; ValueError (one line) when it has none."""
     period = 1.0 / config.control.rate_hz
     poses = {}
-    for source in spec.sources:
+    for source in spec.required_sources:
         topic = api.EE_POSE.name if source == TCP else api.object_topic(source).name
         times, values = _series(episode.messages.get(topic, ()), _position)
         if not len(times):

@@ -35,7 +35,6 @@ class SteppingConfig:
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    wall: str
     push_height: float = N()
     travel_height: float = N()
     finger_half_extent: tuple[float, float] = N()
@@ -48,6 +47,16 @@ class ExpertConfig:
     max_action: float = N()
     lookahead: float = N()
     push_lateral_gain: float = N()
+    wall: str | None = None
+    """The scene object the pushed object must not touch, as a fixed wall (None: read the task's
+    failure predicates, twin.hazards.hazard_for)."""
+    hand_half_extent: tuple[float, float] = setting((0.03, 0.06), minimum=0.0)
+    """The hand's footprint (x, y half extents around the TCP) when the arm itself may not touch."""
+    yield_margin: float = setting(0.0, minimum=0.0)
+    """Wait (off the object, back along the push) while the failure stands within this of the
+    object's way to its target (a person's obstacle); 0 = never wait."""
+    yield_retreat: float = setting(0.04, minimum=0.0)
+    """How far behind the object's standoff point the expert waits."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ class MediumConfig:
     random_action_prob: float = N()
     lookahead: float = N()
     push_lateral_gain: float = N()
+    yield_margin: float | None = setting(None, minimum=0.0)
+    """The medium demonstrator's own `expert.yield_margin` (None: the expert's): a person's obstacle
+    noticed later."""
 
 
 @dataclass(frozen=True)

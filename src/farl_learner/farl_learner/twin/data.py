@@ -97,20 +97,14 @@ def generate_task_demos(env, twin: TwinConfig, episodes: int, seed: int, progres
 
 
 def lure_point(recovery: RecoveryController, env, twin: TwinConfig, rng: np.random.Generator) -> np.ndarray:
-    """A point behind the wall (beyond its face by `lure_beyond_wall`); along the wall it lies
-    uniformly between the block and the target (± `lure_y_jitter`), so lured pushes hit the
-    wall at every angle between head-on and along the task's own path."""
-    wall = recovery.wall
+    """Where a lured push must aim to end in the task's failure (`Hazard.lure`). For the wall: behind
+    it (beyond its face by `lure_beyond_wall`), along it uniformly between the block and the target
+    (± `lure_y_jitter`), so lured pushes hit the wall at every angle between head-on and along the
+    task's own path; for an obstacle: the obstacle; for a boundary: beyond one of its lines."""
     fs = twin.failure_sources
-    block = env.object_position(env.spec_.pushed_object)[:2]
     target = env.object_position(env.spec_.target)[:2]
-    other = 1 - wall.axis
-    point = np.zeros(2)
-    point[wall.axis] = wall.face - wall.sign * fs.lure_beyond_wall
-    along = block[other] + rng.uniform(0.0, 1.0) * (target[other] - block[other])
-    point[other] = np.clip(along + rng.uniform(-fs.lure_y_jitter, fs.lure_y_jitter),
-                           wall.span[0] + wall.half_object, wall.span[1] - wall.half_object)
-    return point
+    block = env.object_position(env.spec_.pushed_object)[:2]
+    return recovery.wall.lure(env.observation(), rng, fs.lure_beyond_wall, fs.lure_y_jitter, target, block)
 
 
 def sample_near_failure(env, twin: TwinConfig, rng: np.random.Generator, recovery: RecoveryController,
@@ -176,7 +170,7 @@ def generate_recovery_demos(env, twin: TwinConfig, episodes: int, seed: int, pro
     """`episodes` failure-free recoveries from sampled near-failure states (kind 1)."""
     rng = np.random.default_rng([seed, KIND_RECOVERY])
     # The lured expert ignores the wall (no wall margin): it pushes the block straight at it.
-    expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+    expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0, yield_margin=0.0))
     recovery = RecoveryController(env.config, env.spec_, twin.expert, twin.recovery)
     kept: list[Episode] = []
     rollouts = unusable = recovery_failed = reached_safe = 0
@@ -269,7 +263,7 @@ def collect_failure_data(env, policy: PolicyFn, transitions: int, seed: int, noi
 def default_failure_policy(env, twin: TwinConfig) -> PolicyFn:
     """Stand-in for the offline-pretrained policy: the task expert without its wall avoidance
     (a cloned policy has no explicit wall rule either)."""
-    return TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+    return TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0, yield_margin=0.0))
 
 
 # ---- building and caching ---------------------------------------------------
@@ -454,7 +448,7 @@ def recovery_demos_from_states(env, twin: TwinConfig, states: list, episodes: in
             kept.append(ep)
             from_policy += 1
             bar.update(1)
-        expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0))
+        expert = TaskExpert(env.config, env.spec_, dataclasses.replace(twin.expert, wall_margin=0.0, yield_margin=0.0))
         attempts = 0
         while len(kept) < episodes:
             attempts += 1

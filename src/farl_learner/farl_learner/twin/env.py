@@ -23,10 +23,12 @@ Observation, reward and episode rules come from `TaskSpec.from_config` (the
 code the shield and episode monitor use); as on the robot side
 (`farl_control.episodes.tracker`), an episode ends at a success, at a failure
 when `episode.terminate_on_failure`, or after `episode.max_steps` ticks
-(truncated). `info["cost"]` is 1 when the
-failure predicate (`SimScene.failure`: contact between `failure.bodies`) holds
-at any of the tick's physics steps — a bounce off the wall inside a tick is
-not missed.
+(truncated). `info["cost"]` is 1 when the task's failure predicate
+(`failure.predicates`, the code `SimScene.failure` runs) holds at any of the
+tick's physics steps (contacts) or Jacobian periods (regions) — a bounce off
+the wall inside a tick is not missed. The lab around the task (`SimScene.world_step`:
+a disturber's obstacle, the turf's slope on a rolling ball) acts between
+Jacobian periods, as the served sim applies it between its steps.
 
 Fast path. franky-sim's `cartesian_velocity_control` + `sim.step()` also keep
 libfranka's bookkeeping (desired poses, finite-difference trackers, ~15 state
@@ -44,6 +46,7 @@ no real-time jitter.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +59,14 @@ from franky_sim.constants import FRANKA_HAND_FORCE_LIMIT
 
 from farl_control.robot.safety import AUTONOMOUS, Command, filter_twist
 from farl_control.sim.scene import ROBOT_PREFIX, SimScene
-from farl_common.task_config import TaskConfig, load_task_config
+from farl_common.task_config import ARM, TaskConfig, load_task_config
 from farl_common.task_spec import TCP, TaskSpec
 
 PHYSICS_DT = 0.001  # franky-sim's fixed MuJoCo timestep (1 kHz, like libfranka)
+# What a rewind restores: the physics, the clock (the disturber's schedule runs on it), the
+# moved obstacle and the slope's force on the ball.
+_STATE = (mujoco.mjtState.mjSTATE_PHYSICS | mujoco.mjtState.mjSTATE_TIME | mujoco.mjtState.mjSTATE_MOCAP_POS
+          | mujoco.mjtState.mjSTATE_MOCAP_QUAT | mujoco.mjtState.mjSTATE_XFRC_APPLIED)
 _DAMP = 1e-4        # franky-sim's damped pseudo-inverse regulariser
 
 
@@ -72,6 +79,7 @@ class TwinState:
     steps: int
     tcp: np.ndarray
     previous_twist: np.ndarray  # still driving the arm for command_delay_s into the next tick
+    disturber: Any = None       # the obstacle mover's schedule and progress (Disturbed Push)
 
 
 class _FastCartesianVelocity:
@@ -313,16 +321,25 @@ class FrankaTwinEnv(gym.Env):
         m = self.model
         self._object_bodies = {o.name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, o.name)
                                for o in self.config.scene.objects}
-        # Geom → 1 (first failure body), 2 (second), 0 (other): a contact is a failure iff labels multiply to 2.
-        a, b = self.config.failure.bodies
-        self._geom_label = np.zeros(m.ngeom, dtype=np.int8)
-        self._geom_label[self._geoms_of(self._object_bodies[a])] = 1
-        self._geom_label[self._geoms_of(self._object_bodies[b])] = 2
-        self._obj_sources = [s for s in self.spec_.sources if s != TCP]
+        # Geom → its group in the contact pairs (1.. = a named body or `arm`, 0 = none): a contact is a
+        # failure iff the pair table holds for its two geoms' groups.
+        predicate = self.scene.predicate
+        groups = predicate.groups
+        self._geom_group = np.zeros(m.ngeom, dtype=np.int16)
+        for g, name in enumerate(groups, start=1):
+            if name == ARM:
+                bodies = [b for b in range(m.nbody) if self.scene.body_name(b).startswith(ROBOT_PREFIX)]
+            else:
+                bodies = [self._object_bodies[name]]
+            for body in bodies:
+                self._geom_group[self._geoms_of(body)] = g
+        self._pair_table = np.zeros((len(groups) + 1, len(groups) + 1), dtype=bool)
+        for a, b in self.config.failure.contact_pairs:
+            i, j = groups.index(a) + 1, groups.index(b) + 1
+            self._pair_table[i, j] = self._pair_table[j, i] = True
+        self._regions = [(self._object_bodies[name], region) for name, region in self.config.failure.regions]
         # Objects the reward/success need even if not in the observation.
-        for name in (self.spec_.pushed_object, self.spec_.target):
-            if name not in self._obj_sources:
-                self._obj_sources.append(name)
+        self._obj_sources = [s for s in self.spec_.required_sources if s != TCP]
 
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(self.spec_.obs_dim,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.spec_.action_dim,), dtype=np.float32)
@@ -349,12 +366,16 @@ class FrankaTwinEnv(gym.Env):
         return self.data.xpos[self._object_bodies[name]].copy()
 
     def failure_contact(self) -> bool:
-        """The failure predicate (the two failure bodies touch), on the current MuJoCo contacts."""
+        """The failure predicate (a listed body pair touches, an object is outside its region) now."""
+        for body, region in self._regions:
+            x, y = self.data.xpos[body, :2]
+            if not region.contains(float(x), float(y)):
+                return True
         n = self.data.ncon
         if n == 0:
             return False
-        labels = self._geom_label[self.data.contact.geom[:n]]
-        return bool(np.any(labels[:, 0] * labels[:, 1] == 2))
+        groups = self._geom_group[self.data.contact.geom[:n]]
+        return bool(np.any(self._pair_table[groups[:, 0], groups[:, 1]]))
 
     def observation(self) -> np.ndarray:
         return self.spec_.build_observation(self.positions())
@@ -364,7 +385,8 @@ class FrankaTwinEnv(gym.Env):
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
-        self.scene.reset_now(seed)  # objects to start (+ jitter), arm to home, mj_forward
+        self.data.time = 0.0  # the disturber's schedule counts from here
+        self.scene.reset_now(seed)  # objects to start (+ jitter), arm to home, terrain, mj_forward
         d = self.data
         half = self.robot._initial_hand_width / 2.0  # fingers back to their start width, at rest
         for qa, da in zip(self.robot._finger_qpos_addrs, self.robot._finger_dof_addrs):
@@ -421,7 +443,12 @@ class FrankaTwinEnv(gym.Env):
         """`steps` physics steps tracking `twist`; True when the failure contact held at any of them."""
         if self._servo is not None:
             hits = []
-            self._servo.run(self.model, self.data, twist, steps, lambda: hits.append(self.failure_contact()))
+
+            def after_chunk() -> None:
+                hits.append(self.failure_contact())
+                self.scene.world_step()
+
+            self._servo.run(self.model, self.data, twist, steps, after_chunk)
             return any(hits)
         contact = False
         for _ in range(steps):
@@ -433,18 +460,20 @@ class FrankaTwinEnv(gym.Env):
                 self.robot.cartesian_velocity_control(twist, None)
                 self.scene.sim.step()
             contact = contact or self.failure_contact()
+            self.scene.world_step()
         return contact
 
     # ---- save / restore (rewinding before a failure) ----------------------
     def get_state(self) -> TwinState:
-        size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_PHYSICS)
+        size = mujoco.mj_stateSize(self.model, _STATE)
         buf = np.empty(size)
-        mujoco.mj_getState(self.model, self.data, buf, mujoco.mjtState.mjSTATE_PHYSICS)
+        mujoco.mj_getState(self.model, self.data, buf, _STATE)
         return TwinState(buf, self.data.qfrc_applied.copy(), self.steps, self._tcp.copy(),
-                         self._previous_twist.copy())
+                         self._previous_twist.copy(), copy.deepcopy(self.scene.disturber))
 
     def set_state(self, state: TwinState) -> None:
-        mujoco.mj_setState(self.model, self.data, state.mj_state, mujoco.mjtState.mjSTATE_PHYSICS)
+        mujoco.mj_setState(self.model, self.data, state.mj_state, _STATE)
+        self.scene.disturber = copy.deepcopy(state.disturber)
         self.data.qfrc_applied[:] = state.qfrc_applied
         mujoco.mj_forward(self.model, self.data)
         self.steps = state.steps

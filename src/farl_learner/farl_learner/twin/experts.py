@@ -29,44 +29,12 @@ from farl_common.task_spec import TCP, TaskSpec
 import dataclasses
 
 from .config import ExpertConfig, MediumConfig, RecoveryConfig
+from .hazards import Hazard, WallGeometry, hazard_for
+
+__all__ = ["WallGeometry", "Hazard", "ObsIndex", "TaskExpert", "RecoveryController", "medium_expert", "noisy_policy",
+           "lured", "random_policy"]
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class WallGeometry:
-    """The wall as seen from the pushed object: which axis it blocks, where its face is."""
-
-    axis: int            # 0: the wall's thin side is along x, 1: along y
-    sign: float          # +1: the object lies on the + side of the face, -1: on the - side
-    face: float          # face coordinate along `axis`
-    span: tuple[float, float]  # wall extent along the other axis
-    half_object: float   # pushed object's half size along `axis`
-
-    def gap(self, xy: np.ndarray) -> float:
-        """Free distance between the object's side and the wall face (inf when beside the wall)."""
-        other = 1 - self.axis
-        if not (self.span[0] - self.half_object <= xy[other] <= self.span[1] + self.half_object):
-            return float("inf")
-        return float(self.sign * (xy[self.axis] - self.face) - self.half_object)
-
-    def away(self) -> np.ndarray:
-        """Unit xy vector pointing from the wall face toward the object side."""
-        v = np.zeros(2)
-        v[self.axis] = self.sign
-        return v
-
-    @staticmethod
-    def from_config(config: TaskConfig, wall: str, pushed: str) -> "WallGeometry":
-        w, o = config.scene.object(wall), config.scene.object(pushed)
-        if w.shape != "box" or o.shape != "box":
-            raise ValueError(f"the wall {wall!r} and the pushed object {pushed!r} must be boxes")
-        axis = 0 if w.size[0] <= w.size[1] else 1
-        sign = 1.0 if o.pos[axis] >= w.pos[axis] else -1.0
-        other = 1 - axis
-        return WallGeometry(axis=axis, sign=sign, face=w.pos[axis] + sign * w.size[axis],
-                            span=(w.pos[other] - w.size[other], w.pos[other] + w.size[other]),
-                            half_object=o.size[axis])
 
 
 class ObsIndex:
@@ -97,8 +65,11 @@ class TaskExpert:
     def __init__(self, config: TaskConfig, spec: TaskSpec, expert: ExpertConfig):
         self.config, self.spec, self.cfg = config, spec, expert
         self.idx = ObsIndex(spec)
-        self.wall = WallGeometry.from_config(config, expert.wall, spec.pushed_object)
-        self.half = np.asarray(config.scene.object(spec.pushed_object).size[:2], dtype=np.float64)
+        # The failure the pushes keep away from (Fragile Push Wall's wall, Disturbed Push's obstacle,
+        # Bounded Soccer's boundary): see twin.hazards. `wall` for the history of the name.
+        self.wall: Hazard = hazard_for(config, spec, expert.wall, expert.hand_half_extent)
+        obj = config.scene.object(spec.pushed_object)
+        self.half = np.asarray(obj.size[:2] if obj.shape == "box" else (obj.size[0], obj.size[0]), dtype=np.float64)
         self.finger = np.asarray(expert.finger_half_extent, dtype=np.float64)
         self.tolerance = spec.success_tolerance
         self.vmax = float(min(spec.action_scale))
@@ -114,7 +85,9 @@ class TaskExpert:
         toward the line as soon as the block leaves it (pure pursuit).
         """
         lookahead = self.cfg.lookahead
-        along = 1 - self.wall.axis  # the wall runs along this axis
+        # Along the wall; without one, along the main axis of the push.
+        along = 1 - self.wall.axis if isinstance(self.wall, WallGeometry) else \
+            int(np.argmax(np.abs(np.asarray(target) - np.asarray(block))))
         remaining = target[along] - block[along]
         if lookahead <= 0.0 or abs(remaining) <= lookahead:
             return target
@@ -126,18 +99,19 @@ class TaskExpert:
         """Centre-to-TCP distance along u at which the fingers touch the (unrotated) block."""
         return float(self.half @ np.abs(u) + self.finger @ np.abs(u))
 
-    def push_direction(self, block: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def push_direction(self, block: np.ndarray, target: np.ndarray, obs: np.ndarray) -> np.ndarray:
         d = self.aim_point(block, target) - block
         n = np.linalg.norm(d)
         u = d / n if n > 1e-6 else np.zeros(2)
-        gap = self.wall.gap(block)
-        toward_wall = -float(u @ self.wall.away())
+        gap = self.wall.clearance(obs)
+        away = self.wall.escape(obs)
+        toward_wall = -float(u @ away)
         if gap < self.cfg.wall_margin and toward_wall > 0:  # never push it further into the wall zone
-            u = u + toward_wall * self.wall.away()
+            u = u + toward_wall * away
             if gap < 0.5 * self.cfg.wall_margin:
-                u = u + 0.5 * self.wall.away()  # and ease it back out
+                u = u + 0.5 * away  # and ease it back out
             n = np.linalg.norm(u)
-            u = u / n if n > 1e-6 else self.wall.away()
+            u = u / n if n > 1e-6 else away
         return u
 
     def _path_blocked(self, p: np.ndarray, goal: np.ndarray, b: np.ndarray) -> bool:
@@ -168,7 +142,18 @@ class TaskExpert:
         c = self.cfg
         p, b, g = self.idx.split(obs)
         dist = float(np.linalg.norm(g - b))
-        u = self.push_direction(b, g)
+        u = self.push_direction(b, g, obs)
+        if c.yield_margin > 0.0 and self.wall.blocks(obs, c.yield_margin):
+            # Something stands in the way (a person's obstacle): off the object, back along the push,
+            # and wait there at push height until the way is clear.
+            d = g - b
+            u_path = d / max(float(np.linalg.norm(d)), 1e-6)
+            wait = b - (self.contact_distance(u_path) + c.standoff_clearance + c.yield_retreat) * u_path
+            # ... the hand's side that faces the obstacle kept out of its way.
+            away = self.wall.escape(obs)
+            wait = wait + c.yield_retreat * (away - (away @ u_path) * u_path)
+            p_now = self.idx.split(obs)[0]
+            return _toward(p_now, np.array([wait[0], wait[1], max(p_now[2], c.push_height)]), c.gain, self.spec)
         if dist < 0.5 * self.tolerance or not np.any(u):
             # Done: back off upward (no nudging the block off the target).
             return _toward(p, np.array([p[0], p[1], c.travel_height]), c.gain, self.spec)
@@ -237,8 +222,10 @@ def medium_expert(expert: TaskExpert, rng: np.random.Generator, medium: MediumCo
     cloned from them inherits the crude pushing: a medium policy, not a copy of the expert.
     `config` is the task config (the expert's own is used when omitted).
     """
+    yield_margin = expert.cfg.yield_margin if medium.yield_margin is None else medium.yield_margin
     crude = TaskExpert(config or expert.config, expert.spec, dataclasses.replace(
-        expert.cfg, lookahead=medium.lookahead, push_lateral_gain=medium.push_lateral_gain))
+        expert.cfg, lookahead=medium.lookahead, push_lateral_gain=medium.push_lateral_gain,
+        yield_margin=yield_margin))
     return noisy_policy(crude, rng, medium.noise_std, medium.random_action_prob, expert.spec.action_dim)
 
 
@@ -269,7 +256,7 @@ class _AwayPusher(TaskExpert):
         super().__init__(config, spec, dataclasses.replace(expert, lookahead=0.0, wall_margin=0.0))
         self.away_ratio = away_ratio
 
-    def push_direction(self, block: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def push_direction(self, block: np.ndarray, target: np.ndarray, obs: np.ndarray) -> np.ndarray:
         along = np.zeros(2)
         axis = 1 - self.wall.axis
         along[axis] = np.sign(target[axis] - block[axis]) or 1.0
@@ -302,7 +289,7 @@ class RecoveryController:
     def __init__(self, config: TaskConfig, spec: TaskSpec, expert: ExpertConfig, recovery: RecoveryConfig):
         self.spec, self.cfg, self.gain = spec, recovery, expert.gain
         self.idx = ObsIndex(spec)
-        self.wall = WallGeometry.from_config(config, expert.wall, spec.pushed_object)
+        self.wall: Hazard = hazard_for(config, spec, expert.wall, expert.hand_half_extent)
         self.half = config.scene.object(spec.pushed_object).size[0]
         self.dt = 1.0 / config.control.rate_hz
         self._prev_gap: float | None = None
@@ -315,27 +302,27 @@ class RecoveryController:
         """How fast (m/s) the block approaches the wall between two observations."""
         if prev_obs is None:
             return 0.0
-        g0, g1 = self.wall.gap(self.idx.split(prev_obs)[1]), self.wall.gap(self.idx.split(obs)[1])
+        g0, g1 = self.wall.clearance(prev_obs), self.wall.clearance(obs)
         if not (np.isfinite(g0) and np.isfinite(g1)):
             return 0.0
         return (g0 - g1) / self.dt
 
     def near_failure(self, obs: np.ndarray, prev_obs: np.ndarray | None = None) -> bool:
-        gap = self.wall.gap(self.idx.split(obs)[1])
+        gap = self.wall.clearance(obs)
         if gap < self.cfg.near_gap:
             return True
         return gap < self.cfg.near_gap_moving and self.closing_speed(obs, prev_obs) > self.cfg.moving_speed
 
     def safe_point(self, obs: np.ndarray) -> np.ndarray:
         _, b, _ = self.idx.split(obs)
-        xy = b + self.cfg.retreat_distance * self.wall.away()
+        xy = b + self.cfg.retreat_distance * self.wall.escape(obs)
         return np.array([xy[0], xy[1], self.cfg.safe_height])
 
     def along(self, obs: np.ndarray) -> np.ndarray:
         """Unit xy vector along the wall, from the block toward the target (the push direction)."""
         _, b, g = self.idx.split(obs)
         u = np.zeros(2)
-        axis = 1 - self.wall.axis
+        axis = 1 - self.wall.axis if isinstance(self.wall, WallGeometry) else int(np.argmax(np.abs(g - b)))
         u[axis] = np.sign(g[axis] - b[axis]) or 1.0
         return u
 
@@ -344,12 +331,12 @@ class RecoveryController:
         from the wall, at the TCP's height: off the block, still at pushing height."""
         p, b, _ = self.idx.split(obs)
         u = self.along(obs)
-        xy = b - (self.half + self.cfg.retreat_distance) * u + 0.5 * self.cfg.retreat_distance * self.wall.away()
+        xy = b - (self.half + self.cfg.retreat_distance) * u + 0.5 * self.cfg.retreat_distance * self.wall.escape(obs)
         return np.array([xy[0], xy[1], p[2]])
 
     def is_safe(self, obs: np.ndarray) -> bool:
         if self._pusher is not None:
-            return self.wall.gap(self.idx.split(obs)[1]) >= self.cfg.safe_gap
+            return self.wall.clearance(obs) >= self.cfg.safe_gap
         if self.cfg.style == "back_off":
             p = self.idx.split(obs)[0]
             return bool(np.linalg.norm(p[:2] - self.back_off_point(obs)[:2]) < self.cfg.safe_tolerance)
@@ -363,7 +350,7 @@ class RecoveryController:
             p = self.idx.split(obs)[0]
             return _toward(p, self.back_off_point(obs), self.gain, self.spec)
         p, b, _ = self.idx.split(obs)
-        away = self.wall.away()
+        away = self.wall.escape(obs)
         rel = p[:2] - b
         safe = self.safe_point(obs)
         # Low and close to the block: away from the wall and up at once. From the

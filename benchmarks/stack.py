@@ -1,23 +1,25 @@
 """The ROS 2 stack in simulation: FARL (shield on) vs the Uni-O4 baseline (shield:=false).
 
-Both arms run `farl run fragile_push_wall` (simulated FR3 in franky-sim, control
-node, episode monitor, shield, learner doing online PPO) with the same shipped
-pretrained model folder (config/models/fragile_push_wall), the same seed and the
-same number of episodes, one after the other (never in parallel: they would
-compete for the CPU and the control loop's timing). Writes
-benchmarks/results/stack_fragile_push_wall.{json,md,png} with, per arm, failure
+Any real-robot task (fragile_push_wall, disturbed_push, bounded_soccer): both
+arms run `farl run <task>` (simulated FR3 in franky-sim, control node, episode
+monitor, shield, learner doing online PPO) with the same shipped pretrained
+model folder (config/models/<task>), the same seed and the same number of
+episodes, one after the other (never in parallel: they would compete for the
+CPU and the control loop's timing). Writes
+benchmarks/results/stack_<task>.{json,md,png} with, per arm, failure
 pairs / failure episodes / successes / returns / interventions, each with a 95 %
 bootstrap interval over episodes, the change in failure pairs with its own
 interval, the success rate over blocks of episodes (does online learning
 improve it?), the shield latency, the exact command, and the paper's
-real-robot anchor (Fragile Push Wall: 186 -> 36 failure pairs, -80.6 %; mean
-of three real-robot tasks -73.1 %).
+real-robot anchor for the task (Fragile Push Wall 186 -> 36 failure pairs,
+-80.6 %; Disturbed Push 1524 -> 322, -78.9 %; Bounded Soccer 2172 -> 875,
+-59.7 %; mean of the three -73.1 %).
 
 While it runs it creates `/tmp/farl-quiet` (removed at the end): other heavy
 jobs on the machine that honour it wait, so the simulator and control loop
 keep their core.
 
-    python benchmarks/stack_fragile_push_wall.py [--episodes 50] [--seed 0] [--out runs/bench-stack]
+    python benchmarks/stack.py [TASK] [--episodes 50] [--seed 0] [--out runs/bench-stack-<task>]
 """
 from __future__ import annotations
 
@@ -39,9 +41,20 @@ QUIET_FLAG = Path("/tmp/farl-quiet")
 BOOTSTRAP = 10_000
 BLOCK = 10  # episodes per block of the success-rate-over-time table
 ARMS = {"farl": [], "shield_off": ["shield:=false"]}
-PAPER = {"task": "Fragile Push Wall (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 186,
-         "farl_failure_pairs": 36, "change_pct": -80.6, "mean_change_pct_three_real_tasks": -73.1,
-         "sim_fragile_push_wall_failure_episodes_change_pct": -21.5}
+# The paper's real-robot figures per task (PAPER.md), and its simulated failure-episode change where it has one.
+PAPER = {
+    "fragile_push_wall": {"task": "Fragile Push Wall (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 186,
+                          "farl_failure_pairs": 36, "change_pct": -80.6, "mean_change_pct_three_real_tasks": -73.1,
+                          "sim_fragile_push_wall_failure_episodes_change_pct": -21.5, "returns": "about equal"},
+    "disturbed_push": {"task": "Disturbed Push (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 1524,
+                       "farl_failure_pairs": 322, "change_pct": -78.9, "mean_change_pct_three_real_tasks": -73.1,
+                       "returns": "308.29 -> 384.52"},
+    "bounded_soccer": {"task": "Bounded Soccer (real Franka, 50 online episodes)", "uni_o4_failure_pairs": 2172,
+                       "farl_failure_pairs": 875, "change_pct": -59.7, "mean_change_pct_three_real_tasks": -73.1,
+                       "sim_bounded_soccer_failure_episodes_change_pct": -49.6, "returns": "615.97 -> 638.96"},
+}
+TITLES = {"fragile_push_wall": "Fragile Push Wall", "disturbed_push": "Disturbed Push",
+          "bounded_soccer": "Bounded Soccer"}
 
 
 def episodes_of(run_dir: Path) -> list[dict]:
@@ -58,13 +71,14 @@ def episodes_of(run_dir: Path) -> list[dict]:
     return rows
 
 
-def run_arm(name: str, extra: list[str], episodes: int, seed: int, out: Path, reuse: bool = False) -> dict:
+def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, out: Path,
+            reuse: bool = False) -> dict:
     """Run one arm (or, with `reuse`, read the finished run already in out/name)."""
     run_dir = out / name
-    cmd = ["farl", "run", "fragile_push_wall", "--episodes", str(episodes), "--out", str(run_dir),
+    cmd = ["farl", "run", task, "--episodes", str(episodes), "--out", str(run_dir),
            f"seed:={seed}", *extra]
     if reuse:
-        previous = json.loads((ROOT / "benchmarks" / "results" / "stack_fragile_push_wall.json").read_text())
+        previous = json.loads((RESULTS / f"stack_{task}.json").read_text())
         if previous.get(name, {}).get("episodes") != episodes:
             raise SystemExit(f"--reuse {name}: no complete {episodes}-episode run recorded")
         return {**previous[name], "reused_from_earlier_invocation": True}
@@ -180,9 +194,11 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write(results: dict) -> None:
+    task = results["task"]
+    paper = PAPER[task]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "stack_fragile_push_wall.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, RESULTS / "stack_fragile_push_wall.png")
+    (RESULTS / f"stack_{task}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / f"stack_{task}.png")
     f, b = results["farl"], results["shield_off"]
     fci, bci = f.get("ci95", {}), b.get("ci95", {})
     ch = results.get("change_ci95", {})
@@ -193,10 +209,10 @@ def write(results: dict) -> None:
         return f"{_fmt(value)} [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else _fmt(value)
 
     lines = [
-        "# ROS 2 stack in simulation: FARL vs shield off (Fragile Push Wall, FR3 in franky-sim)", "",
+        f"# ROS 2 stack in simulation: FARL vs shield off ({TITLES[task]}, FR3 in franky-sim)", "",
         f"Command: `{results['command']}`", "",
         f"Per arm: `{f['command']}` / `{b['command']}` (same shipped model folder "
-        f"`config/models/fragile_push_wall`, same seed, {results['episodes']} episodes each, run one after the other).",
+        f"`config/models/{task}`, same seed, {results['episodes']} episodes each, run one after the other).",
         "", f"Machine: {results['machine']}; load average {_load(results.get('load_avg_start'))} at the start, "
         f"{_load(results.get('load_avg_end'))} at the end.", "",
         "Totals over the episodes with [95 % bootstrap interval] (episodes resampled):", "",
@@ -204,13 +220,14 @@ def write(results: dict) -> None:
         "|---|---|---|---|---|",
         f"| failure pairs | {cell(b, bci, 'failure_pairs')} | {cell(f, fci, 'failure_pairs')} | "
         f"{_pct(change(b['failure_pairs'], f['failure_pairs']))} {_ci(ch.get('failure_pairs'))} | "
-        "186 -> 36 (-80.6 %); mean of 3 tasks -73.1 % |",
+        f"{paper['uni_o4_failure_pairs']} -> {paper['farl_failure_pairs']} ({paper['change_pct']:+.1f} %); "
+        "mean of 3 tasks -73.1 % |",
         f"| failure episodes | {cell(b, bci, 'failure_episodes')} | {cell(f, fci, 'failure_episodes')} | "
         f"{_pct(change(b['failure_episodes'], f['failure_episodes']))} {_ci(ch.get('failure_episodes'))} | "
-        "(sim, 1e6 steps: -21.5 %) |",
+        f"{_sim_anchor(paper)} |",
         f"| successes | {cell(b, bci, 'successes')} | {cell(f, fci, 'successes')} | | |",
         f"| mean return | {cell(b, bci, 'mean_return')} | {cell(f, fci, 'mean_return')} | "
-        f"{_fmt(results.get('change_pct', {}).get('mean_return_delta'))} | about equal |",
+        f"{_fmt(results.get('change_pct', {}).get('mean_return_delta'))} | {paper['returns']} |",
         f"| interventions | {cell(b, bci, 'interventions')} | {cell(f, fci, 'interventions')} | | |",
         f"| shield triggers (recovery ticks) | {b['shield_triggers']} | {f['shield_triggers']} | | |",
         f"| policy updates | {len(b['policy_versions'] or [])} | {len(f['policy_versions'] or [])} | | |",
@@ -228,11 +245,16 @@ def write(results: dict) -> None:
         "",
         "Episodes end on the first failure (`episode.terminate_on_failure`), so failure pairs and failure "
         "episodes nearly coincide here; the paper's real-robot counts are pairs over 50 episodes.",
-        "", "![stack benchmark](stack_fragile_push_wall.png)", "",
+        "", f"![stack benchmark](stack_{task}.png)", "",
     ]
     for note in results.get("notes", []):
         lines.append(f"- {note}")
-    (RESULTS / "stack_fragile_push_wall.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"stack_{task}.md").write_text("\n".join(lines) + "\n")
+
+
+def _sim_anchor(paper: dict) -> str:
+    sim = [v for k, v in paper.items() if k.startswith("sim_")]
+    return f"(sim, 1e6 steps: {sim[0]:+.1f} %)" if sim else ""
 
 
 def _fmt(v):
@@ -264,9 +286,11 @@ def _lat(arm):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", nargs="?", default="fragile_push_wall", choices=sorted(PAPER),
+                        help="real-robot task [default: fragile_push_wall]")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-stack")
+    parser.add_argument("--out", type=Path, default=None, help="run folders [default: runs/bench-stack-<task>]")
     parser.add_argument("--reuse", nargs="*", choices=sorted(ARMS), default=[],
                         help="arms taken from the last results JSON instead of run again (same episodes)")
     parser.add_argument("--robot-ip", default=None,
@@ -274,8 +298,9 @@ def main() -> None:
                              "simulator on 127.0.0.1:1337 cannot interfere)")
     args = parser.parse_args()
     info = machine()
-    results = {"command": command_line(),
-               "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER,
+    out = args.out or ROOT / "runs" / f"bench-stack-{args.task}"
+    results = {"command": command_line(), "task": args.task,
+               "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER[args.task],
                "machine": f"{info['cpus']} CPUs (shared), Python {info['python']}",
                "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
     robot_ip = args.robot_ip or f"127.0.{100 + os.getpid() % 100}.{1 + os.getpid() % 200}"
@@ -285,8 +310,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below removes the flag
     try:
         for name in ("shield_off", "farl"):
-            results[name] = run_arm(name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes, args.seed,
-                                    args.out, reuse=name in args.reuse)
+            results[name] = run_arm(args.task, name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes,
+                                    args.seed, out, reuse=name in args.reuse)
             arm = results[name]
             if arm["exit_code"] not in (0, None) or arm["episodes"] != args.episodes:
                 # A failed arm would overwrite the recorded results with an empty comparison.
