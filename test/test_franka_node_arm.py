@@ -229,3 +229,19 @@ def test_a_command_waiting_for_the_motion_lock_does_not_keep_the_old_connection_
     sender.join(timeout=2.0)
     arm._connection_open.set()
     assert results == [((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))]  # nothing sent while there is no connection
+
+
+def test_a_go_home_that_stop_preempted_is_an_error_even_when_franky_reports_it_finished(arm):
+    """franky can end a preempted joint motion without raising: going home must still report the stop,
+    or the control node goes on to reset the scene (in sim: the arm is put home) despite it."""
+    arm.robot = BusyRobot()
+    arm.robot.running = None  # nothing runs when going home starts
+    original_join = arm.robot.join_motion
+
+    def join_motion(timeout=None):
+        arm._preempted = True  # a stop() from another thread arrived while waiting
+        return original_join(timeout)
+
+    arm.robot.join_motion = join_motion
+    with pytest.raises(ArmError, match="stopped before reaching home"):
+        arm.go_home(load_task_config("fragile_push_wall").robot.home_joints, timeout_s=1.0)

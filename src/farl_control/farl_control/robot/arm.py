@@ -250,6 +250,8 @@ class FrankyArm:
                 raise ArmError("stopped before reaching home") from None
             self._on_error(error)
             raise ArmError(f"going home failed: {error}") from None
+        if self._preempted:  # stop() ended the motion; franky may report that as finished, without an error
+            raise ArmError("stopped before reaching home")
         if not finished:
             overrun = f"going home did not finish within {timeout_s:g} s (robot.motion_timeout_s)"
             if not self.stop():
