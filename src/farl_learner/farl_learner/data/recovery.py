@@ -168,13 +168,10 @@ def lure_policy(env: FailureBenchEnv, obs: np.ndarray, cfg: NearFailureConfig, r
     return noisy(base, rng, cfg.action_noise_std)
 
 
-def sample_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
-                              rng: np.random.Generator) -> np.ndarray | None:
-    """Reset, lure to a failure, rewind k steps: the env is left in the near-failure
-    state and its observation is returned; None if this episode found no failure."""
-    nf = data_cfg.near_failure
-    obs, _ = env.reset()
-    policy = lure_policy(env, obs, nf, data_cfg.recovery, rng)
+def _rewind_before_failure(env: FailureBenchEnv, obs: np.ndarray, policy: PolicyFn, nf: NearFailureConfig,
+                           rng: np.random.Generator) -> np.ndarray | None:
+    """Run `policy` from `obs` until a failure, rewind k steps (k uniform in `rewind_steps`): the env is left in
+    that near-failure state and its observation returned; None if the episode ended without a failure."""
     snapshots = []
     failed = False
     for _ in range(env.max_episode_steps):
@@ -193,6 +190,16 @@ def sample_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
     return None if env.is_failure() else obs
 
 
+def sample_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
+                              rng: np.random.Generator) -> np.ndarray | None:
+    """Reset, lure to a failure, rewind k steps: the env is left in the near-failure
+    state and its observation is returned; None if this episode found no failure."""
+    nf = data_cfg.near_failure
+    obs, _ = env.reset()
+    policy = lure_policy(env, obs, nf, data_cfg.recovery, rng)
+    return _rewind_before_failure(env, obs, policy, nf, rng)
+
+
 def sample_own_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig, policy_fn: PolicyFn,
                                   rng: np.random.Generator) -> np.ndarray | None:
     """Like `sample_near_failure_state`, with the explored task policy (failure-data noise) instead of the lure.
@@ -206,20 +213,7 @@ def sample_own_near_failure_state(env: FailureBenchEnv, data_cfg: DataGenConfig,
     if obs is None:
         obs, _ = env.reset()
     policy = noisy(policy_fn, rng, fd.noise_scale, fd.random_action_prob, fd.noise_correlation)
-    snapshots, failed = [], False
-    for _ in range(env.max_episode_steps):
-        snapshots.append(env.snapshot())
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        if info["failure"]:
-            failed = True
-            break
-        if terminated or truncated:
-            break
-    k = int(rng.integers(nf.rewind_steps[0], nf.rewind_steps[1] + 1))
-    if not failed or k > len(snapshots):
-        return None
-    obs = env.restore(snapshots[-k])
-    return None if env.is_failure() else obs
+    return _rewind_before_failure(env, obs, policy, nf, rng)
 
 
 def try_recovery(env: FailureBenchEnv, data_cfg: DataGenConfig, rng: np.random.Generator,
