@@ -73,8 +73,9 @@ def test_operator_steps_carry_the_operators_action_flagged_and_a_failure_mark_en
                                      "-p", f"task_config:={TASK}", "-p", "max_episodes:=1"])
     try:
         assert probe.wait_for(lambda: any(e["type"] == "start" for e in events), 60.0), monitor.log_text()[-3000:]
-        while not (teleop.get_subscription_count() and operator.get_subscription_count()):
+        while not all(pub.get_subscription_count() for pub in (decisions, teleop, operator)):
             time.sleep(0.1)
+        time.sleep(0.5)  # discovery is two-sided: give the monitor's side of the match time to settle too
         obs = spec.build_observation({k: np.array(v) for k, v in POSITIONS.items()}).tolist()
         proposed = [1.0, 0.0, 0.0]
         for tick in range(1, 40):
@@ -107,7 +108,10 @@ def test_operator_steps_carry_the_operators_action_flagged_and_a_failure_mark_en
     assert episode["reason"] == "failure" and episode["cost"][-1] == 1.0  # the operator's mark ended it
     flags = np.array(episode["intervention"])
     actions = np.array(episode["action"])
-    assert flags[:8].sum() == 0 and flags.sum() >= 6
+    # A decision lost to discovery shortens the run-up, so the test reads the shape, not tick indices:
+    # shield steps, then one unbroken stretch of operator steps, then shield steps again.
+    taken = np.flatnonzero(flags)
+    assert flags.sum() >= 6 and taken[0] >= 1 and np.all(np.diff(taken) == 1) and not flags[-5:].any(), flags
     operator_action = spec.velocity_to_action(np.array([0.0, -0.05, 0.0]))
     np.testing.assert_allclose(actions[flags], np.tile(operator_action, (flags.sum(), 1)), atol=1e-6)
     np.testing.assert_allclose(actions[~flags], np.tile(proposed, ((~flags).sum(), 1)))

@@ -47,7 +47,6 @@ within command_timeout_s plus one control period.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import statistics
 import sys
 import threading
@@ -76,6 +75,7 @@ from farl_control.robot.safety import AUTONOMOUS, TELEOP, CommandFilter, Decisio
 from farl_control.ros.endpoints import client, publisher, service, subscription
 from farl_control.ros.messages import make_joint_state, make_pose, make_status, twist_to_command
 from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_control.ros.stop_signals import route_stop_signals
 
 PROGRAM = "franka_node"
 STATUS_NAME = "farl/franka"
@@ -504,17 +504,16 @@ class FrankaNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     done = threading.Event()
     node: FrankaNode | None = None
 
-    def on_signal(*_: object) -> None:
+    def on_signal() -> None:
         done.set()
         if node is not None:
             node.shutdown_event.set()  # a connect still retrying gives up now
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    route_stop_signals(on_signal)  # before any thread starts: libfranka's I/O must never take a signal
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     spin: SpinThread | None = None
     executor = MultiThreadedExecutor(num_threads=3)
     code = 0

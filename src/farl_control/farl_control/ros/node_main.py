@@ -11,7 +11,6 @@ join → destroy → rclpy shutdown, exit code 0 (1 after a failure, reported on
 """
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from typing import Callable
@@ -22,6 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from farl_common.errors import exit_on_input_error
+from farl_control.ros.stop_signals import route_stop_signals
 from farl_control.ros.spin_thread import SpinThread, tear_down
 
 
@@ -33,10 +33,9 @@ def run_node(program: str, make_node: Callable[[], Node], args: list[str] | None
     The node's optional `shutdown()` runs first on the way out (e.g. the monitor's "aborted" event).
     `exit_when(node)` true ends the node normally (exit 0), e.g. after its last episode.
     """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+    route_stop_signals(done.set)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node: Node | None = None
     executor = MultiThreadedExecutor(num_threads=threads)
     spin: SpinThread | None = None

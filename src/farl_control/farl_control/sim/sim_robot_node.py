@@ -32,7 +32,6 @@ SIGINT/SIGTERM stop the stepping loop, close the server sockets and exit 0.
 """
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 
@@ -50,6 +49,7 @@ from farl_common.task_config import load_task_config
 from farl_control.ros.endpoints import publisher, service
 from farl_control.ros.messages import make_pose, wxyz_to_xyzw
 from farl_control.ros.spin_thread import SpinThread, tear_down
+from farl_control.ros.stop_signals import route_stop_signals
 from farl_control.sim.scene import SimScene
 
 PROGRAM = "sim_robot_node"
@@ -125,10 +125,9 @@ class SimRobotNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+    route_stop_signals(done.set)  # franky-sim's server threads never see EINTR
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node: SimRobotNode | None = None
     spin: threading.Thread | None = None
     # One executor thread is enough (a reset waits a few ms for the loop) and costs
