@@ -25,6 +25,10 @@ from farl_control.ros.spin_thread import SpinThread
 CONFIGURE_TIMEOUT_S = 90.0
 TRANSITION_TIMEOUT_S = 15.0
 SERVICE_TIMEOUT_S = 60.0  # the node's process starting (imports, rclpy) on a loaded machine
+# A service is "ready" once its request topic has matched; its response writer may match our reader a
+# moment later. A response sent in that gap is dropped (the node logs "failed to send response
+# (timeout)"), and the call would wait for ever. get_state changes nothing, so it is re-sent after this long.
+GET_STATE_RETRY_S = 2.0
 
 
 class LifecycleClient:
@@ -47,26 +51,36 @@ class LifecycleClient:
         return self._clients[node_name]
 
     @staticmethod
-    def _call(client, request, timeout_s: float, keep_waiting: Callable[[], bool]):
-        """The response, or None if the service did not appear or answer in time (or keep_waiting turned false)."""
+    def _call(client, request, timeout_s: float, keep_waiting: Callable[[], bool], resend_after_s: float | None = None):
+        """The response, or None if the service did not appear or answer in time (or keep_waiting turned false).
+
+        `resend_after_s` (idempotent requests only): a call unanswered for that long is sent again.
+        """
         deadline = time.monotonic() + timeout_s
         while not client.service_is_ready():
             if time.monotonic() > deadline or not keep_waiting():
                 return None
             time.sleep(0.05)
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        while not done.wait(0.05):
-            if time.monotonic() > deadline or not keep_waiting():
-                future.cancel()
-                return None
-        return future.result()
+        while True:
+            done = threading.Event()
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            resend_at = time.monotonic() + resend_after_s if resend_after_s else float("inf")
+            while not done.wait(0.05):
+                if time.monotonic() > deadline or not keep_waiting():
+                    future.cancel()
+                    return None
+                if time.monotonic() > resend_at:
+                    future.cancel()
+                    break
+            else:
+                return future.result()
 
     def state(self, node_name: str, timeout_s: float = TRANSITION_TIMEOUT_S,
               keep_waiting: Callable[[], bool] = lambda: True) -> str | None:
         """The node's lifecycle state label (unconfigured, inactive, active, finalized), None if unknown."""
-        response = self._call(self._services(node_name)[1], GetState.Request(), timeout_s, keep_waiting)
+        response = self._call(self._services(node_name)[1], GetState.Request(), timeout_s, keep_waiting,
+                              resend_after_s=GET_STATE_RETRY_S)
         return None if response is None else response.current_state.label
 
     def change(self, node_name: str, transition: int, timeout_s: float = TRANSITION_TIMEOUT_S,
@@ -78,7 +92,11 @@ class LifecycleClient:
         return None if response is None else bool(response.success)
 
     def bring_up(self, node_name: str, keep_waiting: Callable[[], bool] = lambda: True) -> str | None:
-        """configure, then activate; None when the node is active, else what went wrong (one line)."""
+        """configure, then activate; None when the node is active, else what went wrong (one line).
+
+        The get_state round trip first also proves the response path matched, so the transitions (which
+        cannot be re-sent safely) are not lost to the discovery gap.
+        """
         if self.state(node_name, SERVICE_TIMEOUT_S, keep_waiting) is None:
             return "its lifecycle services did not appear" if keep_waiting() else None
         for transition, label, timeout_s in ((Transition.TRANSITION_CONFIGURE, "configure", CONFIGURE_TIMEOUT_S),
