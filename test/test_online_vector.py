@@ -97,24 +97,21 @@ def always_risky_shield(policy: GaussianPolicy) -> Shield:
     return Shield(policy, Outward(2, 1, (4,)), AlwaysRisky(), 2, 0.9, epsilon_safe=0.5)
 
 
-def test_with_a_trigger_penalty_ppo_learns_on_the_refused_proposals_and_returns_stay_true(monkeypatch):
+def test_with_a_trigger_penalty_ppo_learns_on_the_refused_proposals_and_returns_stay_true():
     """Every step triggers: the PPO batch holds pi_task's proposals (not pi_rec's outward pushes), each
     reward lowered by the penalty; the episode returns counted are the environment's own."""
-    import farl_learner.training.online as online
-
     batches = []
 
-    def record(policy, value, optimizer, rollout, cfg):
-        batches.append(rollout)
-        return {}
-
-    monkeypatch.setattr(online, "ppo_update", record)
+    class Recorder:  # a learner that keeps each PPO batch instead of learning from it
+        def update(self, rollout, episode_costs):
+            batches.append(rollout)
+            return {}
     policy, value = GaussianPolicy(2, 1, (16,)), ValueNetwork(2, (16,))
     cfg = PPOConfig(num_steps=40, update_epochs=1, num_minibatches=2, trigger_penalty=2.0)
     plain = PPOConfig(num_steps=40, update_epochs=1, num_minibatches=2)
     for config in (cfg, plain):
         run_online([ReachEnv(seed=0)], policy, value, config, total_steps=40, seed=0,
-                   shield=always_risky_shield(policy), progress=False)
+                   shield=always_risky_shield(policy), progress=False, learner=Recorder())
     punished, executed = batches
     recovery_actions = np.sign(np.asarray(executed.obs)[:, :1]) + (np.asarray(executed.obs)[:, :1] == 0)
     np.testing.assert_allclose(np.asarray(executed.action), recovery_actions)  # the executed pi_rec actions

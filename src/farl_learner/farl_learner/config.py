@@ -145,6 +145,54 @@ class PPOConfig:
 
 
 @dataclass
+class SafeRLConfig:
+    """The safe-RL baselines (PPO-Lagrangian, P3O, CPO) that fine-tune the same pretrained task policy.
+
+    They see the binary failure cost (1 at a failure step) and keep the expected cost per episode under
+    `cost_limit`; FailureBench episodes end at a failure, so an episode's cost is 0 or 1 and the limit
+    is an allowed failure rate per episode. Defaults follow OmniSafe's where the quantity is the same;
+    where it is not (its cost limit counts hazard steps over 1000-step episodes) the reason is given.
+    """
+
+    cost_limit: float = 0.05
+    """d: allowed expected episode cost, i.e. failure rate per episode (Uni-O4 explores at ~10-30 %)."""
+    cost_gamma: float = 0.99
+    """Discount of the cost returns and the cost advantages."""
+    cost_gae_lambda: float = 0.95
+    """GAE lambda of the cost advantages."""
+    cost_value_learning_rate: float = 3.0e-4
+    """Adam learning rate of the cost critic V_c, which starts untrained (the reward critic is pretrained)."""
+    lagrangian_init: float = 0.0
+    """PPO-Lagrangian: the multiplier lambda before the first update."""
+    lagrangian_learning_rate: float = 0.5
+    """PPO-Lagrangian: lambda <- max(0, lambda + lr (J_c - d)) once per update. J_c - d is a failure-rate
+    gap (~0.1), so 0.5 moves lambda by ~0.05 per update: a few dozen updates to reach lambda ~ 1."""
+    p3o_kappa: float = 20.0
+    """P3O: weight of the exact penalty kappa * max(0, L_c + J_c - d) (OmniSafe's default)."""
+    cpo_max_kl: float = 0.01
+    """CPO: trust region delta, KL(pi_old || pi_new) <= delta (OmniSafe's target_kl)."""
+    cpo_cg_iters: int = 15
+    """CPO: conjugate-gradient iterations for H^-1 g and H^-1 b."""
+    cpo_cg_damping: float = 0.1
+    """CPO: damping added to the Fisher-vector product (H + damping I)."""
+    cpo_backtrack_steps: int = 15
+    """CPO: line-search halvings before the update is skipped."""
+    cpo_backtrack_coef: float = 0.8
+    """CPO: step shrink factor per line-search step."""
+
+    def check(self) -> None:
+        _require({"cost_limit": self.cost_limit >= 0.0, "cost_gamma": 0.0 < self.cost_gamma <= 1.0,
+                  "cost_gae_lambda": 0.0 <= self.cost_gae_lambda <= 1.0,
+                  "cost_value_learning_rate": self.cost_value_learning_rate > 0.0,
+                  "lagrangian_init": self.lagrangian_init >= 0.0,
+                  "lagrangian_learning_rate": self.lagrangian_learning_rate >= 0.0,
+                  "p3o_kappa": self.p3o_kappa >= 0.0, "cpo_max_kl": self.cpo_max_kl > 0.0,
+                  "cpo_cg_iters": self.cpo_cg_iters >= 1, "cpo_cg_damping": self.cpo_cg_damping >= 0.0,
+                  "cpo_backtrack_steps": self.cpo_backtrack_steps >= 1,
+                  "cpo_backtrack_coef": 0.0 < self.cpo_backtrack_coef < 1.0}, self)
+
+
+@dataclass
 class WorldModelConfig:
     """Latent world model with a constraint head (TD-MPC2 style, see models/world_model.py)."""
 
@@ -249,6 +297,8 @@ class FarlConfig:
     recovery_offline: OfflineConfig = field(default_factory=lambda: OfflineConfig(cost_penalty=10.0))
     """Offline improvement of the recovery policy."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    safe_rl: SafeRLConfig = field(default_factory=SafeRLConfig)
+    """Only the safe-RL baselines read it (`farl finetune --method ppo-lag|p3o|cpo`)."""
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)

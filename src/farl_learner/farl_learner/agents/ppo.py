@@ -34,11 +34,15 @@ class Rollout:
     pg_weight: list = field(default_factory=list)
     """Weight of the step in the policy-gradient term: 1 for pi_task's own actions, 0 where an operator drove
     the step, `PPOConfig.recovery_pg_weight` where the shield executed pi_rec's action."""
+    cost: list = field(default_factory=list)
+    """The step's failure cost (1 at a failure): only the safe-RL baselines learn from it."""
 
-    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end, pg_weight: float = 1.0) -> None:
-        for name, value in zip(("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
-                                "pg_weight"),
-                               (obs, action, logprob, reward, next_obs, terminated, episode_end, float(pg_weight))):
+    FIELDS = ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end", "pg_weight", "cost")
+
+    def add(self, obs, action, logprob, reward, next_obs, terminated, episode_end, pg_weight: float = 1.0,
+            cost: float = 0.0) -> None:
+        for name, value in zip(self.FIELDS, (obs, action, logprob, reward, next_obs, terminated, episode_end,
+                                             float(pg_weight), float(cost))):
             getattr(self, name).append(value)
 
     def __len__(self) -> int:
@@ -46,8 +50,7 @@ class Rollout:
 
     def tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         return {name: torch.as_tensor(np.asarray(getattr(self, name), dtype=np.float32), device=device)
-                for name in ("obs", "action", "logprob", "reward", "next_obs", "terminated", "episode_end",
-                             "pg_weight")}
+                for name in self.FIELDS}
 
 
 def compute_gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, episode_end: torch.Tensor,

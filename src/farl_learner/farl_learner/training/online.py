@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..agents.ppo import Rollout, make_optimizer, ppo_update
+from ..agents.constrained import PPOLearner
+from ..agents.ppo import Rollout
 from ..config import PPOConfig
 from ..models import GaussianPolicy, ValueNetwork
 from ..shield import RECOVERY, TASK, Shield
@@ -92,7 +93,7 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
                total_steps: int, seed: int, shield: Shield | None = None, progress: bool = True,
                count_needless: bool = False, on_update: Callable[[GaussianPolicy, int], None] | None = None,
                on_progress: Callable[[OnlineCounters], None] | None = None, progress_every: int = 0,
-               ) -> tuple[OnlineCounters, list[dict]]:
+               learner=None) -> tuple[OnlineCounters, list[dict]]:
     """Fine-tune `policy` (in place) for `total_steps` environment steps; returns the counters and PPO statistics.
 
     `env` is one environment or N of them (an `EnvBatch`'s list): every loop
@@ -103,18 +104,21 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
     size does not depend on N. When fewer than N steps remain, only the first
     envs step, so exactly `total_steps` steps are taken.
     `on_progress(counters)` is called every `progress_every` steps (learning curves).
+    `learner` makes the updates (default PPO: Uni-O4 and FARL); the safe-RL baselines pass theirs
+    (agents/constrained.py), which also get the costs of the episodes that ended since the last update.
     """
     envs = EnvBatch(list(env) if isinstance(env, (list, tuple)) else [env])
     n = len(envs)
     torch.manual_seed(seed)
-    optimizer = make_optimizer(policy, value, ppo)
+    learner = learner if learner is not None else PPOLearner(policy, value, ppo)
     counters, updates = OnlineCounters(), []
     horizon = shield.horizon if shield is not None else 0
     windows = [deque(maxlen=horizon + 1) for _ in range(n)]  # sources of each env's last H+1 executed steps
     segment = max(1, ppo.num_steps // n)  # steps per env between updates
     rollouts = [Rollout() for _ in range(n)]
     obs = envs.reset(seed)
-    episode_return, episode_failed = np.zeros(n), np.zeros(n, dtype=bool)
+    episode_return, episode_cost, episode_failed = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+    finished_costs: list[float] = []  # costs of the episodes that ended since the last update
     next_report = progress_every
 
     bar = tqdm(total=total_steps, desc="finetune" if shield is None else "finetune (shield)",
@@ -149,9 +153,11 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
             episode_end = bool(terminated[i] or truncated[i])
             rollouts[i].add(obs[i], learned[i], float(logprob[i]), float(reward[i]) - ppo.trigger_penalty * punish[i],
                             final_obs[i], bool(terminated[i]), episode_end,
-                            pg_weight=ppo.recovery_pg_weight if triggered[i] and not punish[i] else 1.0)
+                            pg_weight=ppo.recovery_pg_weight if triggered[i] and not punish[i] else 1.0,
+                            cost=float(infos[i].get("cost", 0.0)))
             counters.steps += 1
             episode_return[i] += float(reward[i])
+            episode_cost[i] += float(infos[i].get("cost", 0.0))
             windows[i].append(RECOVERY if triggered[i] else TASK)
             info = infos[i]
             if info.get("cost", 0.0) > 0:
@@ -169,13 +175,15 @@ def run_online(env: gym.Env | Sequence[gym.Env], policy: GaussianPolicy, value: 
                 counters.episode_returns.append(float(episode_return[i]))
                 counters.episode_failed.append(bool(episode_failed[i]))
                 counters.episode_end_steps.append(counters.steps)
-                episode_return[i], episode_failed[i] = 0.0, False
+                finished_costs.append(float(episode_cost[i]))
+                episode_return[i], episode_cost[i], episode_failed[i] = 0.0, 0.0, False
                 windows[i].clear()
         obs = next_obs
 
         # 3. Learn: the N segments, one after the other, are one PPO batch.
         if len(rollouts[0]) >= segment:
-            stats = ppo_update(policy, value, optimizer, join_segments(rollouts), ppo)
+            stats = learner.update(join_segments(rollouts), finished_costs)
+            finished_costs = []
             counters.updates += 1
             updates.append({"step": counters.steps, **stats})
             rollouts = [Rollout() for _ in range(n)]
@@ -206,7 +214,7 @@ def join_segments(rollouts: Sequence[Rollout]) -> Rollout:
         for k in range(len(r)):
             last = k == len(r) - 1
             joined.add(r.obs[k], r.action[k], r.logprob[k], r.reward[k], r.next_obs[k], r.terminated[k],
-                       r.episode_end[k] or last, pg_weight=r.pg_weight[k])
+                       r.episode_end[k] or last, pg_weight=r.pg_weight[k], cost=r.cost[k])
     return joined
 
 
