@@ -66,10 +66,48 @@ def test_results_keep_the_schema_and_add_paired_ci_and_curves(tmp_path):
     assert (tmp_path / "protocol_curves_bounded_push.png").is_file()
 
 
-def test_runs_in_parallel_workers_give_the_same_results_as_in_process():
-    import math
+def test_with_the_baselines_every_method_is_reported_against_farl_and_the_papers_claims(tmp_path):
+    from farl_learner.commands.bench import paired_vs_farl
+    from farl_learner.training.methods import METHODS as ALL
 
-    from farl_learner.commands.bench import run_jobs
+    task = {m: _entry() for m in ALL}
+    # per method: (failures, return after) over 3 seeds; the safe-RL methods fail less but barely learn
+    table = {"uni-o4": [(8, 60.0)] * 3, "farl": [(3, 70.0), (4, 72.0), (3, 68.0)],
+             "ppo-lag": [(2, 5.0), (1, 6.0), (2, 7.0)], "p3o": [(2, 8.0)] * 3, "cpo": [(1, 4.0)] * 3,
+             "farl-qrisk": [(6, 50.0)] * 3, "farl-mppi": [(5, 40.0), (6, 45.0), (5, 41.0)]}
+    for m, rows in table.items():
+        for seed, (failures, after) in enumerate(rows):
+            add_run(task[m], _run(failures, after), seed)
+    results = {"complete": False, "command": "farl bench failurebench --methods ...", "steps": 100, "seeds": [0, 1, 2],
+               "methods": list(ALL),
+               "budget": {"online_steps": 100, "paper_online_steps": 1_000_000, "seeds": [0, 1, 2],
+                          "pretrain_seed": 0, "profile": "smoke", "profile_overrides": {}, "extra_overrides": {},
+                          "torch_threads": 1, "hardware": "test"},
+               "pretraining": {}, "tasks": {"bounded_soccer": task}, "ci95": {"bounded_soccer": paired_ci(task)},
+               "vs_farl": {"bounded_soccer": {m: paired_vs_farl(task, m) for m in ALL if m != "farl"}},
+               "curves": {"bounded_soccer": {m: [] for m in ALL}}}
+    write_outputs(results, tmp_path, plot=True, name="baselines")
+    text = (tmp_path / "baselines.md").read_text()
+    assert "## Safe-RL baselines and FARL's ablations" in text
+    assert "| bounded_soccer | CPO | 3 | 1.0 [1.0, 1.0] |" in text  # one failure episode in every seed: no spread
+    assert "| bounded_soccer | PPO-Lagrangian | 3 | 1.7 [1.0, 2.0] |" in text
+    # FARL's return 70 against PPO-Lagrangian's 6: more than the paper's 8x
+    assert "PPO-Lagrangian: paper, FARL's return > 8x the baseline's; ours, FARL 70.0 vs 6.0" in text
+    assert "(11.7x): agrees" in text and "P3O" in text and "(8.8x): agrees" in text
+    assert "FARL, MPPI recovery on Bounded Soccer: paper 80.16 vs FARL 122.98; ours 42.0 vs FARL 70.0: agrees" in text
+    assert (tmp_path / "baselines_baselines.png").is_file()
+    saved = json.loads((tmp_path / "baselines.json").read_text())
+    assert saved["vs_farl"]["bounded_soccer"]["farl-qrisk"]["failure_episodes"]["mean_diff"] == pytest.approx(
+        6 - 10 / 3)
 
-    calls = [(k, math.sqrt, (k * k,)) for k in range(4)]
-    assert dict(run_jobs(calls, 1)) == dict(run_jobs(calls, 2)) == {k: float(k) for k in range(4)}
+
+def test_a_comparison_without_farl_or_uni_o4_is_refused_with_what_to_add():
+    import argparse
+
+    from farl_learner.commands import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["failurebench", "--tasks", "bounded_push", "--methods", "ppo-lag", "farl"])
+    with pytest.raises(FarlInputError, match="--methods.*uni-o4 and farl"):
+        bench.run(args)

@@ -53,6 +53,7 @@ IMPORT_TO_KEY = {
     "metaworld": "python3-metaworld-pip",
     "matplotlib": "python3-matplotlib-pip",
     "tqdm": "python3-tqdm-pip",
+    "ray": "python3-ray-pip",
     "mcap": "python3-mcap-pip",
     "rosbags": "python3-rosbags-pip",
     "cv2": "python3-opencv-pip",

@@ -25,7 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                                                              "twin, exported as the stack's model folder"),
     "pretrain-demos": ("farl_learner.commands.pretrain_demos", "pretrain a real-robot task's model folder from "
                                                                "recorded demos only (task, recovery, failure)"),
-    "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL (shield) or Uni-O4"),
+    "finetune": ("farl_learner.commands.finetune", "online fine-tuning in simulation: FARL, Uni-O4, a safe-RL "
+                 "baseline or an ablation"),
     "evaluate": ("farl_learner.commands.evaluate", "deterministic episodes of a task policy: return, failures"),
     "export": ("farl_learner.commands.export", "ONNX model folder for the shield, with a torch-vs-ONNX parity check"),
     "calibrate": ("farl_perception.calibration.command", "calibrate camera: eye-to-hand calibration of the scene camera "

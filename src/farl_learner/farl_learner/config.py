@@ -193,6 +193,50 @@ class SafeRLConfig:
 
 
 @dataclass
+class AblationConfig:
+    """The paper's two FARL ablations, each replacing one part of the shield (`farl finetune --method`).
+
+    farl-qrisk: a Recovery-RL critic Q_risk(s, a) (discounted failure probability, learned offline on the
+    same failure data as the world model, calibrated by the same rule) decides when to trigger, in place
+    of the world-model rollout C_H. farl-mppi: the world model decides when, as in FARL, but the action
+    executed is planned in the world model by MPPI instead of taken from the learned recovery policy.
+    """
+
+    q_risk_gamma: float = 0.85
+    """gamma_safe of Q_risk = E[sum_k gamma_safe^k c_{t+k}] (Recovery RL uses 0.5-0.85 per task; 0.85
+    looks ~1/(1-0.85) = 7 steps ahead, the same reach as FARL's H = 10 with gamma_risk 0.9)."""
+    q_risk_steps: int = 10000
+    """Gradient steps of the offline Q_risk training."""
+    q_risk_batch_size: int = 256
+    """Minibatch size of the Q_risk training."""
+    q_risk_learning_rate: float = 3.0e-4
+    """Adam learning rate of Q_risk."""
+    q_risk_tau: float = 0.005
+    """Polyak rate of Q_risk's target network."""
+    mppi_samples: int = 64
+    """Action sequences sampled per MPPI iteration and state."""
+    mppi_iterations: int = 3
+    """MPPI refinements of the sampling distribution per decision."""
+    mppi_horizon: int = 10
+    """Planning horizon in world-model steps (FARL's H)."""
+    mppi_noise_std: float = 0.3
+    """Standard deviation of the action perturbations (actions live in [-1, 1])."""
+    mppi_temperature: float = 0.5
+    """Softmax temperature of the sequence weights, relative to the spread of their scores."""
+    mppi_risk_weight: float = 10.0
+    """Cost of one predicted failure in reward units: score = sum_k gamma^k (r_k - w p_fail_k)."""
+
+    def check(self) -> None:
+        _require({"q_risk_gamma": 0.0 < self.q_risk_gamma < 1.0, "q_risk_steps": self.q_risk_steps >= 1,
+                  "q_risk_batch_size": self.q_risk_batch_size >= 1,
+                  "q_risk_learning_rate": self.q_risk_learning_rate > 0.0,
+                  "q_risk_tau": 0.0 < self.q_risk_tau <= 1.0, "mppi_samples": self.mppi_samples >= 2,
+                  "mppi_iterations": self.mppi_iterations >= 1, "mppi_horizon": self.mppi_horizon >= 1,
+                  "mppi_noise_std": self.mppi_noise_std > 0.0, "mppi_temperature": self.mppi_temperature > 0.0,
+                  "mppi_risk_weight": self.mppi_risk_weight >= 0.0}, self)
+
+
+@dataclass
 class WorldModelConfig:
     """Latent world model with a constraint head (TD-MPC2 style, see models/world_model.py)."""
 
@@ -299,6 +343,8 @@ class FarlConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     safe_rl: SafeRLConfig = field(default_factory=SafeRLConfig)
     """Only the safe-RL baselines read it (`farl finetune --method ppo-lag|p3o|cpo`)."""
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    """Only the ablations read it (`farl finetune --method farl-qrisk|farl-mppi`)."""
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)

@@ -88,12 +88,21 @@ class Shield:
         """
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
         proposed = np.clip(np.asarray(task_action, dtype=np.float32), -1.0, 1.0)
-        risk, _, _ = h_step_risk(self.world_model, self.task_policy, obs_t, self.horizon, self.gamma_risk,
-                                 first_action=torch.as_tensor(proposed))
-        risk_np = risk.numpy().astype(np.float64)
+        risk_np = self.risk_batch(obs_t, torch.as_tensor(proposed)).numpy().astype(np.float64)
         triggered = risk_np > self.epsilon_safe
         action = proposed.copy()
         if triggered.any():
-            recovery = self.recovery_policy(obs_t[torch.as_tensor(triggered)]).clamp(-1, 1).numpy()
-            action[triggered] = recovery
+            action[triggered] = self.recovery_batch(obs_t[torch.as_tensor(triggered)]).clamp(-1, 1).numpy()
         return BatchDecision(action, triggered, risk_np, self.epsilon_safe, proposed)
+
+    # The two parts an ablation swaps (agents/q_risk.py, agents/mppi.py); decide_batch calls them.
+    @torch.no_grad()
+    def risk_batch(self, obs: torch.Tensor, proposed: torch.Tensor) -> torch.Tensor:
+        """[N] risk of the proposed actions, compared with epsilon_safe: FARL's C_H."""
+        return h_step_risk(self.world_model, self.task_policy, obs, self.horizon, self.gamma_risk,
+                           first_action=proposed)[0]
+
+    @torch.no_grad()
+    def recovery_batch(self, obs: torch.Tensor) -> torch.Tensor:
+        """[M, A] the actions executed instead where the shield triggers: FARL's pi_rec (its mean)."""
+        return self.recovery_policy(obs)

@@ -1,8 +1,13 @@
 """`farl bench failurebench`: Uni-O4 vs FARL on FailureBench, as in the paper's simulation table.
 
-Per task: one pretraining (seed --pretrain-seed) gives the checkpoints BOTH
-methods start from; then, for every seed, FARL (shield on) and Uni-O4 (shield
-off) fine-tune online for the same `--steps` environment steps. Order: all
+Per task: one pretraining (seed --pretrain-seed) gives the checkpoints EVERY
+method starts from; then, for every seed, FARL (shield on) and Uni-O4 (shield
+off) - and with `--methods` the safe-RL baselines and FARL's ablations
+(training/methods.py) - fine-tune online for the same `--steps` environment
+steps. The runs form a (task, method, seed) grid run by farl_learner.grid:
+on a local Ray instance with `--jobs` CPUs (or a cluster, `--ray-address`),
+each run keyed by its config hash, never recomputed when its folder already
+holds it, retried when its worker dies. Order of submission: all
 pretrainings, then seed by seed over all tasks, so an interrupted run still
 covers every task. Results are rewritten after every run:
 
@@ -20,9 +25,14 @@ checkpoint, same seed) of FARL - Uni-O4 in failure episodes and in normalized
 return after fine-tuning (farl_learner/stats.py). --task-set TASK:KEY=VALUE
 overrides a config key for one task only (e.g. its starting-policy budget).
 
-Run folders (checkpoints, per-run JSON) go to --work (default runs/bench/failurebench).
-A finished run folder (finetune.json with the same steps) is reused, so a
-re-run with the same arguments resumes where an interrupted one stopped.
+Run folders (checkpoints, per-run JSON) go to --work (default runs/bench/failurebench):
+<work>/<task>/pretrained and <work>/<task>/<method>/seed<S>-<config hash>. A
+finished run with the same key is reused (also from a seed<S> folder named
+before keys existed), so a re-run with the same arguments resumes where an
+interrupted one stopped. With methods beyond Uni-O4 and FARL the results also
+get the baselines section (commands/bench_baselines.py): each method's
+failure episodes, return and cost with 95 % intervals, paired against FARL,
+beside the paper's claims.
 """
 from __future__ import annotations
 
@@ -35,10 +45,12 @@ from pathlib import Path
 
 from farl_common.errors import FarlInputError
 
+from ..grid import GridRun, RunKey, config_hash, finished, run_grid
 from ..stats import learning_curve
+from ..training.methods import METHODS as ALL_METHODS
 from .common import PROFILES, add_budget_arguments, load_config, parse_overrides, task_names
 
-METHODS = ("uni-o4", "farl")
+METHODS = ("uni-o4", "farl")  # the protocol's pair; every comparison includes both
 RESULT_KEYS = ("failure_episodes", "failure_steps", "episodes", "normalized_return_before",
                "normalized_return_after", "shield_trigger_rate", "shield_misses", "recovery_failures",
                "wall_seconds", "steps_per_second")
@@ -63,8 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="data/failurebench", help="demo cache folder (default data/failurebench)")
     parser.add_argument("--work", default="runs/bench/failurebench", help="folder of the per-run outputs")
     parser.add_argument("--out", default="benchmarks/results", help="folder of failurebench.{json,md,png}")
+    parser.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=list(METHODS),
+                        help="methods to run (default: uni-o4 farl; must include both). The paper's full "
+                             "comparison: uni-o4 farl ppo-lag p3o cpo farl-qrisk farl-mppi")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="runs in parallel worker processes (default 1; 2 uses both cores of the lab machine)")
+                        help="CPUs of the local Ray instance the runs go to (default 1: one after the other in "
+                             "this process, no Ray; 2 uses both cores of the lab machine)")
+    parser.add_argument("--ray-address", default=None,
+                        help="run the grid on an existing Ray cluster (e.g. ray://head:10001, or auto) instead "
+                             "of a local instance; every node needs this package installed")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="times a run whose worker process died is resubmitted (default 2)")
     parser.add_argument("--name", default="failurebench", help="base name of the result files (default failurebench)")
     parser.add_argument("--task-set", dest="task_overrides", action="append", default=[], metavar="TASK:KEY=VALUE",
                         help="override one config key for one task (repeatable), e.g. bounded_push:bc.steps=200")
@@ -94,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         raise FarlInputError(None, f"must be >= 1, got {args.steps}", key="--steps")
     if not args.seeds:
         raise FarlInputError(None, "need at least one seed", key="--seeds")
+    methods = list(dict.fromkeys(args.methods))
+    if not set(METHODS) <= set(methods):
+        raise FarlInputError(None, f"{' '.join(methods)}: every comparison includes uni-o4 and farl (the "
+                                   "others are reported against them); add them", key="--methods")
     extra = parse_overrides(args.overrides)
     per_task = parse_task_overrides(args.task_overrides, tasks)
     configs = {task: load_config(task, args.profile, {**extra, **per_task.get(task, {}), "seed": args.pretrain_seed})
@@ -116,18 +141,26 @@ def run(args: argparse.Namespace) -> int:
         "pretraining": {},
         "tasks": {},
         "ci95": {},
+        "vs_farl": {},
         "curves": {},
+        "methods": methods,
+        "failed_runs": [],
     }
     for task in tasks:
         results["tasks"][task] = {m: {"online_steps": steps, "seeds": [], **{k: [] for k in RESULT_KEYS}}
-                                  for m in METHODS}
-        results["curves"][task] = {m: [] for m in METHODS}
+                                  for m in methods}
+        results["curves"][task] = {m: [] for m in methods}
 
-    total_runs = len(tasks) * (1 + len(args.seeds) * len(METHODS))
+    total_runs = len(tasks) * (1 + len(args.seeds) * len(methods))
     done = 0
-    pre_calls = [(task, _pretrain_job, (task, args.data, str(work / task / "pretrained"), *configs[task]))
-                 for task in tasks]
-    for task, (metrics, seconds) in run_jobs(pre_calls, args.jobs):
+    grid = dict(jobs=args.jobs, ray_address=args.ray_address, retries=args.retries)
+    pre_runs = [GridRun(task, _pretrain_job, (task, args.data, str(work / task / "pretrained"), *configs[task]),
+                        cached=finished_pretraining(work / task / "pretrained")) for task in tasks]
+    for result in run_grid(pre_runs, **grid):
+        task = result.key
+        if result.metrics is None:
+            raise FarlInputError(None, f"pretraining {task} failed: {result.error}")
+        metrics, seconds = result.metrics
         done += 1
         model = work / task / "pretrained"
         print(f"[{done}/{total_runs}] pretrained {task} ({args.profile}) in {seconds:.0f} s", flush=True)
@@ -138,68 +171,71 @@ def run(args: argparse.Namespace) -> int:
                                         "data": metrics["data"], "model_dir": str(model)}
         write_outputs(results, out, plot=not args.no_plot, name=args.name)
 
-    # Seed by seed over all tasks (an interrupted run still covers every task), both methods of a seed together.
-    calls = [((task, method, seed), _finetune_job,
-              (task, str(work / task / "pretrained"), str(work / task / method / f"seed{seed}"), method, steps, seed,
-               *configs[task], args.jobs <= 1))
-             for seed in args.seeds for task in tasks for method in METHODS]
-    for (task, method, seed), metrics in run_jobs(calls, args.jobs):
+    # Seed by seed over all tasks (an interrupted run still covers every task), all methods of a seed together.
+    runs = [finetune_run_of(work, task, method, seed, steps, configs[task], progress=args.jobs <= 1)
+            for seed in args.seeds for task in tasks for method in methods]
+    for result in run_grid(runs, **grid):
         done += 1
+        key: RunKey = result.key
+        task, method, seed = key.task, key.method, key.seed
+        if result.metrics is None:
+            results["failed_runs"].append({"run": str(key), "error": result.error})
+            print(f"[{done}/{total_runs}] FAILED {key}: {result.error}", flush=True)
+            write_outputs(results, out, plot=not args.no_plot, name=args.name)
+            continue
+        metrics = result.metrics
         add_run(results["tasks"][task][method], metrics, seed)
         c = metrics["counters"]
         results["curves"][task][method].append({"seed": seed, **learning_curve(
             c.get("episode_end_steps", []), c["episode_failed"], c["episode_returns"], c["steps"])})
         results["ci95"][task] = paired_ci(results["tasks"][task])
-        print(f"[{done}/{total_runs}] finetuned {task} {method} seed {seed}: {c['failure_episodes']} failure episodes / "
+        results["vs_farl"][task] = {m: paired_vs_farl(results["tasks"][task], m) for m in methods if m != "farl"}
+        print(f"[{done}/{total_runs}] finetuned {task} {method} seed {seed}"
+              f"{' (finished earlier)' if result.cached else ''}: {c['failure_episodes']} failure episodes / "
               f"{c['episodes']}, triggers {c['shield_triggers']}, normalized return "
               f"{_fmt(metrics['before']['normalized_return'])} -> {_fmt(metrics['after']['normalized_return'])}, "
               f"{metrics['steps_per_second']:.0f} steps/s", flush=True)
         write_outputs(results, out, plot=not args.no_plot, name=args.name)
-    results["complete"] = True
+    results["complete"] = not results["failed_runs"]
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_outputs(results, out, plot=not args.no_plot, name=args.name)
+    if results["failed_runs"]:
+        print(f"{out / (args.name + '.md')}: {len(results['failed_runs'])} runs failed (listed in the results "
+              "file); run the same command again to retry only those", flush=True)
+        return 1
     print(f"{out / (args.name + '.md')}: done")
     return 0
 
 
-def run_jobs(calls: list, jobs: int):
-    """Yield (key, fn(*args)) for calls [(key, fn, args)], as they finish.
-
-    jobs = 1: one after the other in this process. jobs > 1: that many spawned
-    worker processes (each runs torch with the config's one thread), so the
-    protocol's runs use both cores of the machine; results are written as each
-    run finishes, whatever its order.
-    """
-    if jobs <= 1:
-        for key, fn, fn_args in calls:
-            yield key, fn(*fn_args)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, *fn_args): key for key, fn, fn_args in calls}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-
-def _pretrain_job(task: str, data: str, model: str, cfg, budget: dict) -> tuple[dict, float]:
-    """Pretrain one task into `model`, or read a finished pretraining there (resume)."""
-    model_dir = Path(model)
+def finished_pretraining(model_dir: Path) -> tuple[dict, float] | None:
+    """A finished pretraining in `model_dir` (its metrics and wall time), or None."""
     if (model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file():
         return (json.loads((model_dir / "pretrain.json").read_text()),
                 json.loads((model_dir / "command.json").read_text())["wall_seconds"])
+    return None
+
+
+def finetune_run_of(work: Path, task: str, method: str, seed: int, steps: int, config: tuple,
+                    progress: bool) -> GridRun:
+    """The grid run of one (task, method, seed): its key, folder, and its result if that folder has it."""
+    cfg, budget = config
+    key = RunKey(task, method, seed, config_hash(cfg.to_dict(), method, steps))
+    folder = key.folder(work)
+    return GridRun(key, _finetune_job,
+                   (task, str(work / task / "pretrained"), str(folder), method, steps, seed, cfg, budget, progress),
+                   cached=finished(folder, key, legacy=work / task / method / f"seed{seed}"))
+
+
+def _pretrain_job(task: str, data: str, model: str, cfg, budget: dict) -> tuple[dict, float]:
+    """Pretrain one task into `model`."""
     from .pretrain import pretrain_task
 
-    return pretrain_task(task, data, model_dir, cfg, budget, progress=False)
+    return pretrain_task(task, data, Path(model), cfg, budget, progress=False)
 
 
 def _finetune_job(task: str, model: str, run_dir: str, method: str, steps: int, seed: int, cfg, budget: dict,
                   progress: bool) -> dict:
-    """One online run, or its finetune.json when a finished run with the same steps is there (resume)."""
-    previous = Path(run_dir) / "finetune.json"
-    if previous.is_file() and json.loads(previous.read_text()).get("steps") == steps:
-        return json.loads(previous.read_text())
+    """One online run into `run_dir`."""
     from .finetune import finetune_run
 
     return finetune_run(task, model, run_dir, method, steps, seed, cfg, budget, progress=progress)
@@ -231,6 +267,20 @@ def paired_ci(methods: dict) -> dict:
                 [v if v is not None else float("nan") for v in pick(u, "normalized_return_after")])}
 
 
+def paired_vs_farl(methods: dict, method: str) -> dict:
+    """Paired bootstrap of `method` - FARL per seed (same checkpoint, same seed): failure episodes, return after."""
+    from ..stats import paired_bootstrap
+
+    f, m = methods["farl"], methods[method]
+    common = [s for s in m["seeds"] if s in f["seeds"]]
+    pick = lambda e, k: [e[k][e["seeds"].index(s)] for s in common]  # noqa: E731
+    nan = lambda vs: [v if v is not None else float("nan") for v in vs]  # noqa: E731
+    return {"seeds": common,
+            "failure_episodes": paired_bootstrap(pick(m, "failure_episodes"), pick(f, "failure_episodes")),
+            "normalized_return_after": paired_bootstrap(nan(pick(m, "normalized_return_after")),
+                                                        nan(pick(f, "normalized_return_after")))}
+
+
 def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
     """The exact `farl bench` command that reproduces this run (every option spelled out)."""
     parts = ["farl", "bench", args.suite, "--tasks", *tasks, "--seeds", *map(str, args.seeds)]
@@ -242,6 +292,8 @@ def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
         parts += ["--set", pair]
     for pair in getattr(args, "task_overrides", []):
         parts += ["--task-set", pair]
+    if list(getattr(args, "methods", METHODS)) != list(METHODS):
+        parts += ["--methods", *args.methods]
     if getattr(args, "jobs", 1) != 1:
         parts += ["--jobs", str(args.jobs)]
     if getattr(args, "name", "failurebench") != "failurebench":
@@ -297,12 +349,18 @@ def _change(new: float | None, base: float | None) -> str:
 
 def write_outputs(results: dict, out: Path, plot: bool = True, name: str = "failurebench") -> None:
     from ..training.io import write_json
+    from .bench_baselines import has_baselines, render_baselines, render_baselines_plot
 
     write_json(out / f"{name}.json", results)
     notes = out / f"{name}.notes.md"
-    (out / f"{name}.md").write_text(render_markdown(results, notes.read_text() if notes.is_file() else None))
+    text = render_markdown(results, notes.read_text() if notes.is_file() else None)
+    if has_baselines(results):
+        text += "\n" + render_baselines(results)
+    (out / f"{name}.md").write_text(text)
     if plot:
         try:
+            if has_baselines(results):
+                render_baselines_plot(results, out / f"{name}_baselines.png")
             render_plot(results, out / f"{name}.png")
             for task in results.get("curves", {}):
                 if any(results["curves"][task].values()):

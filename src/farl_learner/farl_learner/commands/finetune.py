@@ -1,7 +1,8 @@
-"""`farl finetune <task> --model DIR --method farl|uni-o4 --steps N --seed S --out DIR`: online fine-tuning.
+"""`farl finetune <task> --model DIR --method METHOD --steps N --seed S --out DIR`: online fine-tuning.
 
 FARL runs the shield (world-model risk C_H > eps_safe -> recovery action); Uni-O4
-the same PPO loop without it. Writes the fine-tuned task policy/value,
+the same PPO loop without it; the safe-RL baselines and FARL's ablations are
+listed in training/methods.py. Writes the fine-tuned task policy/value,
 finetune.json (config, counters, returns before/after, steps/s; from the
 library) and command.json (this command's arguments and budget).
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from farl_common.errors import FarlInputError
 
+from ..training.methods import METHODS
 from .common import add_budget_arguments, add_task_argument, check_task, load_config, make_task_env, \
     parse_overrides, require_dir
 
@@ -22,8 +24,9 @@ MODEL_FILES = ("task_policy.pt", "task_value.pt", "recovery_policy.pt", "world_m
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_argument(parser)
     parser.add_argument("--model", required=True, help="pretrained model folder (from `farl pretrain`)")
-    parser.add_argument("--method", choices=("farl", "uni-o4"), default="farl",
-                        help="farl = PPO with the shield; uni-o4 = PPO without (default farl)")
+    parser.add_argument("--method", choices=METHODS, default="farl",
+                        help="farl = PPO with the shield; uni-o4 = PPO without; ppo-lag, p3o, cpo = safe-RL "
+                             "baselines; farl-qrisk, farl-mppi = FARL's ablations (default farl)")
     parser.add_argument("--steps", type=int, default=None,
                         help="online environment steps (default: the config's online.total_steps, 10^6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the online run (default 0)")

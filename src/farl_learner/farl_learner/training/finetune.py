@@ -1,4 +1,4 @@
-"""finetune(): online fine-tuning of a pretrained task policy, FARL (shield) or Uni-O4 (no shield).
+"""finetune(): online fine-tuning of a pretrained task policy by one of the methods of training/methods.py.
 
 Reads the folder `pretrain()` wrote, evaluates the task policy, runs the
 online loop (training/online.py) for `steps` environment steps, evaluates
@@ -18,12 +18,12 @@ from farl_common.errors import FarlInputError
 
 from ..config import FarlConfig, load_farl_config
 from ..models import GaussianPolicy
-from ..shield import Shield
 from .checkpoint import load_checkpoint, save_checkpoint
 from .io import CALIBRATION, CHECKPOINTS, read_json, write_json
+from .methods import METHODS, check_method, make_learner, make_shield
 from .online import evaluate, run_online
 
-METHODS = ("farl", "uni-o4")
+__all__ = ["METHODS", "finetune", "load_pretrained"]
 
 
 def load_pretrained(model_dir: str | Path, task: str) -> dict:
@@ -67,8 +67,7 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
     `env`: one env or a list (the parallel envs of the online loop); default
     cfg.online.num_envs FailureBench envs. The first one also runs the evaluations.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_method(method)
     cfg = cfg or load_farl_config(task)
     torch.set_num_threads(cfg.online.torch_threads)
     steps = steps if steps is not None else cfg.online.total_steps
@@ -79,16 +78,15 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
         env = [make_env(task, seed=seed + 1000 * i, terminate_on_failure=True) for i in range(cfg.online.num_envs)]
     envs = env if isinstance(env, (list, tuple)) else [env]
     epsilon = cfg.risk.epsilon_safe if cfg.risk.epsilon_safe > 0 else float(models["calibration"]["epsilon_safe"])
-    shield = None
-    if method == "farl":
-        shield = Shield(models["policy"], models["recovery"], models["world_model"], cfg.risk.horizon,
-                        cfg.risk.gamma_risk, epsilon)
+    shield, shield_facts = make_shield(method, models, epsilon, cfg, model_dir, out_dir, seed, progress=progress)
+    learner = make_learner(method, models["policy"], models["value"], cfg)
     normalize = _normalizer(task)
 
     before = evaluate(envs[0], models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
     start = time.perf_counter()
     counters, updates = run_online(envs, models["policy"], models["value"], cfg.ppo, steps, seed, shield=shield,
-                                   progress=progress, count_needless=count_needless, on_update=on_update)
+                                   progress=progress, count_needless=count_needless, on_update=on_update,
+                                   learner=learner)
     elapsed = time.perf_counter() - start
     after = evaluate(envs[0], models["policy"], cfg.online.eval_episodes, seed=10_000 + seed)
     for result in (before, after):
@@ -98,7 +96,8 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
     meta = {"task": task, "seed": seed, "method": method, "steps": steps}
     save_checkpoint(out_dir / CHECKPOINTS["task_policy"], "policy", models["policy"], meta)
     save_checkpoint(out_dir / CHECKPOINTS["task_value"], "value", models["value"], meta)
-    metrics = {"task": task, "method": method, "seed": seed, "steps": steps, "epsilon_safe": epsilon if shield else None,
+    metrics = {"task": task, "method": method, "seed": seed, "steps": steps,
+               "epsilon_safe": shield.epsilon_safe if shield else None, **shield_facts,
                "config": cfg.to_dict(), "before": before, "after": after, "counters": counters.to_dict(),
                "ppo_updates": updates, "online_seconds": elapsed, "num_envs": len(envs),
                "steps_per_second": counters.steps / max(elapsed, 1e-9)}
