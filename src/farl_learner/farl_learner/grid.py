@@ -130,7 +130,8 @@ def _run_on_ray(runs: list[GridRun], jobs: int, ray_address: str | None, retries
     if started_here:
         if ray_address is None:
             # A local instance talks on the loopback only: nothing of it is reachable from the network.
-            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False,
+            # address="local": always a new instance of our own, never another user's cluster on this machine.
+            ray.init(address="local", num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False,
                      logging_level="warning", _node_ip_address="127.0.0.1")
         else:
             ray.init(address=ray_address, log_to_driver=False, logging_level="warning")
