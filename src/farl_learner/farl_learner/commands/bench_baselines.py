@@ -104,7 +104,8 @@ def claims(results: dict) -> list[str]:
             ratio = f_mean / o_mean if o_mean > 0 else float("inf")
             verdict = "agrees" if ratio > PAPER_SAFE_RL_RATIO else "does not agree"
             out.append(f"- {LABELS[m]}: paper, FARL's return > {PAPER_SAFE_RL_RATIO:g}x the baseline's; ours, "
-                       f"FARL {f_mean:.1f} vs {o_mean:.1f} mean normalized return over {len(pairs)} tasks "
+                       f"FARL {f_mean:.1f} vs {o_mean:.1f} mean normalized return over {len(pairs)} "
+                       f"task{'s' if len(pairs) > 1 else ''} "
                        f"({'inf' if ratio == float('inf') else f'{ratio:.1f}'}x): {verdict}.")
     soccer = results["tasks"].get("bounded_soccer")
     for m in ABLATIONS:
