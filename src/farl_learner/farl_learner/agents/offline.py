@@ -28,6 +28,7 @@ from tqdm import trange
 
 from ..config import NetworkConfig, OfflineConfig
 from ..models import GaussianPolicy, QNetwork, ValueNetwork
+from ..models.layers import soft_update
 from .transitions import Transitions
 
 
@@ -67,9 +68,7 @@ def fit_critics(data: Transitions, cfg: OfflineConfig, net: NetworkConfig, seed:
         q_opt.zero_grad()
         q_loss.backward()
         q_opt.step()
-        with torch.no_grad():
-            for p, p_target in zip(q.parameters(), q_target.parameters()):
-                p_target.lerp_(p, cfg.target_tau)
+        soft_update(q_target, q, cfg.target_tau)
         if step % 100 == 0 or step == cfg.critic_steps - 1:
             curve.append({"step": step, "q_loss": q_loss.item(), "v_loss": v_loss.item()})
     return q.requires_grad_(False), v, curve

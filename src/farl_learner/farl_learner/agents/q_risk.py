@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..config import AblationConfig, RiskConfig
 from ..models import GaussianPolicy
-from ..models.layers import Normalizer, mlp
+from ..models.layers import Normalizer, mlp, soft_update
 from ..risk import calibrate_epsilon, tradeoff_curve
 from ..shield import Shield
 from .transitions import Transitions, steps_to_failure
@@ -81,9 +81,7 @@ def train_q_risk(data: Transitions, policy: GaussianPolicy, cfg: AblationConfig,
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        with torch.no_grad():
-            for p, p_target in zip(q.parameters(), target.parameters()):
-                p_target.lerp_(p, cfg.q_risk_tau)
+        soft_update(target, q, cfg.q_risk_tau)
         if step % 500 == 0 or step == cfg.q_risk_steps - 1:
             losses.append(loss.item())
     return q.eval().requires_grad_(False), losses

@@ -469,6 +469,18 @@ NOTES = "failurebench.notes.md"
 SHORTFALL_PLACEHOLDER = f"_No analysis yet: write it into {NOTES} beside this file and re-render._"
 
 
+def save_figure(fig, results: dict, path: Path, dpi: int = 100) -> None:
+    """Every results figure ends the same way: marked when the run is partial, then written and closed."""
+    import matplotlib.pyplot as plt
+
+    if not results["complete"]:
+        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def render_plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -496,12 +508,7 @@ def render_plot(results: dict, path: Path) -> None:
         ax.set_xticks(range(len(tasks)))
         ax.set_xticklabels([t.replace("_", "\n") for t in tasks])
         ax.legend(fontsize=8)
-    if not results["complete"]:
-        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, results, path, dpi=110)
 
 
 def render_curves(results: dict, task: str, path: Path) -> None:
@@ -525,9 +532,4 @@ def render_curves(results: dict, task: str, path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("online environment steps")
         ax.legend(fontsize=8)
-    if not results["complete"]:
-        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, results, path, dpi=100)

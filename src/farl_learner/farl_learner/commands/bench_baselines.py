@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import METHODS, _fmt
+from .bench import METHODS, _fmt, save_figure
 
 SAFE_RL = ("ppo-lag", "p3o", "cpo")
 ABLATIONS = ("farl-qrisk", "farl-mppi")
@@ -153,9 +153,4 @@ def render_baselines_plot(results: dict, path: Path) -> None:
         ax.set_xticks(range(len(tasks)))
         ax.set_xticklabels([t.replace("_", "\n") for t in tasks])
     axes[1].legend(fontsize=7)
-    if not results["complete"]:
-        fig.suptitle("PARTIAL RESULTS (run not finished)", color="red")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, results, path)

@@ -57,3 +57,10 @@ class Normalizer(nn.Module):
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging of a target network: target <- (1 - tau) target + tau source."""
+    for p, p_target in zip(source.parameters(), target.parameters()):
+        p_target.lerp_(p, tau)
