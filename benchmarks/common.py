@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from farl_control.launching.processes import private_ros_domain  # imports no DDS
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -29,7 +31,7 @@ def isolate() -> str:
     """
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ["ROS_DOMAIN_ID"] = os.environ.get("FARL_BENCH_DOMAIN_ID") or str(
-        random.Random(os.getpid()).randint(100, 200))
+        private_ros_domain(random.Random(os.getpid())))
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["PYTHONUNBUFFERED"] = "1"

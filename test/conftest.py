@@ -20,8 +20,10 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # Forced, not setdefault: scripts/env.sh exports ROS_DOMAIN_ID=42 into every shell that sources it, so
 # with setdefault every session on the machine shared domain 42 (commands and status crossed between
 # concurrent test runs). FARL_TEST_DOMAIN_ID pins one on purpose.
+from farl_control.launching.processes import private_ros_domain  # noqa: E402 (imports no DDS)
+
 os.environ["ROS_DOMAIN_ID"] = (os.environ.get("FARL_TEST_DOMAIN_ID")
-                               or str(random.Random(os.getpid()).randint(100, 200)))
+                               or str(private_ros_domain(random.Random(os.getpid()))))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

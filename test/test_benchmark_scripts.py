@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from farl_control.launching.processes import ephemeral_port_range, ros_domain_ports
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if p.name != "common.py")
 
@@ -34,4 +36,6 @@ def test_the_shared_start_up_isolates_the_ros_graph():
     result = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS.parent, capture_output=True, text=True,
                             timeout=60)
     domain, scope = result.stdout.split()
-    assert domain != "42" and 100 <= int(domain) <= 200 and scope == "LOCALHOST"
+    ports = ros_domain_ports(int(domain))
+    low, high = ephemeral_port_range()
+    assert domain != "42" and (ports.stop <= low or ports.start > high) and scope == "LOCALHOST"

@@ -76,11 +76,16 @@ def test_discovery_range(environ, status):
     assert check.status == status and "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in check.fix
 
 
-@pytest.mark.parametrize("value, status", [(None, WARN), ("abc", FAIL), ("300", FAIL), ("150", WARN)])
+@pytest.mark.parametrize("value, status", [(None, WARN), ("abc", FAIL), ("300", FAIL), ("150", WARN), ("101", WARN)])
 def test_domain_id(value, status):
     environ = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"} | ({} if value is None else {"ROS_DOMAIN_ID": value})
     check = result("ros-domain", bad(environ=environ), SIM)
     assert check.status == status and "ROS_DOMAIN_ID" in check.fix
+
+
+def test_a_domain_whose_dds_ports_stay_below_the_ephemeral_range_passes():
+    environ = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": "100"}
+    assert result("ros-domain", bad(environ=environ), SIM).status == PASS
 
 
 @pytest.mark.parametrize("module, options", [("rclpy", SIM), ("onnxruntime", REAL), ("franky", REAL),

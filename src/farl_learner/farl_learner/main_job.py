@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import time
 from datetime import datetime, timezone
@@ -49,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
                         help=f"episodes of online fine-tuning (default {DEFAULT_EPISODES}, a few minutes)")
     parser.add_argument("--ros-domain", type=int, default=None,
-                        help="ROS_DOMAIN_ID for this run's stack (default: a private random one in 100-200, so "
-                             "two runs on one machine never exchange commands or policies; give the same to rviz2)")
+                        help="ROS_DOMAIN_ID for this run's stack (default: a private random one whose DDS ports "
+                             "avoid the ephemeral range, so two runs on one machine never exchange commands or policies; give the same to rviz2)")
     add_set_argument(parser)
     parser.add_argument("--scripted", action="store_true",
                         help="drive the scripted operator waypoints instead of learning")
@@ -72,9 +71,9 @@ def isolate_run(stack, overrides: dict[str, str], ros_domain: int | None) -> int
     otherwise share domain and 127.0.0.1:1337: its learner's announcements would
     reach this run's shield, its arm this run's commands.
     """
-    from farl_control.launching.processes import free_loopback_ip
+    from farl_control.launching.processes import free_loopback_ip, private_ros_domain
 
-    domain = ros_domain if ros_domain is not None else random.Random().randint(100, 200)
+    domain = ros_domain if ros_domain is not None else private_ros_domain()
     if not 0 <= domain <= 232:
         raise FarlInputError(None, f"--ros-domain must be in 0..232, got {domain}")
     os.environ["ROS_DOMAIN_ID"] = str(domain)

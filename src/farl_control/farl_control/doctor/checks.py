@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from farl_control.launching.processes import ephemeral_port_range, ros_domain_ports
 from farl_control.doctor.facts import (DESK_PORT, FCI_PORT, LEARNING_MODULES, SIM_MODULES, UNLIMITED,
                                        DoctorOptions, SystemFacts)
 
@@ -64,13 +65,17 @@ def check_domain(facts: SystemFacts, options: DoctorOptions) -> CheckResult:
     name = "ros-domain"
     if value is None:
         return CheckResult(name, WARN, "ROS_DOMAIN_ID unset: domain 0, shared with every other ROS user",
-                           "export ROS_DOMAIN_ID=<0..101, one per robot> (scripts/env.sh sets 42)")
+                           "export ROS_DOMAIN_ID=<1..100, one per robot> (scripts/env.sh sets 42)")
     if not value.isdigit() or not 0 <= int(value) <= 232:
         return CheckResult(name, FAIL, f"ROS_DOMAIN_ID={value!r} is not an integer in 0..232",
-                           "export ROS_DOMAIN_ID=<0..101>")
-    if int(value) > 101:
-        return CheckResult(name, WARN, f"ROS_DOMAIN_ID={value} may collide with ephemeral ports on Linux",
-                           "export ROS_DOMAIN_ID=<0..101>")
+                           "export ROS_DOMAIN_ID=<1..100>")
+    ports = ros_domain_ports(int(value))
+    low, high = ephemeral_port_range()
+    if ports.stop > low and ports.start <= high:
+        return CheckResult(name, WARN, f"ROS_DOMAIN_ID={value}: its DDS ports {ports.start}-{ports.stop - 1} lie in "
+                                       f"the ephemeral range {low}-{high}, where libfranka's UDP socket may get one "
+                                       "(the control node then stops with 'incorrect object size')",
+                           "export ROS_DOMAIN_ID=<1..100>")
     return CheckResult(name, PASS, f"ROS_DOMAIN_ID={value}")
 
 

@@ -182,6 +182,42 @@ def free_loopback_ip(ports: Sequence[int] = (1337, 1338)) -> str:
     raise RuntimeError("no free loopback address for franky-sim")
 
 
+DDS_PORT_BASE, DDS_DOMAIN_GAIN, DDS_PORTS_PER_DOMAIN = 7400, 250, 250  # RTPS well-known port mapping
+MAX_ROS_DOMAIN = 232
+SHARED_ROS_DOMAINS = frozenset({0, 42})  # DDS's default and scripts/env.sh's: other stacks live there
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for port-0 binds (libfranka's UDP socket takes one of these)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def ros_domain_ports(domain: int) -> range:
+    """The UDP ports DDS participants of `domain` send to (discovery and user traffic)."""
+    start = DDS_PORT_BASE + DDS_DOMAIN_GAIN * domain
+    return range(start, start + DDS_PORTS_PER_DOMAIN)
+
+
+def private_ros_domain(rng=None) -> int:
+    """A random ROS domain for one test session, run or benchmark whose DDS ports lie outside the
+    ephemeral range.
+
+    In a domain whose ports overlap it (100-214 on Linux), libfranka's UDP state socket, bound to port
+    0, can get a port that DDS discovery sends to: the control node then reads an RTPS packet as a
+    robot state and stops with "libfranka: incorrect object size".
+    """
+    import random
+
+    low, high = ephemeral_port_range()
+    safe = [d for d in range(MAX_ROS_DOMAIN + 1) if d not in SHARED_ROS_DOMAINS
+            and (ros_domain_ports(d).stop <= low or ros_domain_ports(d).start > high)]
+    return (rng or random.Random()).choice(safe)
+
+
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
     """Poll `predicate` until it is true or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
