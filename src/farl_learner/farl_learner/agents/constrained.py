@@ -28,7 +28,7 @@ from torch import nn
 
 from ..config import PPOConfig, SafeRLConfig
 from ..models import GaussianPolicy, ValueNetwork
-from .ppo import Rollout, compute_gae, make_optimizer, ppo_update
+from .ppo import Rollout, compute_gae
 
 
 @dataclass
@@ -63,19 +63,6 @@ def make_cost_critic(value: ValueNetwork) -> ValueNetwork:
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     return critic
-
-
-class PPOLearner:
-    """Uni-O4 and FARL: the plain PPO update; the episode costs are not used."""
-
-    name = "ppo"
-
-    def __init__(self, policy: GaussianPolicy, value: ValueNetwork, ppo: PPOConfig):
-        self.policy, self.value, self.ppo = policy, value, ppo
-        self.optimizer = make_optimizer(policy, value, ppo)
-
-    def update(self, rollout: Rollout, episode_costs: Sequence[float]) -> dict[str, float]:
-        return ppo_update(self.policy, self.value, self.optimizer, rollout, self.ppo)
 
 
 class ConstrainedLearner:
@@ -172,5 +159,5 @@ class ClippedConstrainedLearner(ConstrainedLearner):
                 approx_kl = ((ratio - 1) - logratio).mean()
             if self.ppo.target_kl > 0 and approx_kl > self.ppo.target_kl:
                 stopped_epoch = epoch + 1  # finish nothing more after this epoch's KL blew up
-        stats.update(policy_loss=float(loss), approx_kl=float(approx_kl))
+        stats.update(policy_loss=float(loss.detach()), approx_kl=float(approx_kl.detach()))
         return stats

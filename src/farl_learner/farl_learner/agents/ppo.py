@@ -11,6 +11,7 @@ and `episode_end` stops the GAE recursion at either.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -128,3 +129,17 @@ def ppo_update(policy: GaussianPolicy, value: ValueNetwork, optimizer: torch.opt
                  approx_kl=approx_kl.item(), clipfrac=float(np.mean(clipfracs)), explained_variance=explained,
                  off_policy_steps=int((b["pg_weight"] < 1.0).sum().item()))
     return stats
+
+
+class PPOLearner:
+    """Uni-O4 and FARL: the plain PPO update behind the learner interface the online loop calls
+    (`update(rollout, episode_costs)`, shared with the safe-RL baselines); the costs are not used."""
+
+    name = "ppo"
+
+    def __init__(self, policy: GaussianPolicy, value: ValueNetwork, ppo: PPOConfig):
+        self.policy, self.value, self.ppo = policy, value, ppo
+        self.optimizer = make_optimizer(policy, value, ppo)
+
+    def update(self, rollout: Rollout, episode_costs: Sequence[float]) -> dict[str, float]:
+        return ppo_update(self.policy, self.value, self.optimizer, rollout, self.ppo)

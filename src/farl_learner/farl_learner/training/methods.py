@@ -43,7 +43,7 @@ def make_learner(method: str, policy, value, cfg: FarlConfig):
     elif method == "cpo":
         from ..agents.cpo import CPOLearner as Learner
     else:
-        from ..agents.constrained import PPOLearner
+        from ..agents.ppo import PPOLearner
 
         return PPOLearner(policy, value, cfg.ppo)
     return Learner(policy, value, cfg.ppo, cfg.safe_rl)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..agents.constrained import PPOLearner
+from ..agents.ppo import PPOLearner
 from ..agents.ppo import Rollout
 from ..config import PPOConfig
 from ..models import GaussianPolicy, ValueNetwork
