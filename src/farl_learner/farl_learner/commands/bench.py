@@ -336,6 +336,11 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _sci(value: float | None) -> str:
+    """Thresholds on a failure probability span decades (eps_safe is ~1e-5 here): fixed-point shows 0.000."""
+    return "n/a" if value is None else f"{value:.2e}"
+
+
 def _pm(values: list, digits: int = 1) -> str:
     m, s = _mean(values), _std(values)
     return "n/a" if m is None else (f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else ""))
@@ -454,7 +459,7 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
     for task, methods in results["tasks"].items():
         pre = results["pretraining"].get(task, {})
         u, f = methods["uni-o4"], methods["farl"]
-        lines.append(f"| {task} | {_fmt(pre.get('wall_seconds'), 0)} | {_fmt(pre.get('epsilon_safe'), 3)} | "
+        lines.append(f"| {task} | {_fmt(pre.get('wall_seconds'), 0)} | {_sci(pre.get('epsilon_safe'))} | "
                      f"{_pm(f['shield_trigger_rate'], 3)} | {_pm(f['shield_misses'])} | "
                      f"{_pm(f['recovery_failures'])} | {_pm(u['steps_per_second'], 0)} | "
                      f"{_pm(f['steps_per_second'], 0)} | {_pm(u['wall_seconds'], 0)} | {_pm(f['wall_seconds'], 0)} |")
