@@ -524,10 +524,15 @@ def render_curves(results: dict, task: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    curves = results["curves"][task]
+    # Every method the grid ran (the baselines and ablations too), Uni-O4 and FARL first in fixed colours.
+    methods = [*METHODS, *(m for m in curves if m not in METHODS)]
+    palette = iter(["#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"])
     colors = {"uni-o4": "#777777", "farl": "#1f77b4"}
-    for m in METHODS:
-        for k, c in enumerate(results["curves"][task][m]):
-            label = f"{m} (seed {c['seed']})" if k == 0 else None
+    colors.update({m: next(palette) for m in methods if m not in colors})
+    for m in methods:
+        for k, c in enumerate(curves.get(m, [])):
+            label = f"{m} ({len(curves[m])} seeds)" if k == 0 else None
             axes[0].plot(c["steps"], c["cumulative_failures"], color=colors[m], alpha=0.8, label=label)
             xs = [x for x, y in zip(c["steps"], c["return_moving_avg"]) if y is not None]
             ys = [y for y in c["return_moving_avg"] if y is not None]
