@@ -111,3 +111,18 @@ def test_a_comparison_without_farl_or_uni_o4_is_refused_with_what_to_add():
     args = parser.parse_args(["failurebench", "--tasks", "bounded_push", "--methods", "ppo-lag", "farl"])
     with pytest.raises(FarlInputError, match="--methods.*uni-o4 and farl"):
         bench.run(args)
+
+
+def test_the_learning_curves_show_every_method_the_grid_ran(tmp_path, monkeypatch):
+    from farl_learner.commands import bench
+
+    def curve(seed):
+        return {"seed": seed, "steps": [10, 20], "cumulative_failures": [1, 2], "return_moving_avg": [None, 3.0],
+                "window": 50}
+
+    results = {"curves": {"bounded_soccer": {m: [curve(0), curve(1)] for m in ("uni-o4", "farl", "cpo")}}}
+    drawn = {}
+    monkeypatch.setattr(bench, "save_figure", lambda fig, res, path, dpi=100: drawn.update(
+        legend=[t.get_text() for t in fig.axes[0].get_legend().get_texts()]))
+    bench.render_curves(results, "bounded_soccer", tmp_path / "curves.png")
+    assert drawn["legend"] == ["uni-o4 (2 seeds)", "farl (2 seeds)", "cpo (2 seeds)"]
