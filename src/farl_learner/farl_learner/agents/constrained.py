@@ -120,7 +120,7 @@ class ConstrainedLearner:
             (v_loss + c_loss).backward()
             nn.utils.clip_grad_norm_(params, self.ppo.max_grad_norm)
             self.critic_optimizer.step()
-        return {"value_loss": float(v_loss), "cost_value_loss": float(c_loss)}
+        return {"value_loss": float(v_loss.detach()), "cost_value_loss": float(c_loss.detach())}
 
 
 class ClippedConstrainedLearner(ConstrainedLearner):

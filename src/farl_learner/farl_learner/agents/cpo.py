@@ -155,7 +155,7 @@ class CPOLearner(ConstrainedLearner):
                                    lambda v: conjugate_gradient(fisher_vector, v, safe.cpo_cg_iters))
 
         start = _flat(self.params).detach().clone()
-        reward_before, cost_before = float(reward_surrogate), float(cost_surrogate)
+        reward_before, cost_before = float(reward_surrogate.detach()), float(cost_surrogate.detach())
         accepted, fraction = False, 1.0
         for _ in range(safe.cpo_backtrack_steps):
             self._set_flat(start + fraction * step)
