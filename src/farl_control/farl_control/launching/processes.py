@@ -202,6 +202,13 @@ def ros_domain_ports(domain: int) -> range:
     return range(start, start + DDS_PORTS_PER_DOMAIN)
 
 
+def domain_clear_of_ephemeral_ports(domain: int, low_high: tuple[int, int] | None = None) -> bool:
+    """True when none of `domain`'s DDS ports can be handed to a port-0 bind (e.g. libfranka's)."""
+    low, high = low_high or ephemeral_port_range()
+    ports = ros_domain_ports(domain)
+    return ports.stop <= low or ports.start > high
+
+
 def private_ros_domain(rng=None) -> int:
     """A random ROS domain for one test session, run or benchmark whose DDS ports lie outside the
     ephemeral range.
@@ -212,9 +219,9 @@ def private_ros_domain(rng=None) -> int:
     """
     import random
 
-    low, high = ephemeral_port_range()
-    safe = [d for d in range(MAX_ROS_DOMAIN + 1) if d not in SHARED_ROS_DOMAINS
-            and (ros_domain_ports(d).stop <= low or ros_domain_ports(d).start > high)]
+    low_high = ephemeral_port_range()
+    safe = [d for d in range(MAX_ROS_DOMAIN + 1)
+            if d not in SHARED_ROS_DOMAINS and domain_clear_of_ephemeral_ports(d, low_high)]
     return (rng or random.Random()).choice(safe)
 
 
