@@ -18,7 +18,7 @@ from farl_learner.agents.mppi import mppi_first_actions, sequence_scores
 from farl_learner.agents.q_risk import QRisk, calibrate_q_risk, train_q_risk
 from farl_learner.agents.transitions import Transitions
 from farl_learner.config import AblationConfig, FarlConfig, RiskConfig, apply_overrides
-from farl_learner.data.format import Dataset, save_dataset
+from farl_learner.data.format import Dataset, load_dataset, save_dataset
 from farl_learner.models import GaussianPolicy
 from farl_learner.training.finetune import finetune
 from farl_learner.training.io import FAILURE_DATA
@@ -183,3 +183,41 @@ def test_the_q_risk_ablation_without_failure_data_says_which_file_is_missing(tmp
     with pytest.raises(FarlInputError, match="failure_data.npz.*farl pretrain"):
         finetune("toy", folder, tmp_path / "out", method="farl-qrisk", steps=10, cfg=small_config(),
                  env=ReachEnv(seed=0), progress=False)
+
+
+# ---------------------------------------------------------------- eps_safe for the run's own risk settings
+
+def test_a_run_at_another_operating_point_recalibrates_eps_safe_on_the_same_held_out_episodes(toy_folder):
+    from farl_learner.training.finetune import load_pretrained, shield_threshold
+    from farl_learner.training.pretrain import calibrate
+
+    models = load_pretrained(toy_folder, "toy")
+    stored = models["calibration"]["epsilon_safe"]
+    epsilon, facts = shield_threshold(models, small_config(), toy_folder)
+    assert (epsilon, facts["source"]) == (stored, "model folder")  # the settings it was calibrated under
+
+    stricter = apply_overrides(small_config(), {"risk.max_needless_trigger_rate": 0.02, "risk.target_miss_rate": 0.0})
+    epsilon, facts = shield_threshold(models, stricter, toy_folder)
+    failure = Transitions.from_arrays(load_dataset(toy_folder / FAILURE_DATA))
+    _, holdout = failure.split_episodes(stricter.risk.holdout_fraction, stricter.seed)
+    expected = calibrate(models["world_model"], models["policy"], holdout, stricter)
+    assert facts["source"] == "recalibrated" and epsilon == expected["epsilon_safe"] != stored
+    assert facts["needless_trigger_rate"] <= 0.02
+    assert facts["changed"]["max_needless_trigger_rate"] == [small_config().risk.max_needless_trigger_rate, 0.02]
+
+    fixed = apply_overrides(stricter, {"risk.epsilon_safe": 0.5})
+    assert shield_threshold(models, fixed, toy_folder)[0] == 0.5  # a fixed eps_safe always wins
+
+
+def test_a_new_operating_point_without_failure_data_says_what_to_do(tmp_path, toy_folder):
+    import shutil
+
+    from farl_common.errors import FarlInputError
+    from farl_learner.training.finetune import load_pretrained, shield_threshold
+
+    folder = tmp_path / "no_failure_data"
+    shutil.copytree(toy_folder, folder)
+    (folder / FAILURE_DATA).unlink()
+    other = apply_overrides(small_config(), {"risk.max_needless_trigger_rate": 0.1})
+    with pytest.raises(FarlInputError, match="max_needless_trigger_rate.*risk.epsilon_safe.*farl pretrain"):
+        shield_threshold(load_pretrained(folder, "toy"), other, folder)

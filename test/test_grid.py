@@ -63,6 +63,28 @@ def test_a_runs_key_follows_its_own_settings_only():
                        "farl", 100) != base
 
 
+def test_shield_settings_key_only_the_shielded_methods():
+    config = {**CONFIG, "risk": {"max_needless_trigger_rate": 0.25}, "ppo": {"learning_rate": 3e-5,
+                                                                           "trigger_penalty": 1.0}}
+    variant = {**config, "risk": {"max_needless_trigger_rate": 0.15}, "ppo": {"learning_rate": 3e-5,
+                                                                             "trigger_penalty": 0.3}}
+    for method in ("uni-o4", "ppo-lag", "p3o", "cpo"):  # no shield: a FARL variant reuses their runs
+        assert config_hash(variant, method, 100) == config_hash(config, method, 100)
+    for method in ("farl", "farl-qrisk", "farl-mppi"):
+        assert config_hash(variant, method, 100) != config_hash(config, method, 100)
+    lr = {**config, "ppo": {"learning_rate": 1e-4, "trigger_penalty": 1.0}}
+    assert config_hash(lr, "uni-o4", 100) != config_hash(config, "uni-o4", 100)  # the rest of ppo still counts
+
+
+def test_a_finished_run_in_a_folder_named_by_an_older_hash_is_found_by_its_content(tmp_path):
+    key = RunKey("bounded_push", "uni-o4", 0, config_hash(CONFIG, "uni-o4", 100))
+    fake_run(str(tmp_path / "bounded_push" / "uni-o4" / "seed0-0123456789ab"), "uni-o4", 100, 3.0)
+    fake_run(str(tmp_path / "bounded_push" / "uni-o4" / "seed1-0123456789ab"), "uni-o4", 100, 4.0)
+    assert finished(key.folder(tmp_path), key)["value"] == 3.0  # its own seed's folder, not seed 1's
+    other = RunKey("bounded_push", "uni-o4", 0, config_hash(CONFIG, "uni-o4", 999))
+    assert finished(other.folder(tmp_path), other) is None
+
+
 def test_a_finished_run_is_read_back_only_when_its_key_matches(tmp_path):
     key = RunKey("bounded_push", "farl", 0, config_hash(CONFIG, "farl", 100))
     fake_run(str(key.folder(tmp_path)), "farl", 100, 1.0)

@@ -31,13 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .training.methods import SHIELDED
+
 #: Config sections only some methods read: a change there must not invalidate the other methods' runs.
 METHOD_SECTIONS = {"safe_rl": ("ppo-lag", "p3o", "cpo"), "ablation": ("farl-qrisk", "farl-mppi")}
+#: Settings only the shielded methods read (the shield's threshold, what the learner does where it acted).
+#: A FARL variant (another eps_safe operating point, another trigger penalty) must not re-run Uni-O4.
+SHIELD_SETTINGS = {"risk": None, "ppo": ("recovery_pg_weight", "trigger_penalty")}
 
 
 def config_hash(config: dict, method: str, steps: int) -> str:
     """12 hex digits over the settings the run depends on: its config (minus other methods' sections) and steps."""
     relevant = {k: v for k, v in config.items() if k not in METHOD_SECTIONS or method in METHOD_SECTIONS[k]}
+    if method not in SHIELDED:
+        for section, keys in SHIELD_SETTINGS.items():
+            if keys is None:
+                relevant.pop(section, None)
+            elif isinstance(relevant.get(section), dict):
+                relevant[section] = {k: v for k, v in relevant[section].items() if k not in keys}
     text = json.dumps({"config": relevant, "method": method, "steps": steps}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -76,8 +87,14 @@ class GridResult:
 
 
 def finished(folder: Path, key: RunKey, legacy: Path | None = None) -> dict | None:
-    """The finished run's metrics in `folder` (or a legacy folder) if they were made with this key, else None."""
-    for candidate in (folder, legacy):
+    """The finished run's metrics in `folder`, a legacy folder, or a sibling folder of the same seed, if they
+    were made with this key, else None.
+
+    Siblings count because a folder's name is the hash the run got when it was made: when the hash leaves
+    out settings it used to cover (SHIELD_SETTINGS), the runs already made still match by their content.
+    """
+    siblings = sorted(folder.parent.glob(f"seed{key.seed}-*")) if folder.parent.is_dir() else []
+    for candidate in (folder, legacy, *[s for s in siblings if s != folder]):
         path = None if candidate is None else candidate / "finetune.json"
         if path is None or not path.is_file():
             continue

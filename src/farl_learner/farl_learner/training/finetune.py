@@ -19,11 +19,14 @@ from farl_common.errors import FarlInputError
 from ..config import FarlConfig, load_farl_config
 from ..models import GaussianPolicy
 from .checkpoint import load_checkpoint, save_checkpoint
-from .io import CALIBRATION, CHECKPOINTS, read_json, write_json
-from .methods import METHODS, check_method, make_learner, make_shield
+from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, read_json, write_json
+from .methods import METHODS, SHIELDED, check_method, make_learner, make_shield
 from .online import evaluate, run_online
 
-__all__ = ["METHODS", "finetune", "load_pretrained"]
+__all__ = ["METHODS", "finetune", "load_pretrained", "shield_threshold"]
+
+#: The risk settings eps_safe was calibrated under: a run that asks for other values needs its own eps_safe.
+CALIBRATION_SETTINGS = ("horizon", "gamma_risk", "target_miss_rate", "max_needless_trigger_rate", "holdout_fraction")
 
 
 def load_pretrained(model_dir: str | Path, task: str) -> dict:
@@ -44,6 +47,52 @@ def load_pretrained(model_dir: str | Path, task: str) -> dict:
         raise FarlInputError(model_dir / CALIBRATION, "missing a numeric epsilon_safe", key="epsilon_safe")
     return {"policy": policy, "value": value, "recovery": recovery.requires_grad_(False),
             "world_model": world_model.requires_grad_(False).eval(), "calibration": calibration}
+
+
+def shield_threshold(models: dict, cfg: FarlConfig, model_dir: str | Path, progress: bool = False) -> tuple[float, dict]:
+    """eps_safe for this run and where it comes from: the config, the model folder, or a recalibration.
+
+    The model folder's eps_safe holds for the risk settings it was calibrated
+    under (pretrain.json's config). A run that asks for another operating point
+    (e.g. `--set risk.max_needless_trigger_rate=0.15`) or another horizon gets
+    eps_safe recalibrated on the same held-out failure episodes with the same
+    pretrained policy, instead of silently running at the old point; a fixed
+    `risk.epsilon_safe` > 0 always wins.
+    """
+    from .pretrain import calibrate
+
+    model_dir = Path(model_dir)
+    stored = models["calibration"]
+    if cfg.risk.epsilon_safe > 0:
+        return cfg.risk.epsilon_safe, {"source": "config", "epsilon_safe": cfg.risk.epsilon_safe}
+    pretrain_file = model_dir / "pretrain.json"
+    made_with = read_json(pretrain_file).get("config", {}) if pretrain_file.is_file() else {}
+    old = made_with.get("risk", {})
+    changed = {k: (old[k], getattr(cfg.risk, k)) for k in CALIBRATION_SETTINGS
+               if k in old and old[k] != getattr(cfg.risk, k)}
+    kept = {k: stored.get(k) for k in ("epsilon_safe", "recall", "needless_trigger_rate", "limited_by")}
+    if not changed:
+        return float(stored["epsilon_safe"]), {"source": "model folder", **kept}
+    what = ", ".join(f"risk.{k} {a} -> {b}" for k, (a, b) in changed.items())
+    path = model_dir / FAILURE_DATA
+    if not path.is_file():
+        raise FarlInputError(path, f"not found: the config changes {what} from the calibration in "
+                                   f"{model_dir / CALIBRATION}, and recalibrating eps_safe needs the held-out "
+                                   "failure data; set risk.epsilon_safe, or run `farl pretrain` for this folder again")
+    from ..agents.transitions import Transitions
+    from ..data import load_dataset
+
+    data = Transitions.from_arrays(load_dataset(path))
+    _, holdout = data.split_episodes(cfg.risk.holdout_fraction, int(made_with.get("seed", cfg.seed)))
+    result = calibrate(models["world_model"], models["policy"], holdout, cfg)
+    if progress:
+        print(f"eps_safe recalibrated for {what}: {float(stored['epsilon_safe']):.3g} -> "
+              f"{result['epsilon_safe']:.3g} (held-out recall {result['recall']:.2f}, needless triggers "
+              f"{result['needless_trigger_rate']:.2f})", flush=True)
+    return float(result["epsilon_safe"]), {
+        "source": "recalibrated", "changed": {k: list(v) for k, v in changed.items()},
+        "model_folder": kept, **{k: result[k] for k in ("epsilon_safe", "recall", "needless_trigger_rate",
+                                                          "limited_by")}}
 
 
 def _normalizer(task: str) -> Callable[[float], float | None]:
@@ -77,7 +126,7 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
 
         env = [make_env(task, seed=seed + 1000 * i, terminate_on_failure=True) for i in range(cfg.online.num_envs)]
     envs = env if isinstance(env, (list, tuple)) else [env]
-    epsilon = cfg.risk.epsilon_safe if cfg.risk.epsilon_safe > 0 else float(models["calibration"]["epsilon_safe"])
+    epsilon, calibration = shield_threshold(models, cfg, model_dir, progress=progress and method in SHIELDED)
     shield, shield_facts = make_shield(method, models, epsilon, cfg, model_dir, out_dir, seed, progress=progress)
     learner = make_learner(method, models["policy"], models["value"], cfg)
     normalize = _normalizer(task)
@@ -98,6 +147,7 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
     save_checkpoint(out_dir / CHECKPOINTS["task_value"], "value", models["value"], meta)
     metrics = {"task": task, "method": method, "seed": seed, "steps": steps,
                "epsilon_safe": shield.epsilon_safe if shield else None, **shield_facts,
+               "shield_calibration": calibration if shield else None,
                "config": cfg.to_dict(), "before": before, "after": after, "counters": counters.to_dict(),
                "ppo_updates": updates, "online_seconds": elapsed, "num_envs": len(envs),
                "steps_per_second": counters.steps / max(elapsed, 1e-9)}
