@@ -126,3 +126,25 @@ def test_the_learning_curves_show_every_method_the_grid_ran(tmp_path, monkeypatc
         legend=[t.get_text() for t in fig.axes[0].get_legend().get_texts()]))
     bench.render_curves(results, "bounded_soccer", tmp_path / "curves.png")
     assert drawn["legend"] == ["uni-o4 (2 seeds)", "farl (2 seeds)", "cpo (2 seeds)"]
+
+
+def test_a_pretrained_folder_made_with_other_settings_is_refused_not_reused(tmp_path):
+    from farl_learner.commands.bench import finished_pretraining
+    from farl_learner.commands.common import load_config
+
+    cfg, budget = load_config("bounded_push", "quick", {"bc.steps": 400, "failure_transitions": 20000})
+    folder = tmp_path / "bounded_push" / "pretrained"
+    folder.mkdir(parents=True)
+    (folder / "calibration.json").write_text(json.dumps({"epsilon_safe": 1e-5}))
+    (folder / "pretrain.json").write_text(json.dumps({"config": cfg.to_dict()}))
+    (folder / "command.json").write_text(json.dumps({"budget": budget, "wall_seconds": 12.0}))
+    assert finished_pretraining(folder, cfg, budget)[1] == 12.0
+
+    online_only, online_budget = load_config("bounded_push", "quick", {  # settings pretraining does not read
+        "bc.steps": 400, "failure_transitions": 20000, "online.eval_episodes": 10,
+        "risk.max_needless_trigger_rate": 0.15, "ppo.trigger_penalty": 0.3})
+    assert finished_pretraining(folder, online_only, online_budget) is not None
+    for change in ({"bc.steps": 200, "failure_transitions": 20000}, {"bc.steps": 400, "failure_transitions": 5000}):
+        other, other_budget = load_config("bounded_push", "quick", change)
+        with pytest.raises(FarlInputError, match="pretrained with other settings.*another --work folder"):
+            finished_pretraining(folder, other, other_budget)

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     done = 0
     grid = dict(jobs=args.jobs, ray_address=args.ray_address, retries=args.retries)
     pre_runs = [GridRun(task, _pretrain_job, (task, args.data, str(work / task / "pretrained"), *configs[task]),
-                        cached=finished_pretraining(work / task / "pretrained")) for task in tasks]
+                        cached=finished_pretraining(work / task / "pretrained", *configs[task])) for task in tasks]
     for result in run_grid(pre_runs, **grid):
         task = result.key
         if result.metrics is None:
@@ -207,12 +207,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def finished_pretraining(model_dir: Path) -> tuple[dict, float] | None:
-    """A finished pretraining in `model_dir` (its metrics and wall time), or None."""
-    if (model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file():
-        return (json.loads((model_dir / "pretrain.json").read_text()),
-                json.loads((model_dir / "command.json").read_text())["wall_seconds"])
-    return None
+def finished_pretraining(model_dir: Path, cfg=None, budget: dict | None = None) -> tuple[dict, float] | None:
+    """A finished pretraining in `model_dir` (its metrics and wall time), or None.
+
+    Given the config this command asks for, a folder pretrained with other settings is an error, not a
+    cache hit: every run of the grid would start from checkpoints the command line does not describe.
+    """
+    from ..training.pretrain import pretraining_differences
+
+    if not ((model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file()):
+        return None
+    metrics = json.loads((model_dir / "pretrain.json").read_text())
+    command = json.loads((model_dir / "command.json").read_text())
+    if cfg is not None:
+        differences = pretraining_differences(metrics.get("config", {}), cfg.to_dict())
+        made = command.get("budget", {}).get("failure_transitions")
+        if budget is not None and made != budget.get("failure_transitions"):
+            differences.append(f"failure_transitions: {made!r} in the folder, {budget.get('failure_transitions')!r} "
+                               "asked")
+        if differences:
+            more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+            raise FarlInputError(model_dir, f"was pretrained with other settings than this command asks for: "
+                                            f"{'; '.join(differences[:3])}{more}. Use another --work folder, or "
+                                            "delete this one to pretrain again")
+    return metrics, command["wall_seconds"]
 
 
 def finetune_run_of(work: Path, task: str, method: str, seed: int, steps: int, config: tuple,

@@ -26,7 +26,8 @@ from .online import evaluate, run_online
 __all__ = ["METHODS", "finetune", "load_pretrained", "shield_threshold"]
 
 #: The risk settings eps_safe was calibrated under: a run that asks for other values needs its own eps_safe.
-CALIBRATION_SETTINGS = ("horizon", "gamma_risk", "target_miss_rate", "max_needless_trigger_rate", "holdout_fraction")
+#: (Not holdout_fraction: the world model was trained on the rest of that split.)
+CALIBRATION_SETTINGS = ("horizon", "gamma_risk", "target_miss_rate", "max_needless_trigger_rate")
 
 
 def load_pretrained(model_dir: str | Path, task: str) -> dict:
@@ -83,7 +84,8 @@ def shield_threshold(models: dict, cfg: FarlConfig, model_dir: str | Path, progr
     from ..data import load_dataset
 
     data = Transitions.from_arrays(load_dataset(path))
-    _, holdout = data.split_episodes(cfg.risk.holdout_fraction, int(made_with.get("seed", cfg.seed)))
+    _, holdout = data.split_episodes(float(old.get("holdout_fraction", cfg.risk.holdout_fraction)),
+                                     int(made_with.get("seed", cfg.seed)))
     result = calibrate(models["world_model"], models["policy"], holdout, cfg)
     if progress:
         print(f"eps_safe recalibrated for {what}: {float(stored['epsilon_safe']):.3g} -> "

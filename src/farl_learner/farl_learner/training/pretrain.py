@@ -36,6 +36,30 @@ from .checkpoint import save_checkpoint
 from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, RECOVERY_DEMOS, write_json
 
 
+#: The config pretrain() reads: a pretrained folder serves another config only where these agree. (The risk
+#: settings it calibrates eps_safe under are checked at fine-tuning, which recalibrates; see finetune.py.)
+PRETRAINING_SECTIONS = ("task", "seed", "networks", "bc", "offline", "recovery_bc", "recovery_offline", "world_model")
+PRETRAINING_RISK_SETTINGS = ("holdout_fraction",)  # the world model's train/held-out split
+
+
+def pretraining_differences(made_with: dict, asked: dict) -> list[str]:
+    """'section.key: X in the folder, Y asked' for each pretraining setting two config dicts disagree on."""
+    import json
+
+    made_with, asked = (json.loads(json.dumps(c, default=str)) for c in (made_with, asked))  # tuples -> lists
+    out = []
+    pairs = [(s, made_with.get(s), asked.get(s)) for s in PRETRAINING_SECTIONS]
+    pairs += [(f"risk.{k}", made_with.get("risk", {}).get(k), asked.get("risk", {}).get(k))
+              for k in PRETRAINING_RISK_SETTINGS]
+    for name, old, new in pairs:
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += [f"{name}.{k}: {old.get(k)!r} in the folder, {new.get(k)!r} asked"
+                    for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            out.append(f"{name}: {old!r} in the folder, {new!r} asked")
+    return out
+
+
 def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: FarlConfig | None = None,
              datasets: dict[str, Transitions] | None = None, progress: bool = True,
              failure_transitions: int | None = None,
