@@ -88,6 +88,13 @@ def test_a_domain_whose_dds_ports_stay_below_the_ephemeral_range_passes():
     assert result("ros-domain", bad(environ=environ), SIM).status == PASS
 
 
+def test_the_domain_check_follows_this_kernels_ephemeral_range():
+    environ = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": "100"}
+    narrowed = bad(environ=environ, ephemeral_ports=(20000, 60999))  # a PC whose range starts lower
+    check = result("ros-domain", narrowed, SIM)
+    assert check.status == WARN and "32400-32649" in check.detail and "20000-60999" in check.detail
+
+
 @pytest.mark.parametrize("module, options", [("rclpy", SIM), ("onnxruntime", REAL), ("franky", REAL),
                                              ("mujoco", SIM), ("franky_sim", SIM)])
 def test_a_module_the_stack_needs_that_does_not_import_fails(module, options):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from farl_control.launching.processes import domain_clear_of_ephemeral_ports, ephemeral_port_range, ros_domain_ports
+from farl_control.launching.processes import domain_clear_of_ephemeral_ports, ros_domain_ports
 from farl_control.doctor.facts import (DESK_PORT, FCI_PORT, LEARNING_MODULES, SIM_MODULES, UNLIMITED,
                                        DoctorOptions, SystemFacts)
 
@@ -69,8 +69,8 @@ def check_domain(facts: SystemFacts, options: DoctorOptions) -> CheckResult:
     if not value.isdigit() or not 0 <= int(value) <= 232:
         return CheckResult(name, FAIL, f"ROS_DOMAIN_ID={value!r} is not an integer in 0..232",
                            "export ROS_DOMAIN_ID=<1..100>")
-    if not domain_clear_of_ephemeral_ports(int(value)):
-        ports, (low, high) = ros_domain_ports(int(value)), ephemeral_port_range()
+    if not domain_clear_of_ephemeral_ports(int(value), facts.ephemeral_ports):
+        ports, (low, high) = ros_domain_ports(int(value)), facts.ephemeral_ports
         return CheckResult(name, WARN, f"ROS_DOMAIN_ID={value}: its DDS ports {ports.start}-{ports.stop - 1} lie in "
                                        f"the ephemeral range {low}-{high}, where libfranka's UDP socket may get one "
                                        "(the control node then stops with 'incorrect object size')",

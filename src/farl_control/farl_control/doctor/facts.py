@@ -19,6 +19,7 @@ from typing import Callable, Mapping
 
 from farl_common.errors import FarlInputError
 from farl_common.task_config import RealtimeConfig
+from farl_control.launching.processes import ephemeral_port_range
 from farl_control.robot.realtime import KernelFacts, read_kernel_facts
 
 FCI_PORT = 1337  # libfranka's command connection: open only while FCI is activated in Desk
@@ -82,6 +83,8 @@ class SystemFacts:
     manifest_problem: str | None = None
     arm: ArmReach | None = None
     """None in sim (nothing is probed)."""
+    ephemeral_ports: tuple[int, int] = (32768, 60999)
+    """The kernel's range for port-0 binds (net.ipv4.ip_local_port_range), where libfranka's UDP socket lands."""
 
 
 def import_problem(module: str) -> str | None:
@@ -212,5 +215,6 @@ def gather_facts(options: DoctorOptions, environ: Mapping[str, str] | None = Non
         usb_devices=usb_devices(),
         libfranka_version=libfranka_version(),
         arm=probe_arm(options.robot_ip) if options.robot == "real" and options.robot_ip else None,
+        ephemeral_ports=ephemeral_port_range(),
         **load_stack_facts(options),
     )
