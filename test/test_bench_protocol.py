@@ -148,3 +148,57 @@ def test_a_pretrained_folder_made_with_other_settings_is_refused_not_reused(tmp_
         other, other_budget = load_config("bounded_push", "quick", change)
         with pytest.raises(FarlInputError, match="pretrained with other settings.*another --work folder"):
             finished_pretraining(folder, other, other_budget)
+
+
+def test_re_evaluation_replaces_each_runs_returns_and_the_paired_intervals_follow(tmp_path):
+    """`--eval-episodes N`: the N-episode evaluation of every finished run replaces its own 10-episode one."""
+    from farl_learner.commands.bench import reevaluate
+    from farl_learner.grid import RunKey
+
+    methods = list(METHODS)
+    results = {"steps": 100, "tasks": {"bounded_push": {m: _entry() for m in methods}}, "ci95": {}, "vs_farl": {},
+               "failed_runs": []}
+    finished_runs = []
+    for seed in range(3):
+        for method, after in (("uni-o4", 50.0 + seed), ("farl", 40.0 + seed)):
+            key = RunKey("bounded_push", method, seed, "h")
+            folder = tmp_path / method / f"seed{seed}"
+            folder.mkdir(parents=True)
+            evaluation = {"after": {"normalized_return": after}}  # the first method of a seed has `before`
+            (folder / "evaluation-100.json").write_text(json.dumps(
+                {**evaluation, "before": {"normalized_return": 10.0}} if method == "uni-o4" else evaluation))
+            finished_runs.append((key, {**_run(5, 99.0), "run_dir": str(folder)}))  # its own evaluation said 99
+    reevaluate(results, finished_runs, tmp_path, 100, {"jobs": 1}, methods)
+    entry = results["tasks"]["bounded_push"]
+    assert entry["uni-o4"]["normalized_return_after"] == [50.0, 51.0, 52.0]
+    assert entry["farl"]["normalized_return_before"] == [10.0] * 3 and entry["farl"]["failure_episodes"] == [5] * 3
+    assert results["ci95"]["bounded_push"]["normalized_return_after"]["mean_diff"] == pytest.approx(-10.0)
+
+
+def test_a_runs_policies_are_re_evaluated_on_the_task_and_cached(tmp_path):
+    import torch
+
+    from farl_learner.models import GaussianPolicy
+    from farl_learner.training.checkpoint import save_checkpoint
+    from farl_learner.training.finetune import evaluate_run
+
+    from farl_learner.envs import make_env
+
+    env = make_env("bounded_push", seed=0)
+    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    torch.manual_seed(0)
+    for folder in (tmp_path / "pretrained", tmp_path / "run"):
+        save_checkpoint(folder / "task_policy.pt", "policy", GaussianPolicy(obs_dim, action_dim, hidden=(8,)),
+                        {"task": "bounded_push"})
+    out = evaluate_run("bounded_push", tmp_path / "pretrained", tmp_path / "run", seed=3, episodes=2)
+    assert out["episodes"] == 2 and out["before"]["normalized_return"] is not None
+    assert out["before"]["mean_return"] != out["after"]["mean_return"]  # two different policies
+    cached = json.loads((tmp_path / "run" / "evaluation-2.json").read_text())
+    assert cached["after"] == out["after"]
+    assert evaluate_run("bounded_push", tmp_path / "pretrained", tmp_path / "run", seed=3, episodes=2) == cached
+    import shutil
+
+    shutil.copytree(tmp_path / "run", tmp_path / "same_policy", ignore=shutil.ignore_patterns("evaluation-*"))
+    only_after = evaluate_run("bounded_push", tmp_path / "pretrained", tmp_path / "same_policy", seed=3, episodes=2,
+                              before=False)  # another method of the same seed: the pretrained policy is not re-run
+    assert "before" not in only_after and only_after["after"] == out["after"]  # same policy, same episode seeds

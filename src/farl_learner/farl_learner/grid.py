@@ -103,7 +103,7 @@ def finished(folder: Path, key: RunKey, legacy: Path | None = None) -> dict | No
         except (OSError, json.JSONDecodeError):
             continue  # a half-written file from a killed run: run it again
         if config_hash(metrics.get("config", {}), key.method, metrics.get("steps", -1)) == key.config_hash:
-            return metrics
+            return {**metrics, "run_dir": str(candidate)}
     return None
 
 

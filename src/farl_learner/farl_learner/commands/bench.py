@@ -86,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of a local instance; every node needs this package installed")
     parser.add_argument("--retries", type=int, default=2,
                         help="times a run whose worker process died is resubmitted (default 2)")
+    parser.add_argument("--eval-episodes", type=int, default=None,
+                        help="after the grid, re-evaluate every finished run's policy before and after fine-tuning "
+                             "with this many deterministic episodes (paired episode seeds per online seed, cached "
+                             "in the run folder) and report those returns; default: each run's own evaluation "
+                             "(online.eval_episodes), whose standard error is about 10 normalized points")
     parser.add_argument("--name", default="failurebench", help="base name of the result files (default failurebench)")
     parser.add_argument("--task-set", dest="task_overrides", action="append", default=[], metavar="TASK:KEY=VALUE",
                         help="override one config key for one task (repeatable), e.g. bounded_push:bc.steps=200")
@@ -115,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         raise FarlInputError(None, f"must be >= 1, got {args.steps}", key="--steps")
     if not args.seeds:
         raise FarlInputError(None, "need at least one seed", key="--seeds")
+    if args.eval_episodes is not None and args.eval_episodes < 1:
+        raise FarlInputError(None, f"must be >= 1, got {args.eval_episodes}", key="--eval-episodes")
     methods = list(dict.fromkeys(args.methods))
     if not set(METHODS) <= set(methods):
         raise FarlInputError(None, f"{' '.join(methods)}: every comparison includes uni-o4 and farl (the "
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                    "profile_overrides": PROFILES[args.profile], "extra_overrides": extra,
                    "task_overrides": per_task, "num_envs": {t: configs[t][0].online.num_envs for t in tasks},
                    "eval_episodes": {t: configs[t][0].online.eval_episodes for t in tasks},
+                   "reevaluation_episodes": args.eval_episodes,
                    "torch_threads": 1, "hardware": "CPU only (2 shared cores)"},
         "pretraining": {},
         "tasks": {},
@@ -174,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     # Seed by seed over all tasks (an interrupted run still covers every task), all methods of a seed together.
     runs = [finetune_run_of(work, task, method, seed, steps, configs[task], progress=args.jobs <= 1)
             for seed in args.seeds for task in tasks for method in methods]
+    finished_runs: list[tuple[RunKey, dict]] = []
     for result in run_grid(runs, **grid):
         done += 1
         key: RunKey = result.key
@@ -184,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             write_outputs(results, out, plot=not args.no_plot, name=args.name)
             continue
         metrics = result.metrics
+        finished_runs.append((key, metrics))
         add_run(results["tasks"][task][method], metrics, seed)
         c = metrics["counters"]
         results["curves"][task][method].append({"seed": seed, **learning_curve(
@@ -195,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
               f"{c['episodes']}, triggers {c['shield_triggers']}, normalized return "
               f"{_fmt(metrics['before']['normalized_return'])} -> {_fmt(metrics['after']['normalized_return'])}, "
               f"{metrics['steps_per_second']:.0f} steps/s", flush=True)
+        write_outputs(results, out, plot=not args.no_plot, name=args.name)
+    if args.eval_episodes:
+        reevaluate(results, finished_runs, work, args.eval_episodes, grid, methods)
         write_outputs(results, out, plot=not args.no_plot, name=args.name)
     results["complete"] = not results["failed_runs"]
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -242,6 +255,61 @@ def finetune_run_of(work: Path, task: str, method: str, seed: int, steps: int, c
     return GridRun(key, _finetune_job,
                    (task, str(work / task / "pretrained"), str(folder), method, steps, seed, cfg, budget, progress),
                    cached=finished(folder, key, legacy=work / task / method / f"seed{seed}"))
+
+
+def reevaluate(results: dict, finished_runs: list[tuple[RunKey, dict]], work: Path, episodes: int, grid: dict,
+               methods: list[str]) -> None:
+    """Replace every finished run's before/after returns by an `episodes`-episode evaluation (run on the grid,
+    cached per run folder), and recompute the per-task entries and paired intervals from them."""
+    folders = {key: Path(metrics.get("run_dir") or key.folder(work)) for key, metrics in finished_runs}
+    first_of_seed: dict[tuple[str, int], RunKey] = {}
+    for key, _ in finished_runs:  # the pretrained policy is the same for every method of a seed: evaluate it once
+        first_of_seed.setdefault((key.task, key.seed), key)
+    runs = []
+    for key, _ in finished_runs:
+        before = first_of_seed[(key.task, key.seed)] == key
+        runs.append(GridRun(key, _evaluate_job, (key.task, str(work / key.task / "pretrained"), str(folders[key]),
+                                                 key.seed, episodes, before),
+                            cached=_cached_evaluation(folders[key], episodes, before)))
+    evaluations, total = {}, len(runs)
+    for n, result in enumerate(run_grid(runs, **grid), 1):
+        if result.metrics is None:
+            results["failed_runs"].append({"run": f"{result.key} evaluation", "error": result.error})
+            print(f"[eval {n}/{total}] FAILED {result.key}: {result.error}", flush=True)
+            continue
+        evaluations[result.key] = result.metrics
+        print(f"[eval {n}/{total}] {result.key}{' (evaluated earlier)' if result.cached else ''}: normalized return "
+              f"after {_fmt(result.metrics['after']['normalized_return'])} over {episodes} episodes", flush=True)
+    for task in results["tasks"]:
+        results["tasks"][task] = {m: {**{k: [] for k in RESULT_KEYS}, "online_steps": results["steps"], "seeds": []}
+                                  for m in methods}
+    for key, metrics in finished_runs:
+        first = evaluations.get(first_of_seed[(key.task, key.seed)], {})
+        if key in evaluations and "before" in first:
+            metrics = {**metrics, "before": first["before"], "after": evaluations[key]["after"]}
+        add_run(results["tasks"][key.task][key.method], metrics, key.seed)
+    for task, entries in results["tasks"].items():
+        results["ci95"][task] = paired_ci(entries)
+        results["vs_farl"][task] = {m: paired_vs_farl(entries, m) for m in methods if m != "farl"}
+
+
+def _cached_evaluation(folder: Path, episodes: int, before: bool) -> dict | None:
+    path = folder / f"evaluation-{episodes}.json"
+    try:
+        cached = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    return cached if cached is not None and ("before" in cached or not before) else None
+
+
+def _evaluate_job(task: str, model: str, run_dir: str, seed: int, episodes: int, before: bool) -> dict:
+    """One finished run's policy after (and, once per seed, before) fine-tuning over `episodes` episodes."""
+    import torch
+
+    from ..training.finetune import evaluate_run
+
+    torch.set_num_threads(1)
+    return evaluate_run(task, model, run_dir, seed, episodes, before=before)
 
 
 def _pretrain_job(task: str, data: str, model: str, cfg, budget: dict) -> tuple[dict, float]:
@@ -314,6 +382,8 @@ def command_line(args: argparse.Namespace, tasks: list[str]) -> str:
         parts += ["--methods", *args.methods]
     if getattr(args, "jobs", 1) != 1:
         parts += ["--jobs", str(args.jobs)]
+    if getattr(args, "eval_episodes", None):
+        parts += ["--eval-episodes", str(args.eval_episodes)]
     if getattr(args, "name", "failurebench") != "failurebench":
         parts += ["--name", args.name]
     return " ".join(shlex.quote(p) for p in parts)
@@ -392,6 +462,17 @@ def write_outputs(results: dict, out: Path, plot: bool = True, name: str = "fail
             pass
 
 
+def _evaluation_sentence(budget: dict) -> str:
+    """Which evaluation the returns come from (the runs' own, or the grid's re-evaluation with more episodes)."""
+    n = budget.get("reevaluation_episodes")
+    if n:
+        return (f"{n} deterministic evaluation episodes per run and policy without the shield (re-evaluated after "
+                "the grid, the same episode seeds for every method of an online seed).")
+    own = sorted(set((budget.get("eval_episodes") or {}).values()))
+    return (f"each run's own {'/'.join(map(str, own)) or 'n/a'} deterministic evaluation episodes without the "
+            "shield.")
+
+
 def render_markdown(results: dict, notes: str | None = None) -> str:
     budget = results["budget"]
     steps = budget["online_steps"]
@@ -450,8 +531,8 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
         "",
         "## Normalized return, before → after fine-tuning",
         "",
-        "0 = uniform random policy, 100 = scripted expert (config/failurebench/normalization.json); deterministic "
-        "evaluation episodes without the shield. Before is the same checkpoint for both methods; its evaluation "
+        "0 = uniform random policy, 100 = scripted expert (config/failurebench/normalization.json); "
+        + _evaluation_sentence(budget) + " Before is the same checkpoint for both methods; its evaluation "
         "seed differs per online seed.",
         "",
         "| task | Uni-O4 (ours) | FARL (ours) | Uni-O4 (paper) | FARL (paper) |",

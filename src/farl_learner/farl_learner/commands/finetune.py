@@ -66,4 +66,5 @@ def finetune_run(task: str, model_dir: str | Path, out_dir: str | Path, method: 
     write_json(Path(out_dir) / "command.json", {"command": "finetune", "task": task, "model": str(model_dir),
                                                 "method": method, "steps": metrics["steps"], "seed": seed,
                                                 "budget": budget, "wall_seconds": time.perf_counter() - start})
+    metrics["run_dir"] = str(out_dir)  # where its policy is (the grid re-evaluates it from there)
     return metrics

@@ -23,7 +23,7 @@ from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, read_json, write_json
 from .methods import METHODS, SHIELDED, check_method, make_learner, make_shield
 from .online import evaluate, run_online
 
-__all__ = ["METHODS", "finetune", "load_pretrained", "shield_threshold"]
+__all__ = ["METHODS", "evaluate_run", "finetune", "load_pretrained", "shield_threshold"]
 
 #: The risk settings eps_safe was calibrated under: a run that asks for other values needs its own eps_safe.
 #: (Not holdout_fraction: the world model was trained on the rest of that split.)
@@ -155,3 +155,35 @@ def finetune(task: str, model_dir: str | Path, out_dir: str | Path, method: str 
                "steps_per_second": counters.steps / max(elapsed, 1e-9)}
     write_json(out_dir / "finetune.json", metrics)
     return metrics
+
+
+def evaluate_run(task: str, model_dir: str | Path, run_dir: str | Path, seed: int, episodes: int,
+                 before: bool = True) -> dict:
+    """A finished run's policy before and after fine-tuning, each over `episodes` deterministic episodes.
+
+    finetune() evaluates with the config's online.eval_episodes (10 in the
+    protocol), where one run's mean return has a standard error of about 10
+    normalized points: as large as the differences between methods. This
+    re-evaluates the saved policies with more episodes, on the same episode
+    seeds for every method of a seed (paired), without re-running the
+    fine-tuning; the result is cached in run_dir/evaluation-<episodes>.json.
+    `before=False` skips the pretrained policy (the same for every method of a
+    seed: the grid evaluates it once per seed).
+    """
+    from ..envs import make_env
+
+    run_dir = Path(run_dir)
+    path = run_dir / f"evaluation-{episodes}.json"
+    if path.is_file():
+        cached = read_json(path)
+        if "before" in cached or not before:
+            return cached
+    env = make_env(task, seed=seed, terminate_on_failure=True)
+    normalize = _normalizer(task)
+    out = {"task": task, "seed": seed, "episodes": episodes}
+    for name, folder in ((("before", Path(model_dir)),) if before else ()) + (("after", run_dir),):
+        policy, _ = load_checkpoint(folder / CHECKPOINTS["task_policy"], "policy")
+        result = evaluate(env, policy.eval(), episodes, seed=10_000 + seed)
+        out[name] = {**result, "normalized_return": normalize(result["mean_return"])}
+    write_json(path, out)
+    return out
