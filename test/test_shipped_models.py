@@ -91,3 +91,19 @@ def test_shield_fires_before_the_failures_of_the_policys_own_exploration(stack_p
             break
     assert failures >= 5, f"only {failures} failures in the twin: the shipped policy no longer explores into the wall"
     assert warned / failures >= 0.8, f"the shield would have fired before only {warned} of {failures} failures"
+
+
+@pytest.mark.parametrize("task", ["fragile_push_wall", "disturbed_push", "bounded_soccer"])
+def test_every_task_ships_a_model_folder_its_stack_loads(task):
+    """`ros2 launch farl_control <task>.launch.py` starts the shield on config/models/<task>: it must load with
+    the task's observation layout and its calibrated eps_safe, and stay small and free of datasets."""
+    nodes = {n.name: n for n in load_stack(task).resolve({})}
+    folder = resolve_config_path(nodes["shield"].parameters["models_dir"])
+    spec = TaskSpec.from_config(load_task_config(task))
+    runtime = ShieldRuntime(folder, task, spec.obs_dim, spec.action_dim)
+    assert runtime.manifest.obs_layout == {name: [i, i + 1] for i, name in enumerate(spec.layout())}
+    assert runtime.epsilon == pytest.approx(json.loads((folder / "calibration.json").read_text())["epsilon_safe"])
+    assert sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) < 5_000_000
+    assert not list(folder.glob("*.npz")), "datasets must not be shipped"
+    command = (folder / "command.json").read_text()
+    assert "farl pretrain-twin " + task in command and '"/' not in command  # reproducible, no machine paths
