@@ -53,7 +53,7 @@ from .common import PROFILES, add_budget_arguments, load_config, parse_overrides
 METHODS = ("uni-o4", "farl")  # the protocol's pair; every comparison includes both
 RESULT_KEYS = ("failure_episodes", "failure_steps", "episodes", "normalized_return_before",
                "normalized_return_after", "shield_trigger_rate", "shield_misses", "recovery_failures",
-               "wall_seconds", "steps_per_second")
+               "wall_seconds", "steps_per_second", "success_rate_after", "eval_failure_rate_after")
 
 #: The paper's simulation numbers (PAPER.md): failure episodes in 10^6 steps, normalized return before -> after.
 PAPER = {
@@ -397,6 +397,8 @@ def add_run(entry: dict, metrics: dict, seed: int) -> None:
     entry["episodes"].append(c["episodes"])
     entry["normalized_return_before"].append(metrics["before"]["normalized_return"])
     entry["normalized_return_after"].append(metrics["after"]["normalized_return"])
+    entry.setdefault("success_rate_after", []).append(metrics["after"].get("success_rate"))
+    entry.setdefault("eval_failure_rate_after", []).append(metrics["after"].get("failure_rate"))
     entry["shield_trigger_rate"].append(c["shield_triggers"] / max(c["steps"], 1))
     entry["shield_misses"].append(c["shield_misses"])
     entry["recovery_failures"].append(c["recovery_failures"])
@@ -547,6 +549,17 @@ def render_markdown(results: dict, notes: str | None = None) -> str:
         p = PAPER[task]
         lines.append(f"| {task} | {cells[0]} | {cells[1]} | {p['uni-o4'][1]:.2f} → {p['uni-o4'][2]:.2f} | "
                      f"{p['farl'][1]:.2f} → {p['farl'][2]:.2f} |")
+    if any(any(v is not None for v in methods[m].get("success_rate_after", []))
+           for methods in results["tasks"].values() for m in METHODS):
+        pct = lambda vs: _pm([None if v is None else 100.0 * v for v in vs], 0)  # noqa: E731
+        lines += ["", "Where the return after comes from: success and failure rate (%) of the same evaluation "
+                      "episodes (mean ± std over seeds).", "",
+                  "| task | Uni-O4 success | FARL success | Uni-O4 failure | FARL failure |", "|---|---|---|---|---|"]
+        for task, methods in results["tasks"].items():
+            u, f = methods["uni-o4"], methods["farl"]
+            lines.append(f"| {task} | {pct(u.get('success_rate_after', []))} | {pct(f.get('success_rate_after', []))} "
+                         f"| {pct(u.get('eval_failure_rate_after', []))} | "
+                         f"{pct(f.get('eval_failure_rate_after', []))} |")
     lines += [
         "",
         "## The shield and the cost of a run",
