@@ -100,6 +100,8 @@ class EpisodeMonitorNode(Node):
         self.positions: dict[str, np.ndarray] = {}
         self.orientations: dict[str, tuple[float, float, float, float]] = {}
         self.failure_since_step = False
+        self.scene_resets: int | None = None  # the sim scene's reset count, as its last scene_state said
+        self.episode_first_reset: int | None = None  # scene_state from an older reset belongs to the last episode
         self.pending: dict | None = None
         self.last_teleop = -1e9
         self.last_teleop_velocity = np.zeros(3)
@@ -145,8 +147,17 @@ class EpisodeMonitorNode(Node):
 
     def _on_scene_state(self, msg: String) -> None:
         scene = self.scene_reader.json(msg.data)
-        if scene is not None and scene["failure"]:
-            with self._lock:
+        if scene is None:
+            return
+        resets = scene.get("resets")
+        with self._lock:
+            if isinstance(resets, int):
+                self.scene_resets = resets
+            # A message sent before this episode's reset still describes the last episode's end (e.g. the
+            # ball still out of bounds): arriving after the start, it must not fail the new episode.
+            stale = (isinstance(resets, int) and self.episode_first_reset is not None
+                     and resets < self.episode_first_reset)
+            if scene["failure"] and not stale:
                 self.failure_since_step = True
 
     def _on_teleop(self, msg: TwistStamped) -> None:
@@ -309,6 +320,8 @@ class EpisodeMonitorNode(Node):
                     self._publish_event("finished")
                 self.get_logger().info(f"finished {self.max_episodes} episodes: {self.tracker.counts_dict()}")
                 return
+            with self._lock:
+                before_reset = self.scene_resets
             if not self._reset_robot():
                 self._stopping.wait(1.0)
                 continue
@@ -317,6 +330,7 @@ class EpisodeMonitorNode(Node):
             with self._lock:
                 self.pending = None
                 self.failure_since_step = False
+                self.episode_first_reset = None if before_reset is None else before_reset + 1
                 self.tracker.start()
                 self._wake.clear()
                 self._publish_event("start")
