@@ -76,6 +76,7 @@ class SimCameraNode(Node):
         self._arm_q: list[float] | None = None
         self._poses: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
         self._stamp = None
+        self._last_rendered_stamp: tuple[int, int] | None = None  # (sec, nanosec) of the last frame sent
         self._hidden: set[str] = set()
         self._hidden_applied: set[str] = set()
         self.frames = 0
@@ -154,6 +155,12 @@ class SimCameraNode(Node):
             self._fresh.clear()
             with self._lock:
                 arm_q, poses, stamp, hidden = self._arm_q, dict(self._poses), self._stamp, set(self._hidden)
+            # The objects of one ground-truth instant arrive as several messages with one stamp: a late one
+            # wakes the loop again, and a second frame with the same stamp would be a re-stamped pose.
+            key = (stamp.sec, stamp.nanosec) if stamp is not None else None
+            if key is not None and key == self._last_rendered_stamp:
+                continue
+            self._last_rendered_stamp = key
             for name in hidden ^ self._hidden_applied:
                 self.renderer.hide_marker(name, name in hidden)
             self._hidden_applied = hidden
