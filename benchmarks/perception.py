@@ -256,8 +256,8 @@ def phase_decisions(seconds: float) -> dict:
         cmd = [sys.executable, "-m", "farl_learner.cli", "launch", "fragile_push_wall", f"perception:={perception}",
                "learn:=false", f"robot_ip:={free_loopback_ip()}"]
         log = Path(tempfile.mkdtemp(prefix="farl_perception_")) / f"launch_{perception}.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+        with log.open("w") as stream:
+            proc = subprocess.Popen(cmd, cwd=REPO, stdout=stream, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
         client = RobotClient(f"decisions_{perception}")
         times: list[float] = []
@@ -337,18 +337,24 @@ def main() -> None:
     path = args.out / "perception.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update({"command": command_line(), "machine": machine()})
+
+    def save() -> None:  # after every phase: a later phase that fails loses nothing measured
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+        (args.out / "perception.md").write_text(render_md(results))
+
     if args.phase in ("frame", "all"):
         results["frame"] = phase_frame(args.frames)
         print(json.dumps(results["frame"]), flush=True)
+        save()
     if args.phase in ("stack", "all"):
         results["stack"] = phase_stack(args.episodes)
         print(json.dumps({k: v for k, v in results["stack"].items() if k != "episodes"}), flush=True)
+        save()
     if args.phase in ("decisions", "all"):
         results["decisions"] = phase_decisions(args.decision_s)
         print(json.dumps(results["decisions"]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1))
-    (args.out / "perception.md").write_text(render_md(results))
+        save()
     print(render_md(results))
 
 

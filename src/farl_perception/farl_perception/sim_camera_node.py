@@ -21,6 +21,9 @@ Parameters
   rate_hz (double)          render rate cap (<= 0: sim_camera.rate_hz of the config)
   hidden_markers (string[]) objects whose marker is taken off (a lost marker, for tests and demos);
                             settable while running
+  calibration_marker (bool) render the calibration marker on the hand (`farl calibrate camera`);
+                            off by default, as on the real arm, where it is mounted for calibrating
+                            only: at the home pose it hides the block's marker from the camera
 Subscribes
   /farl/sim/objects/<name>, /farl/robot/joint_states
 Publishes
@@ -61,6 +64,9 @@ class SimCameraNode(Node):
         self.declare_parameter("perception_config", "perception/fragile_push_wall.yaml",
                                describe("Perception YAML (camera, sim camera pose, markers), relative to config/"))
         self.declare_parameter("rate_hz", 0.0, describe("Render rate cap, Hz (<= 0: sim_camera.rate_hz)"))
+        self.declare_parameter("calibration_marker", False, describe(
+            "Render the calibration marker on the hand (for `farl calibrate camera`; off in operation, where "
+            "it would hide the objects' markers)"))
         self.declare_parameter("hidden_markers", [""], describe(
             "Objects whose marker is taken off the rendered scene (a lost marker); may be set while running"))
         self.task = load_task_config(self.get_parameter("task_config").value)
@@ -131,7 +137,8 @@ class SimCameraNode(Node):
         try:
             from farl_perception.sim_render import SceneRenderer  # MuJoCo: the sim camera only
 
-            self.renderer = SceneRenderer(self.task, self.config)
+            self.renderer = SceneRenderer(self.task, self.config,
+                                          calibration_marker=bool(self.get_parameter("calibration_marker").value))
             self.get_logger().info(f"rendering {self.config.camera.width}x{self.config.camera.height} at up to "
                                    f"{1.0 / self.period_s:g} Hz (MUJOCO_GL={os.environ.get('MUJOCO_GL', 'default')})")
             self._render_frames()

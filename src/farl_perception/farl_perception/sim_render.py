@@ -70,7 +70,7 @@ def _find_body(root: ET.Element, name: str) -> ET.Element:
 class SceneRenderer:
     """Renders the task scene from the configured camera; feed it the state with `set_state`."""
 
-    def __init__(self, task: TaskConfig, perception: PerceptionConfig, calibration_marker: bool = True):
+    def __init__(self, task: TaskConfig, perception: PerceptionConfig, calibration_marker: bool = False):
         self.task = task
         self.perception = perception
         cam = perception.camera

@@ -2,7 +2,7 @@
 
 Needs the robot side running with its camera (`farl launch TASK autonomy:=false
 perception:=aruco`, real arm or sim) and the calibration marker held by the
-gripper (in sim it is part of the rendered hand). Sends the arm home (in sim
+gripper (in sim: add `calibration_marker:=true`, which renders it on the hand). Sends the arm home (in sim
 that also resets the scene), then moves the TCP through
 `calibration.poses` poses (farl_perception.calibration.poses), samples the
 marker at each, solves camera->base with cv2.calibrateHandEye and writes it,
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         session.close()
     if len(arm) < 3:
         print(f"[calibrate] error: only {len(arm)} poses saw marker {c.marker_id} (need >= 3): check that the camera "
-              "sees the gripper's marker around calibration.center; nothing written", file=sys.stderr)
+              "sees the gripper's marker around calibration.center (in sim: launch with calibration_marker:=true); "
+              "nothing written", file=sys.stderr)
         return 1
     result = solve_eye_to_hand(arm, marker, args.method)
     print(f"[calibrate] {len(arm)} poses: residual {result.residual_mm:.2f} mm / {result.residual_deg:.3f} deg "

@@ -86,7 +86,7 @@ class CalibrationSession:
         """None once the arm is active and images flow; else what is missing (one line with the fix)."""
         if not self.client.wait_until_active(timeout_s):
             return (f"no active control node ({api.EE_POSE.name} / {api.ROBOT_STATUS.name}): start the robot side, "
-                    "e.g. `farl launch <task> autonomy:=false perception:=aruco`")
+                    "e.g. `farl launch <task> autonomy:=false perception:=aruco` (in sim also calibration_marker:=true)")
         if not self.client.wait_for(lambda: self._info is not None and bool(self._images), timeout_s):
             return (f"no images on {api.CAMERA_IMAGE.name}: start the camera (perception:=aruco starts it) "
                     "and check it with `farl doctor`")
