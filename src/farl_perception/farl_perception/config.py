@@ -83,6 +83,10 @@ class TrackedObject:
     """Side of the marker's black square, metres."""
     offset: Vec3 = (0.0, 0.0, 0.0)
     """The object's centre in the marker frame (x right, y up on the printed marker, z out of it), metres."""
+    face: Vec3 = (0.0, 0.0, 1.0)
+    """The marker's outward normal in the object's frame: [0, 0, 1] on the top face, e.g. [0, 1, 0] on the
+    side facing +y (printed upright). A face the gripper never covers: over a pushed block's top face
+    hovers the hand."""
     fixed: bool = False
     """No marker: a fixture (bolted to the table) whose pose is the task config's scene `pos`."""
     up: Vec3 | None = None
@@ -104,6 +108,8 @@ class TrackedObject:
             raise ConfigProblem("marker_size", "missing required key (side of the marker's black square, m)")
         if self.marker_size <= 0:
             raise ConfigProblem("marker_size", f"must be > 0, got {self.marker_size}")
+        if np.linalg.norm(self.face) < 1e-6:
+            raise ConfigProblem("face", "must be a non-zero direction (the marker's normal in the object frame)")
 
 
 @dataclass(frozen=True)

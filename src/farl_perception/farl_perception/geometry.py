@@ -107,6 +107,23 @@ def look_at_rotation(position: Sequence[float], target: Sequence[float],
     return np.column_stack([x, y, z])
 
 
+def face_rotation(normal: Sequence[float]) -> np.ndarray:
+    """Rotation marker->object of a marker printed on the object's face with outward `normal` (object frame).
+
+    On the top face ([0, 0, 1]) the marker frame is the object's. On a side face the printed marker
+    stands upright: its y (up on the print) is the object's +z, its z the normal, x = y cross z.
+    """
+    z = np.asarray(normal, float)
+    z = z / np.linalg.norm(z)
+    if abs(z[2]) > 1.0 - 1e-9:  # top or bottom: keep the object's x (the bottom flips it)
+        x = np.array([1.0, 0.0, 0.0]) if z[2] > 0 else np.array([-1.0, 0.0, 0.0])
+        return np.column_stack([x, np.cross(z, x), z])
+    up = np.array([0.0, 0.0, 1.0])
+    y = up - (up @ z) * z
+    y /= np.linalg.norm(y)
+    return np.column_stack([np.cross(y, z), y, z])
+
+
 def slerp(qa: Sequence[float], qb: Sequence[float], weight_b: float) -> np.ndarray:
     """Spherical interpolation of unit quaternions (any order convention), `weight_b` toward qb."""
     a, b = np.asarray(qa, float), np.asarray(qb, float)

@@ -14,7 +14,7 @@ import numpy as np
 
 from farl_common.task_config import TaskConfig
 from farl_perception.config import PerceptionConfig
-from farl_perception.geometry import transform, translation_of
+from farl_perception.geometry import face_rotation, transform
 from farl_perception.intrinsics import Intrinsics
 from farl_perception.markers import MarkerDetector, MarkerPose
 from farl_perception.tracking import ObjectTracker, TrackResult
@@ -33,7 +33,8 @@ class ObjectPoseEstimator:
         self.T_base_camera = np.asarray(T_base_camera, float)
         self.detector = MarkerDetector(config.dictionary)
         self.markers = {o.marker_id: o for o in config.markers}
-        self.offsets = {o.name: translation_of(o.offset) for o in config.markers}
+        # marker -> object: the object's centre at `offset` in the marker frame, turned by the marker's face.
+        self.offsets = {o.name: transform(face_rotation(o.face).T, o.offset) for o in config.markers}
         self.trackers = {o.name: ObjectTracker(config.filter) for o in config.markers}
         self.fixed = {o.name: transform(np.eye(3), task.scene.object(o.name).pos)
                       for o in config.objects if o.fixed}

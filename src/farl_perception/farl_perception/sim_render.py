@@ -27,7 +27,7 @@ import numpy as np
 from farl_common.task_config import TaskConfig
 from farl_control.sim.scene import ROBOT_PREFIX, SimScene
 from farl_perception.config import PerceptionConfig
-from farl_perception.geometry import look_at_rotation, matrix_to_quat_xyzw, xyzw_to_wxyz
+from farl_perception.geometry import face_rotation, look_at_rotation, matrix_to_quat_xyzw, xyzw_to_wxyz
 from farl_perception.intrinsics import Intrinsics
 from farl_perception.markers import marker_image
 
@@ -94,11 +94,14 @@ class SceneRenderer:
             shape = task.scene.object(obj.name)
             material = _add_texture(asset, folder, f"marker_{obj.name}", perception.dictionary, obj.marker_id)
             h = plate_half_size(obj.marker_size)
-            # The marker frame sits at -offset from the object's centre; the plate lies in its x-y plane.
-            centre = -np.asarray(obj.offset, float) + (0, 0, PLATE_HALF_THICKNESS)
+            # The marker frame sits on the object's `face`, the object's centre at `offset` in it; the plate
+            # lies in the marker's x-y plane, on the outside.
+            R = face_rotation(obj.face)
+            centre = R @ (-np.asarray(obj.offset, float) + (0, 0, PLATE_HALF_THICKNESS))
             del shape
             ET.SubElement(_find_body(root, obj.name), "geom", name=f"marker_{obj.name}", type="box",
-                          size=_fmt((h, h, PLATE_HALF_THICKNESS)), pos=_fmt(centre), material=material,
+                          size=_fmt((h, h, PLATE_HALF_THICKNESS)), pos=_fmt(centre),
+                          quat=_fmt(xyzw_to_wxyz(matrix_to_quat_xyzw(R))), material=material,
                           contype="0", conaffinity="0", density="0", group="1")
         if calibration_marker:
             self._add_calibration_plate(root, asset, folder)
