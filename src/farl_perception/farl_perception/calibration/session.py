@@ -23,6 +23,7 @@ from farl_control.ros.endpoints import subscription
 from farl_perception.config import PerceptionConfig
 from farl_perception.geometry import quat_xyzw_to_matrix, rotation_angle_deg, rotation_vector, transform
 from farl_perception.calibration.handeye import mean_rotation
+from farl_perception.calibration.stillness import StillnessGate
 from farl_perception.markers import MarkerDetector
 from farl_perception.ros_images import image_array, intrinsics_of
 
@@ -45,6 +46,10 @@ class PoseSample:
 def _pose_matrix(msg: PoseStamped) -> np.ndarray:
     p, q = msg.pose.position, msg.pose.orientation
     return transform(quat_xyzw_to_matrix((q.x, q.y, q.z, q.w)), (p.x, p.y, p.z))
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def _average(poses: list[np.ndarray]) -> np.ndarray:
@@ -119,10 +124,15 @@ class CalibrationSession:
         return reached
 
     def sample(self, samples: int, timeout_s: float = 5.0) -> PoseSample | None:
-        """Average `samples` fresh images' marker poses and the TCP poses at the same time (None: not seen)."""
+        """Average `samples` fresh images' marker poses and the TCP poses at the same time (None: not seen).
+
+        Only images taken while the arm stood where it stands now count (`StillnessGate`); a
+        TCP that moves again throws the samples so far away.
+        """
         c = self.config.calibration
         markers, tcps, errors = [], [], []
         seen_stamps: set[tuple[int, int]] = set()
+        gate = StillnessGate()
         end = time.monotonic() + timeout_s
         while len(markers) < samples and time.monotonic() < end:
             with self._lock:
@@ -131,8 +141,10 @@ class CalibrationSession:
             if image is None or info is None or ee is None:
                 time.sleep(0.02)
                 continue
+            if not gate.tcp(_seconds(ee.header.stamp), _pose_matrix(ee)):
+                markers, tcps, errors = [], [], []  # the arm moved: what was sampled shows another pose
             key = (image.header.stamp.sec, image.header.stamp.nanosec)
-            if key in seen_stamps:
+            if key in seen_stamps or not gate.admits(_seconds(image.header.stamp)):
                 time.sleep(0.01)
                 continue
             seen_stamps.add(key)
