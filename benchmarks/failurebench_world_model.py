@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=None)
     parser.add_argument("--needless-cap", type=float, default=0.15)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--name", default="failurebench_world_model",
+                        help="base name of the result files (a second run beside the committed one)")
+    parser.add_argument("--plot-suffix", default="", help="appended to the trade-off PNGs' names, e.g. _50k")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from farl_learner.commands.common import task_names
@@ -132,18 +135,18 @@ def main() -> None:
               "needless_cap": args.needless_cap, "target_recall": 0.9, "tasks": {}}
     for task in tasks:
         r = analyse(task, Path(args.models) / task / "pretrained", args.needless_cap)
-        plot(r, args.needless_cap, out / f"failurebench_wm_tradeoff_{task}.png")
+        plot(r, args.needless_cap, out / f"failurebench_wm_tradeoff_{task}{args.plot_suffix}.png")
         report["tasks"][task] = r
         h = r["holdout"]
         print(f"{task}: held-out recall {h['recall_at_cap']:.2f} at <= {100 * args.needless_cap:.0f} % needless; "
               f"train {r['train']['recall_at_cap']:.2f}; calibrated eps {r['epsilon_safe_calibrated']:.3g}: recall "
               f"{h['recall_at_calibrated']:.2f}, needless {h['needless_at_calibrated']:.2f}", flush=True)
-    (out / "failurebench_world_model.json").write_text(json.dumps(report, indent=2))
-    (out / "failurebench_world_model.md").write_text(render(report))
-    print(render(report))
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{args.name}.md").write_text(render(report, args.plot_suffix))
+    print(render(report, args.plot_suffix))
 
 
-def render(r: dict) -> str:
+def render(r: dict, plot_suffix: str = "") -> str:
     cap = r["needless_cap"]
     lines = ["# FailureBench world model: recall of failure-preceding states vs needless triggers", "",
              f"Command: `{r['command']}`", "",
@@ -164,7 +167,7 @@ def render(r: dict) -> str:
             f"{h['failure_preceding_share']:.3f} | {h['recall_at_cap']:.2f} / {tr['recall_at_cap']:.2f} | "
             f"{h['recall_at_calibrated']:.2f} / {h['needless_at_calibrated']:.2f} | "
             f"{h['one_step_head']['recall@0.5']:.2f} / {tr['one_step_head']['recall@0.5']:.2f} | {ks} |")
-    lines += ["", "Trade-off curves: `failurebench_wm_tradeoff_<task>.png` (held-out solid, training dotted, "
+    lines += ["", f"Trade-off curves: `failurebench_wm_tradeoff_<task>{plot_suffix}.png` (held-out solid, training dotted, "
                   "calibrated eps_safe in red).", ""]
     return "\n".join(lines)
 

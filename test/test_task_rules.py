@@ -95,7 +95,7 @@ def test_inside_region_success_reads_the_region_of_the_file():
 def test_disturbed_push_observes_the_obstacle_and_fails_on_obstacle_contact_of_block_or_arm():
     config = load_task_config("disturbed_push")
     spec = TaskSpec.from_config(config)
-    assert spec.layout()[-2:] == ["obstacle.x", "obstacle.y"]
+    assert spec.layout()[-4:] == ["obstacle.x", "obstacle.y", "obstacle.vx", "obstacle.vy"]
     assert set(config.failure.contact_pairs) == {("block", "obstacle"), ("arm", "obstacle")}
     assert config.scene.object("obstacle").kinematic and config.scene.object("obstacle").tracked
 

@@ -91,15 +91,22 @@ def test_the_served_scene_moves_the_obstacle_on_the_seeded_schedule():
 def test_the_twin_observes_the_obstacle_and_rewinds_its_schedule():
     env = make_twin_env("disturbed_push")
     obs, _ = env.reset(seed=5)
-    assert env.spec_.layout()[-2:] == ["obstacle.x", "obstacle.y"] and obs.shape == (9,)
+    where = slice(-4, -2)  # the obstacle's position (its velocity follows)
+    assert env.spec_.layout()[where] == ["obstacle.x", "obstacle.y"] and obs.shape == (11,)
     for _ in range(20):
         obs, *_ = env.step(np.zeros(3))
     state = env.get_state()
-    after = [env.step(np.zeros(3))[0][-2:] for _ in range(40)]
+    after = [env.step(np.zeros(3))[0][where] for _ in range(40)]
     env.set_state(state)
-    again = [env.step(np.zeros(3))[0][-2:] for _ in range(40)]
+    again = [env.step(np.zeros(3))[0][where] for _ in range(40)]
     assert np.allclose(after, again)  # the obstacle's schedule is part of the rewound state
-    assert np.max(np.linalg.norm(np.array(after) - obs[-2:], axis=1)) > 0.0
+    assert np.max(np.linalg.norm(np.array(after) - obs[where], axis=1)) > 0.0
+
+
+def _obstacle(env) -> list[int]:
+    """Where the obstacle's position sits in the observation."""
+    layout = env.spec_.layout()
+    return [layout.index("obstacle.x"), layout.index("obstacle.y")]
 
 
 def test_the_disturbed_push_expert_waits_while_the_obstacle_stands_in_the_way():
@@ -113,7 +120,7 @@ def test_the_disturbed_push_expert_waits_while_the_obstacle_stands_in_the_way():
     o[3:5] = [0.57, -0.12]
     clear = expert(o)
     assert clear[1] > 0.2                     # the way is clear: push toward the target
-    o[-2:] = [0.57, -0.03]                    # the obstacle right ahead of the block
+    o[_obstacle(env)] = [0.57, -0.03]         # the obstacle right ahead of the block
     blocked = expert(o)
     assert blocked[1] < 0.0                   # back off along the push
 
@@ -126,7 +133,7 @@ def test_disturbed_push_recovery_moves_away_from_an_obstacle_closing_in():
     o = np.array(obs, dtype=np.float64)
     o[:3] = [0.57, -0.16, 0.04]
     o[3:5] = [0.57, -0.12]
-    o[-2:] = [0.57, -0.065]                   # 1 cm in front of the block
+    o[_obstacle(env)] = [0.57, -0.065]        # 1 cm in front of the block
     assert rec.near_failure(o)
     action = rec(o)
     assert action[1] < 0.0                    # back, away from the obstacle

@@ -410,11 +410,18 @@ class TeleopConfig:
             raise ConfigProblem("initial_scale_index", f"must index speed_scales (0..{len(self.speed_scales) - 1})")
 
 
+OBSERVATION_QUANTITIES = ("position", "velocity")
+
+
 @dataclass(frozen=True)
 class ObservationFieldConfig:
     source: str = setting()
     """`tcp` or a scene object's name."""
     dims: tuple[str, ...] = setting(choices=("x", "y", "z"))
+    quantity: str = setting("position", choices=OBSERVATION_QUANTITIES)
+    """`position` (m, base frame) or `velocity` (m/s): the source's displacement since the previous
+    control tick over the time between the ticks. A dynamic task needs it: one frame of a rolling ball
+    or a carried obstacle does not say where it is going."""
 
     def check(self) -> None:
         if not self.dims:

@@ -23,6 +23,7 @@ __all__ = ["TCP", "TaskSpec", "ObservationField", "RewardTerm", "ExplorationNois
 class ObservationField:
     source: str               # "tcp" or a scene object name
     dims: tuple[int, ...]     # indices into the source's position
+    quantity: str = "position"  # or "velocity": finite difference between two control ticks
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class TaskSpec:
     failure_penalty: float = 0.0
     exploration_correlation: float = 0.0
     """AR(1) coefficient of the actor's exploration noise (0 = white; see `ExplorationNoise`)."""
+    control_period_s: float = 0.1
+    """Time between two control ticks (1 / control.rate_hz): the twin's step and the stack's tick."""
 
     @property
     def target(self) -> str | None:
@@ -83,14 +86,41 @@ class TaskSpec:
         names += [name for t in self.reward_terms for name in (t.source, t.to)]
         return tuple(dict.fromkeys(names))
 
-    def layout(self) -> list[str]:
-        """Names of the observation entries, e.g. ['tcp.x', …, 'target.y'] (for manifests)."""
-        inverse = {v: k for k, v in _AXES.items()}
-        return [f"{f.source}.{inverse[d]}" for f in self.fields for d in f.dims]
+    @property
+    def has_velocity(self) -> bool:
+        """Whether the observation needs the previous tick's positions (a `velocity` field)."""
+        return any(f.quantity == "velocity" for f in self.fields)
 
-    def build_observation(self, positions: Mapping[str, np.ndarray]) -> np.ndarray:
-        """positions: source name → xyz position. Raises KeyError for a missing source."""
-        parts = [np.asarray(positions[f.source], dtype=np.float64)[list(f.dims)] for f in self.fields]
+    def layout(self) -> list[str]:
+        """Names of the observation entries, e.g. ['tcp.x', …, 'ball.vx'] (for manifests)."""
+        inverse = {v: k for k, v in _AXES.items()}
+        prefix = {"position": "", "velocity": "v"}
+        return [f"{f.source}.{prefix[f.quantity]}{inverse[d]}" for f in self.fields for d in f.dims]
+
+    def build_observation(self, positions: Mapping[str, np.ndarray],
+                          previous: Mapping[str, np.ndarray] | None = None,
+                          dt: float | None = None) -> np.ndarray:
+        """positions: source name → xyz position now. Raises KeyError for a missing source.
+
+        A `velocity` field is (positions − previous) / dt: previous are the
+        positions of the last control tick, dt the time since it (default: one
+        control period). The twin, the shield node and the demo converter all
+        difference the same two ticks, so the policy sees on the robot the
+        velocity it was trained on. Without `previous` (the first tick of an
+        episode, when everything is at rest after the reset) a velocity is zero.
+        """
+        period = self.control_period_s if dt is None else float(dt)
+        if period <= 0.0:
+            raise ValueError(f"dt must be > 0, got {period}")
+        parts = []
+        for f in self.fields:
+            now = np.asarray(positions[f.source], dtype=np.float64)[list(f.dims)]
+            if f.quantity == "position":
+                parts.append(now)
+            elif previous is None or f.source not in previous:
+                parts.append(np.zeros_like(now))
+            else:
+                parts.append((now - np.asarray(previous[f.source], dtype=np.float64)[list(f.dims)]) / period)
         return np.concatenate(parts).astype(np.float32)
 
     def action_to_velocity(self, action: np.ndarray) -> np.ndarray:
@@ -127,8 +157,9 @@ class TaskSpec:
         """The runtime view of the task file's observation, action, episode, exploration, success and reward."""
         return TaskSpec(
             task=config.task,
-            fields=tuple(ObservationField(f.source, tuple(_AXES[d] for d in f.dims))
+            fields=tuple(ObservationField(f.source, tuple(_AXES[d] for d in f.dims), f.quantity)
                          for f in config.observation.fields),
+            control_period_s=1.0 / config.control.rate_hz,
             action_scale=config.action.linear_velocity_scale,
             max_steps=config.episode.max_steps,
             terminate_on_failure=config.episode.terminate_on_failure,

@@ -94,6 +94,8 @@ class ShieldNode(Node):
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
         self.positions: dict[str, tuple[np.ndarray, float]] = {}
+        # The last acted-on tick's positions and time (monotonic): velocity fields of the observation.
+        self._previous_tick: tuple[dict[str, np.ndarray], float] | None = None
         self.episode: int | None = None
         self.tick = 0
         self.swap_error = ""
@@ -134,6 +136,7 @@ class ShieldNode(Node):
             if kind == "start":
                 if self.episode != event["episode"]:
                     self.runtime.new_episode()
+                    self._previous_tick = None
                 self.episode = event["episode"]
             elif kind in api.ENDING_EVENTS:
                 was_running = self.episode is not None
@@ -179,7 +182,7 @@ class ShieldNode(Node):
             self.get_logger().warning("poses missing or stale: not acting (the watchdog holds the arm)",
                                       throttle_duration_sec=2.0)
             return
-        obs = self.spec.build_observation(positions)
+        obs = self._observation(positions)
         decision = self.runtime.decide(obs)
         stamp = self.get_clock().now().to_msg()
         self.command_pub.publish(make_twist(self.spec.action_to_velocity(decision.action), stamp=stamp))
@@ -189,6 +192,22 @@ class ShieldNode(Node):
             static_markers(self.config, stamp)
             + decision_markers(positions[TCP], decision.source, decision.risk, decision.epsilon,
                                decision.hand_path, decision.step_prob, stamp)))
+
+    def _observation(self, positions: dict[str, np.ndarray]) -> np.ndarray:
+        """The observation of this tick; a velocity field differences the last acted-on tick.
+
+        The time between the ticks is measured, not assumed: a tick skipped for stale
+        poses makes the next one span two periods. It is floored at half a period, so
+        a late timer firing twice in quick succession cannot blow a velocity up.
+        """
+        now = time.monotonic()
+        previous, dt = None, None
+        with self._lock:  # an episode start clears it from the events thread
+            if self._previous_tick is not None and self.spec.has_velocity:
+                previous, then = self._previous_tick
+                dt = max(now - then, 0.5 * self.spec.control_period_s)
+            self._previous_tick = (positions, now)
+        return self.spec.build_observation(positions, previous, dt)
 
     def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision,
                           positions: dict[str, np.ndarray]) -> DiagnosticStatus:

@@ -170,20 +170,21 @@ def convert_episode(episode, config: TaskConfig, spec: TaskSpec) -> ConvertedEpi
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "cost", "done", "timeout", "next_obs")}
     reason = "end"
     positions = positions_at(ticks[0])
+    before = None  # the first tick: at rest after the reset, velocity fields read zero
     for k in range(len(ticks) - 1):
         t0, t1 = ticks[k], ticks[k + 1]
         nxt = positions_at(t1)
         failure = bool(((failures > t0) & (failures <= t1)).any())
         success = spec.success(nxt)
-        rows["obs"].append(spec.build_observation(positions))
+        rows["obs"].append(spec.build_observation(positions, before, period))
         rows["action"].append(spec.velocity_to_action(velocity_during(t0, t1)))
         rows["reward"].append(spec.reward(nxt, success, failure))
         rows["cost"].append(float(failure))
-        rows["next_obs"].append(spec.build_observation(nxt))
+        rows["next_obs"].append(spec.build_observation(nxt, positions, period))
         terminal = success or (failure and spec.terminate_on_failure)
         rows["done"].append(terminal)
         rows["timeout"].append(False)
-        positions = nxt
+        before, positions = positions, nxt
         if terminal:
             reason = "success" if success else "failure"
             break

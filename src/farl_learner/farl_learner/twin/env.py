@@ -80,6 +80,8 @@ class TwinState:
     tcp: np.ndarray
     previous_twist: np.ndarray  # still driving the arm for command_delay_s into the next tick
     disturber: Any = None       # the obstacle mover's schedule and progress (Disturbed Push)
+    observed_positions: dict | None = None  # what the last observation was built from ...
+    previous_positions: dict | None = None  # ... and the tick before it (velocity fields)
 
 
 class _FastCartesianVelocity:
@@ -297,11 +299,16 @@ class FrankaTwinEnv(gym.Env):
         self.control_dt = 1.0 / self.config.control.rate_hz
         self.physics_dt = float(physics_dt)
         self.substeps = max(1, int(round(self.control_dt / self.physics_dt)))
+        self.step_dt = self.substeps * self.physics_dt  # simulated time of one step (velocity fields)
         if not 0.0 <= command_delay_s < self.control_dt:
             raise ValueError(f"command_delay_s must be in [0, {self.control_dt:g}) s (one control period), "
                              f"got {command_delay_s}")
         self.delay_steps = int(round(command_delay_s / self.physics_dt))
         self._previous_twist = np.zeros(6)
+        # The positions the last observation was built from, and those of the tick before: a velocity
+        # field differences the two (kept, not recomputed, so a rewound state steps on identically).
+        self._observed_positions: dict[str, np.ndarray] = {}
+        self._previous_positions: dict[str, np.ndarray] | None = None
         self.max_steps = int(max_steps or self.spec_.max_steps)
         self.controller = controller
 
@@ -378,7 +385,7 @@ class FrankaTwinEnv(gym.Env):
         return bool(np.any(self._pair_table[groups[:, 0], groups[:, 1]]))
 
     def observation(self) -> np.ndarray:
-        return self.spec_.build_observation(self.positions())
+        return self.spec_.build_observation(self.positions(), self._previous_positions, self.step_dt)
 
     # ---- gymnasium API ----------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -398,9 +405,11 @@ class FrankaTwinEnv(gym.Env):
         mujoco.mj_forward(self.model, d)
         self.robot._applied_torques = np.zeros(7)
         self._previous_twist = np.zeros(6)
+        self._previous_positions = None  # at rest after the reset: velocities read zero
         self.steps = 0
         self._tcp = self._fast.tcp_position(self.data)
         pos = self.positions()
+        self._observed_positions = pos
         info = {"tcp": pos[TCP], "cost": 0.0, "failure": False,
                 "success": self.spec_.success(pos)}
         return self.spec_.build_observation(pos), info
@@ -417,6 +426,7 @@ class FrankaTwinEnv(gym.Env):
         if action.shape != (self.spec_.action_dim,) or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be {self.spec_.action_dim} finite values, got {action}")
         linear, clipped = self.filtered_velocity(action)
+        before = self._observed_positions
         twist = np.concatenate([linear, np.zeros(3)])
         phases = [(self._previous_twist, self.delay_steps), (twist, self.substeps - self.delay_steps)]
         self._previous_twist = twist
@@ -437,7 +447,8 @@ class FrankaTwinEnv(gym.Env):
         truncated = (not terminated) and self.steps >= self.max_steps
         info = {"cost": float(failure), "failure": failure, "success": success, "tcp": pos[TCP],
                 "velocity": linear, "clipped": clipped}
-        return self.spec_.build_observation(pos), float(reward), terminated, truncated, info
+        self._previous_positions, self._observed_positions = before, pos
+        return self.spec_.build_observation(pos, before, self.step_dt), float(reward), terminated, truncated, info
 
     def _advance(self, twist: np.ndarray, steps: int) -> bool:
         """`steps` physics steps tracking `twist`; True when the failure contact held at any of them."""
@@ -469,7 +480,8 @@ class FrankaTwinEnv(gym.Env):
         buf = np.empty(size)
         mujoco.mj_getState(self.model, self.data, buf, _STATE)
         return TwinState(buf, self.data.qfrc_applied.copy(), self.steps, self._tcp.copy(),
-                         self._previous_twist.copy(), copy.deepcopy(self.scene.disturber))
+                         self._previous_twist.copy(), copy.deepcopy(self.scene.disturber),
+                         copy.deepcopy(self._observed_positions), copy.deepcopy(self._previous_positions))
 
     def set_state(self, state: TwinState) -> None:
         mujoco.mj_setState(self.model, self.data, state.mj_state, _STATE)
@@ -479,6 +491,8 @@ class FrankaTwinEnv(gym.Env):
         self.steps = state.steps
         self._tcp = state.tcp.copy()
         self._previous_twist = state.previous_twist.copy()
+        self._observed_positions = copy.deepcopy(state.observed_positions) or self.positions()
+        self._previous_positions = copy.deepcopy(state.previous_positions)
 
     def set_object_position(self, name: str, xy: tuple[float, float], z: float | None = None) -> None:
         """Place a free object (at rest, upright) — for tests and near-failure sampling."""
@@ -489,6 +503,9 @@ class FrankaTwinEnv(gym.Env):
         self.data.qpos[qa + 3:qa + 7] = (1.0, 0.0, 0.0, 0.0)
         self.data.qvel[da:da + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
+        self._observed_positions[name] = self.object_position(name)
+        if self._previous_positions is not None:  # placed at rest: no jump in its velocity
+            self._previous_positions[name] = self.object_position(name)
 
     def close(self) -> None:
         pass
