@@ -202,3 +202,26 @@ def test_a_runs_policies_are_re_evaluated_on_the_task_and_cached(tmp_path):
     only_after = evaluate_run("bounded_push", tmp_path / "pretrained", tmp_path / "same_policy", seed=3, episodes=2,
                               before=False)  # another method of the same seed: the pretrained policy is not re-run
     assert "before" not in only_after and only_after["after"] == out["after"]  # same policy, same episode seeds
+
+
+def test_a_pretrained_folder_made_before_the_task_file_s_data_section_changed_is_refused(tmp_path):
+    """Demos and failure data come from config/failurebench/<task>.yaml, not from FarlConfig: more recovery
+    demos there must not silently reuse a folder pretrained with the old count."""
+    from farl_learner.commands.bench import finished_pretraining
+    from farl_learner.commands.common import load_config
+    from farl_learner.training.pretrain import data_generation_settings
+
+    cfg, budget = load_config("obstructed_push", "quick", {"failure_transitions": 20000})
+    made = data_generation_settings("obstructed_push")
+    assert made is not None and made["recovery_demos"] > 0
+    folder = tmp_path / "obstructed_push" / "pretrained"
+    folder.mkdir(parents=True)
+    (folder / "calibration.json").write_text(json.dumps({"epsilon_safe": 1e-5}))
+    (folder / "command.json").write_text(json.dumps({"budget": budget, "wall_seconds": 12.0}))
+    record = {"task": "obstructed_push", "config": cfg.to_dict(), "data_generation": made}
+    (folder / "pretrain.json").write_text(json.dumps(record))
+    assert finished_pretraining(folder, cfg, budget) is not None
+    record["data_generation"] = {**made, "recovery_demos": 120 if made["recovery_demos"] != 120 else 480}
+    (folder / "pretrain.json").write_text(json.dumps(record))
+    with pytest.raises(FarlInputError, match=r"data\.recovery_demos: .* in the folder"):
+        finished_pretraining(folder, cfg, budget)

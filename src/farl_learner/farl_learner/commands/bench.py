@@ -226,7 +226,7 @@ def finished_pretraining(model_dir: Path, cfg=None, budget: dict | None = None) 
     Given the config this command asks for, a folder pretrained with other settings is an error, not a
     cache hit: every run of the grid would start from checkpoints the command line does not describe.
     """
-    from ..training.pretrain import pretraining_differences
+    from ..training.pretrain import data_generation_settings, pretraining_differences
 
     if not ((model_dir / "command.json").is_file() and (model_dir / "calibration.json").is_file()):
         return None
@@ -234,6 +234,9 @@ def finished_pretraining(model_dir: Path, cfg=None, budget: dict | None = None) 
     command = json.loads((model_dir / "command.json").read_text())
     if cfg is not None:
         differences = pretraining_differences(metrics.get("config", {}), cfg.to_dict())
+        made_data, asked_data = metrics.get("data_generation"), data_generation_settings(metrics.get("task", ""))
+        if made_data is not None and asked_data is not None:
+            differences += pretraining_differences({"data": made_data}, {"data": asked_data}, sections=("data",))
         made = command.get("budget", {}).get("failure_transitions")
         if budget is not None and made != budget.get("failure_transitions"):
             differences.append(f"failure_transitions: {made!r} in the folder, {budget.get('failure_transitions')!r} "

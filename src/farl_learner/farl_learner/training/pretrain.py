@@ -42,15 +42,35 @@ PRETRAINING_SECTIONS = ("task", "seed", "networks", "bc", "offline", "recovery_b
 PRETRAINING_RISK_SETTINGS = ("holdout_fraction",)  # the world model's train/held-out split
 
 
-def pretraining_differences(made_with: dict, asked: dict) -> list[str]:
+def data_generation_settings(task: str) -> dict | None:
+    """The task file's `data:` section as generation used it (None for a task without one, e.g. the toy).
+
+    Recorded with the pretraining and compared by `farl bench`: demos and failure data come from the task
+    file, not from FarlConfig, so editing it (more recovery demos, say) must not reuse a folder made before.
+    """
+    import dataclasses
+    import json
+
+    from ..data.config import load_data_config
+
+    try:
+        settings = load_data_config(task)
+    except Exception:  # noqa: BLE001 - no FailureBench data section: nothing to compare
+        return None
+    return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
+
+
+def pretraining_differences(made_with: dict, asked: dict,
+                            sections: tuple[str, ...] = PRETRAINING_SECTIONS) -> list[str]:
     """'section.key: X in the folder, Y asked' for each pretraining setting two config dicts disagree on."""
     import json
 
     made_with, asked = (json.loads(json.dumps(c, default=str)) for c in (made_with, asked))  # tuples -> lists
     out = []
-    pairs = [(s, made_with.get(s), asked.get(s)) for s in PRETRAINING_SECTIONS]
-    pairs += [(f"risk.{k}", made_with.get("risk", {}).get(k), asked.get("risk", {}).get(k))
-              for k in PRETRAINING_RISK_SETTINGS]
+    pairs = [(s, made_with.get(s), asked.get(s)) for s in sections]
+    if sections == PRETRAINING_SECTIONS:
+        pairs += [(f"risk.{k}", made_with.get("risk", {}).get(k), asked.get("risk", {}).get(k))
+                  for k in PRETRAINING_RISK_SETTINGS]
     for name, old, new in pairs:
         if isinstance(old, dict) and isinstance(new, dict):
             out += [f"{name}.{k}: {old.get(k)!r} in the folder, {new.get(k)!r} asked"
@@ -136,6 +156,7 @@ def pretrain(task: str, data_dir: str | Path | None, out_dir: str | Path, cfg: F
     metrics = {
         "task": task,
         "config": cfg.to_dict(),
+        "data_generation": data_generation_settings(task),
         "data": {kind: {"transitions": len(d), "episodes": int(len(np.unique(d.episode_id))),
                         "failure_steps": int(d.cost.sum())} for kind, d in data.items()},
         "timings": timings,
