@@ -158,6 +158,7 @@ def test_a_removed_marker_stops_the_poses_then_the_shield_then_the_arm(tmp_path,
 
         hidden_at = time.monotonic()
         set_hidden_markers(probe, ["fragile_block"])
+        taken_off = time.time()  # wall clock, as the images' stamps (the ground truth they render)
         time.sleep(0.2 + 0.5 + 1.5)  # in-flight frames, the shield's pose timeout, the watchdog and a ramp
         with lock:
             last_pose = max(t for t, _ in poses)
@@ -165,7 +166,11 @@ def test_a_removed_marker_stops_the_poses_then_the_shield_then_the_arm(tmp_path,
             stamps = [s for _, s in poses]
         print(f"last pose {last_pose - hidden_at:+.3f} s after the marker was taken off, last command "
               f"{last_command - last_pose:+.3f} s after the last pose")
-        assert last_pose - hidden_at < 0.3, "poses went on after the marker was taken off"
+        # Frames already in the pipeline may still give poses (render + detection: 0.2-0.4 s on a loaded
+        # 2-core machine), but none from a frame of a later instant than the marker's removal.
+        late = [s - taken_off for s in stamps if s > taken_off + 1.0 / PERCEPTION.sim_camera.rate_hz]
+        assert not late, f"poses from frames taken {late} s after the marker was taken off"
+        assert last_pose - hidden_at < 1.0, "poses went on after the marker was taken off"
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), "a pose was re-stamped"
         assert last_command - last_pose < 0.5 + 0.25, "the shield kept acting on stale poses"
         still = probe.time_until_still(time.monotonic(), 2.0)
