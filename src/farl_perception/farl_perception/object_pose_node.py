@@ -46,15 +46,11 @@ from farl_perception.config import load_extrinsic, load_perception_config
 from farl_perception.geometry import matrix_to_quat_xyzw
 from farl_perception.markers import draw_detections
 from farl_perception.object_poses import ObjectPoseEstimator
-from farl_perception.ros_images import image_array, image_message, intrinsics_of
+from farl_perception.ros_images import image_array, image_message, intrinsics_of, stamp_seconds
 
 PROGRAM = "object_pose_node"
 NEWEST_FRAME = Qos(depth=1, reliable=False)
 STATUS_PERIOD_S = 0.2
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class ObjectPoseNode(Node):
@@ -110,7 +106,7 @@ class ObjectPoseNode(Node):
             self.get_logger().error(f"{api.CAMERA_IMAGE.name}: {error}", throttle_duration_sec=5.0)
             return
         intrinsics = intrinsics_of(info)
-        stamp_s = _seconds(msg.header.stamp)
+        stamp_s = stamp_seconds(msg.header.stamp)
         result = self.estimator.process(pixels, stamp_s, intrinsics)
         for name, track in result.objects.items():
             if track.pose is not None:
@@ -120,7 +116,7 @@ class ObjectPoseNode(Node):
                 previous = self.states[name]
                 since = stamp_s if track.state != previous[0] or previous[2] is None else previous[2]
                 self.states[name] = (track.state, track.reason, since)
-        now_s = _seconds(self.get_clock().now().to_msg())
+        now_s = stamp_seconds(self.get_clock().now().to_msg())
         self.last_image = time.monotonic()
         elapsed_ms = (time.monotonic() - started) * 1000.0
         self.frames += 1
@@ -135,7 +131,7 @@ class ObjectPoseNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         with self._lock:
             states = dict(self.states)
-        stamp_now = _seconds(array.header.stamp)
+        stamp_now = stamp_seconds(array.header.stamp)
         if self.last_image is not None and time.monotonic() - self.last_image > self.config.filter.lost_after_s:
             silent = time.monotonic() - self.last_image
             states = {name: ("lost", f"no image from the camera for {silent:.1f} s", None) for name in states}

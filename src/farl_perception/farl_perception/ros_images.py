@@ -50,3 +50,8 @@ def camera_info_message(intrinsics: Intrinsics, stamp: Time, frame_id: str) -> C
 def intrinsics_of(msg: CameraInfo) -> Intrinsics:
     k = list(msg.k)
     return Intrinsics(int(msg.width), int(msg.height), k[0], k[4], k[2], k[5], tuple(float(v) for v in msg.d))
+
+
+def stamp_seconds(stamp) -> float:
+    """A builtin_interfaces/Time as seconds (float)."""
+    return stamp.sec + stamp.nanosec * 1e-9

@@ -233,10 +233,10 @@ def finished_pretraining(model_dir: Path, cfg=None, budget: dict | None = None) 
     metrics = json.loads((model_dir / "pretrain.json").read_text())
     command = json.loads((model_dir / "command.json").read_text())
     if cfg is not None:
-        differences = pretraining_differences(metrics.get("config", {}), cfg.to_dict())
-        made_data, asked_data = metrics.get("data_generation"), data_generation_settings(metrics.get("task", ""))
-        if made_data is not None and asked_data is not None:
-            differences += pretraining_differences({"data": made_data}, {"data": asked_data}, sections=("data",))
+        made_data = metrics.get("data_generation")  # absent in folders made before it was recorded
+        asked_data = data_generation_settings(metrics.get("task", "")) if made_data is not None else None
+        differences = pretraining_differences({**metrics.get("config", {}), "data": made_data},
+                                              {**cfg.to_dict(), "data": asked_data})
         made = command.get("budget", {}).get("failure_transitions")
         if budget is not None and made != budget.get("failure_transitions"):
             differences.append(f"failure_transitions: {made!r} in the folder, {budget.get('failure_transitions')!r} "

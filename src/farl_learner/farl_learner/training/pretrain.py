@@ -38,7 +38,9 @@ from .io import CALIBRATION, CHECKPOINTS, FAILURE_DATA, RECOVERY_DEMOS, write_js
 
 #: The config pretrain() reads: a pretrained folder serves another config only where these agree. (The risk
 #: settings it calibrates eps_safe under are checked at fine-tuning, which recalibrates; see finetune.py.)
-PRETRAINING_SECTIONS = ("task", "seed", "networks", "bc", "offline", "recovery_bc", "recovery_offline", "world_model")
+#: `data` is not a FarlConfig section: it is the task file's data section, compared from `data_generation_settings`.
+PRETRAINING_SECTIONS = ("task", "seed", "networks", "bc", "offline", "recovery_bc", "recovery_offline", "world_model",
+                        "data")
 PRETRAINING_RISK_SETTINGS = ("holdout_fraction",)  # the world model's train/held-out split
 
 
@@ -60,17 +62,15 @@ def data_generation_settings(task: str) -> dict | None:
     return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
 
 
-def pretraining_differences(made_with: dict, asked: dict,
-                            sections: tuple[str, ...] = PRETRAINING_SECTIONS) -> list[str]:
+def pretraining_differences(made_with: dict, asked: dict) -> list[str]:
     """'section.key: X in the folder, Y asked' for each pretraining setting two config dicts disagree on."""
     import json
 
     made_with, asked = (json.loads(json.dumps(c, default=str)) for c in (made_with, asked))  # tuples -> lists
     out = []
-    pairs = [(s, made_with.get(s), asked.get(s)) for s in sections]
-    if sections == PRETRAINING_SECTIONS:
-        pairs += [(f"risk.{k}", made_with.get("risk", {}).get(k), asked.get("risk", {}).get(k))
-                  for k in PRETRAINING_RISK_SETTINGS]
+    pairs = [(s, made_with.get(s), asked.get(s)) for s in PRETRAINING_SECTIONS]
+    pairs += [(f"risk.{k}", made_with.get("risk", {}).get(k), asked.get("risk", {}).get(k))
+              for k in PRETRAINING_RISK_SETTINGS]
     for name, old, new in pairs:
         if isinstance(old, dict) and isinstance(new, dict):
             out += [f"{name}.{k}: {old.get(k)!r} in the folder, {new.get(k)!r} asked"

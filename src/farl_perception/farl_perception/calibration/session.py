@@ -25,7 +25,7 @@ from farl_perception.geometry import quat_xyzw_to_matrix, rotation_angle_deg, ro
 from farl_perception.calibration.handeye import mean_rotation
 from farl_perception.calibration.stillness import StillnessGate
 from farl_perception.markers import MarkerDetector
-from farl_perception.ros_images import image_array, intrinsics_of
+from farl_perception.ros_images import image_array, intrinsics_of, stamp_seconds
 
 SERVO_RATE_HZ = 20.0
 POSITION_GAIN = 2.0    # 1/s
@@ -46,10 +46,6 @@ class PoseSample:
 def _pose_matrix(msg: PoseStamped) -> np.ndarray:
     p, q = msg.pose.position, msg.pose.orientation
     return transform(quat_xyzw_to_matrix((q.x, q.y, q.z, q.w)), (p.x, p.y, p.z))
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def _average(poses: list[np.ndarray]) -> np.ndarray:
@@ -141,10 +137,10 @@ class CalibrationSession:
             if image is None or info is None or ee is None:
                 time.sleep(0.02)
                 continue
-            if not gate.tcp(_seconds(ee.header.stamp), _pose_matrix(ee)):
+            if not gate.tcp(stamp_seconds(ee.header.stamp), _pose_matrix(ee)):
                 markers, tcps, errors = [], [], []  # the arm moved: what was sampled shows another pose
             key = (image.header.stamp.sec, image.header.stamp.nanosec)
-            if key in seen_stamps or not gate.admits(_seconds(image.header.stamp)):
+            if key in seen_stamps or not gate.admits(stamp_seconds(image.header.stamp)):
                 time.sleep(0.01)
                 continue
             seen_stamps.add(key)
