@@ -6,6 +6,9 @@ error, and return zero as the twist actually sent.
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import franky
 import pytest
 
@@ -200,9 +203,49 @@ def test_a_motion_of_another_type_refused_at_go_home_also_reopens(arm, monkeypat
     stuck.running_joint_motion = True
     arm.robot = stuck
     monkeypatch.setattr(arm_module.franky, "Robot", lambda *a, **k: ReflexRobot())
-    with pytest.raises(ArmError, match="going home failed: The type of motion cannot change.*re-opened"):
+    with pytest.raises(ArmError, match="the running motion did not stop within 0.05 s.*re-opened"):
         arm.go_home(load_task_config("fragile_push_wall").robot.home_joints, timeout_s=0.05)
     assert arm.reopen_count == 1 and arm.robot is not stuck
+
+
+class UnclosableRobot(StuckMotionRobot):
+    """franky's destructor stops the running motion and waits for it to end, without a time limit: with a motion
+    that will not end, dropping the last reference never returns."""
+
+    def __init__(self, released: threading.Event):
+        super().__init__()
+        self.released = released
+
+    def __del__(self):
+        self.released.wait()
+
+
+def test_a_connection_that_will_not_close_makes_the_arm_unusable_within_the_connect_timeout(monkeypatch):
+    """Seen once in CI: the reset service hung for good in reopen() and the node had to be killed. Now the reset
+    fails within the bound with a message that says what to do, and nothing else hangs on the motion lock."""
+    import dataclasses
+    import farl_control.robot.arm as arm_module
+
+    config = load_task_config("fragile_push_wall")
+    robot_config = dataclasses.replace(config.robot, connect_timeout_s=0.3)
+    arm = FrankyArm("127.0.0.1", robot_config, hold_s=config.control.command_timeout_s)
+    released = threading.Event()
+    arm.robot = UnclosableRobot(released)
+    connects = []
+    monkeypatch.setattr(arm_module.franky, "Robot", lambda *a, **k: connects.append(1) or ReflexRobot())
+    try:
+        started = time.monotonic()
+        with pytest.raises(ArmError, match="connection did not close within 0.3 s.*restart the control node"):
+            arm.go_home(config.robot.home_joints, timeout_s=0.05)
+        assert time.monotonic() - started < 2.0
+        assert connects == []  # franky-sim takes one client: no new connection while the old one is open
+        for call in (arm.state, lambda: arm.send((0.05, 0.0, 0.0))):
+            with pytest.raises(ArmError, match="restart the control node"):
+                call()
+        assert arm.stop() is True  # the shutdown path does not wait for the stuck close
+        arm.disconnect()
+    finally:
+        released.set()
 
 
 def test_a_command_waiting_for_the_motion_lock_does_not_keep_the_old_connection_alive(arm):

@@ -128,7 +128,11 @@ def test_a_required_node_that_cannot_start_ends_the_run_at_once(processes, tmp_p
     print(f"\n{node} cannot start: farl run exit {code} after {elapsed:.1f} s; last line: {last}")
     assert code == 1, log[-4000:]
     assert last.startswith(f"[farl run] error: required node {node} exited with code 2: {error}"), log[-4000:]
-    assert "[launch] franka stopped (exit code 0)" in log  # its shutdown stopped the arm
+    franka = re.search(r"\[launch\] franka stopped \(exit code (-?\d+)\)", log)
+    assert franka, log[-4000:]
+    # 0: its shutdown stopped the arm. -15: on a loaded machine the launcher's SIGTERM can arrive while franka_node
+    # is still importing, before it installed its signal handling, and then it had not reached the arm either.
+    assert franka.group(1) == "0" or (franka.group(1) == "-15" and "connected to the arm" not in log), log[-4000:]
     assert "[launch] sim_robot stopped (exit code 0)" in log
     assert "episode 1/1" not in log  # no episode ran without it
     assert not NOISE.search(log), NOISE.search(log).group(0) + "\n" + log[-4000:]

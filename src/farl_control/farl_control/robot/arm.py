@@ -20,6 +20,16 @@ against franky-sim on a loaded machine: franky kept the joint motion as
 "running", every later motion was refused with "the type of motion cannot
 change") is ended by re-opening the connection: libfranka stops the arm when
 its connection closes, and the new one starts with no motion running.
+
+Closing is bounded. franky's Robot destructor stops the running motion and
+then waits for it to end with no time limit, so a motion that truly will not
+end would hang whoever drops the last reference, holding the motion lock the
+shutdown path needs (seen once in CI: the reset service never answered and
+the node had to be killed). The old robot is therefore dropped on a helper
+thread and waited for `robot.connect_timeout_s`; if it has not closed by then
+the arm is marked unusable, every later call raises an ArmError that says so,
+and the control node exits: the process ending closes the connection, which
+stops the arm (libfranka's rule on the real arm, franky-sim's in sim).
 """
 from __future__ import annotations
 
@@ -99,6 +109,7 @@ class FrankyArm:
         self._connection_open = threading.Event()  # cleared while the connection is being re-opened
         self._connection_open.set()
         self.reopen_count = 0
+        self.unusable: str | None = None  # why the connection could not be closed; set once, never cleared
 
     # ---- lifecycle -------------------------------------------------------
     def connect(self, timeout_s: float | None = None, cancel: threading.Event | None = None) -> None:
@@ -131,10 +142,10 @@ class FrankyArm:
             self.robot.recover_from_errors()
 
     def disconnect(self) -> None:
-        """Stop and drop the connection (libfranka closes it when the object goes)."""
+        """Stop and drop the connection (libfranka closes it when the object goes), bounded as in reopen()."""
         if self.robot is not None:
             self.stop()
-            self.robot = None
+            self._close()
 
     # ---- state -------------------------------------------------------------
     def state(self) -> ArmState:
@@ -163,7 +174,7 @@ class FrankyArm:
             if r is None:
                 if not self._connection_open.is_set():
                     return ZERO3, ZERO3  # being re-opened: nothing to send to; the arm is stopped
-                raise ArmError("the arm is not connected")
+                raise ArmError(self.unusable or "the arm is not connected")
             try:
                 r.move(motion, asynchronous=True)
             except franky.InvalidMotionTypeException:
@@ -222,7 +233,12 @@ class FrankyArm:
 
     def _go_home(self, joints: Sequence[float], timeout_s: float) -> None:
         r = self._require()
-        self.stop()
+        deadline = time.monotonic() + timeout_s
+        if not self.stop() and not self.stop(timeout_s=max(0.0, deadline - time.monotonic())):
+            # The velocity motion still runs after its stop (stop() waits 2 s; a loaded machine can take longer):
+            # starting the lift or joint motion now would only be refused as a motion of another type.
+            raise _MotionWillNotEnd(f"the running motion did not stop within {timeout_s:g} s "
+                                    "(robot.motion_timeout_s)")
         self._preempted = False
         motions = []
         lift_z = self.cfg.reset_lift_z
@@ -232,7 +248,6 @@ class FrankyArm:
             if z < lift_z:  # straight up first, orientation kept
                 motions.append(franky.CartesianMotion(franky.RobotPose(franky.Affine([x, y, lift_z], pose.quaternion))))
         motions.append(franky.JointMotion(franky.JointState(list(joints))))
-        deadline = time.monotonic() + timeout_s
         try:
             for motion in motions:
                 with self._lock:
@@ -259,15 +274,35 @@ class FrankyArm:
             raise ArmError(overrun)
 
     def reopen(self) -> None:
-        """Close the connection and open a new one (the arm stops; state() waits meanwhile)."""
+        """Close the connection and open a new one (the arm stops; state() waits meanwhile).
+
+        ArmError if the old connection will not close (the arm is then unusable) or no new one can be made."""
         self._connection_open.clear()
         try:
+            self.reopen_count += 1
+            self._close()
             with self._lock:
-                self.robot = None  # the last reference: libfranka closes the connection
-                self.reopen_count += 1
                 self.connect()
         finally:
             self._connection_open.set()
+
+    def _close(self) -> None:
+        """Drop the robot (the last reference: libfranka closes the connection) on a helper thread, bounded.
+
+        Outside the motion lock, so stop() and send() stay answerable meanwhile (send() returns zero while
+        there is no robot)."""
+        with self._lock:
+            doomed = [self.robot]  # the helper thread's clear() drops the last reference, there
+            self.robot = None
+        closer = threading.Thread(target=doomed.clear, name="franky-close", daemon=True)
+        del doomed
+        closer.start()
+        closer.join(timeout=self.cfg.connect_timeout_s)
+        if closer.is_alive():
+            self.unusable = (f"the arm's motion would not end and its connection did not close within "
+                             f"{self.cfg.connect_timeout_s:g} s (robot.connect_timeout_s); restart the control "
+                             "node (its exit closes the connection, which stops the arm)")
+            raise ArmError(self.unusable)
 
     def recover(self) -> bool:
         """libfranka's automatic error recovery; True if the arm is usable again."""
@@ -281,7 +316,11 @@ class FrankyArm:
     # ---- internals -----------------------------------------------------------
     def _require(self) -> franky.Robot:
         if self.robot is None and not self._connection_open.is_set():
-            self._connection_open.wait(self.cfg.connect_timeout_s)  # a re-open in progress
+            # A re-open in progress: closing and connecting are each bounded by connect_timeout_s (connect() may
+            # overrun its deadline by one attempt, hence the slack).
+            self._connection_open.wait(3 * self.cfg.connect_timeout_s)
+        if self.unusable:
+            raise ArmError(self.unusable)
         robot = self.robot
         if robot is None:
             raise ArmError("the arm is not connected")
