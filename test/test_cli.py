@@ -2,7 +2,7 @@
 
 The end-to-end run (pretrain -> finetune -> evaluate -> export) uses the 1-D toy
 task (training/toy.py) so it takes seconds; the FailureBench path is covered by
-`farl bench failurebench` itself (benchmarks/results/failurebench.*) and a
+`farl bench failurebench` itself (benchmarks/results/failurebench_protocol.*) and a
 markdown/JSON rendering check here.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ TOY = "toy"
 #: Offline budgets per profile (dotted keys of FarlConfig), plus "failure_transitions" (failure data size).
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "quick": {  # sized for 4 tasks on 2 shared CPU cores in ~15 min (see benchmarks/results/failurebench.md)
+    "quick": {  # sized for 4 tasks on 2 shared CPU cores in ~15 min of pretraining (failurebench_protocol.md's cost table)
         "bc.ensemble_size": 2, "bc.steps": 1000, "offline.critic_steps": 1000, "offline.policy_steps": 300,
         "recovery_bc.steps": 1000, "recovery_offline.critic_steps": 1000, "recovery_offline.policy_steps": 300,
         "world_model.steps": 1200, "online.eval_episodes": 5, "failure_transitions": 8000,
