@@ -10,6 +10,8 @@
   never retrieved" anywhere in the output.
 - `farl launch` whose managed control node cannot be configured (the arm is
   unreachable) takes the stack down the same way.
+- `farl run` in sim whose control node crashes mid-run: the launcher starts it
+  again, the monitor's next reset brings the arm home, and the run finishes.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import pytest
 import yaml
 
 from farl_common.paths import config_dir
-from farl_control.launching.processes import loopback_port_free, wait_until
+from farl_control.launching.processes import free_loopback_ip as free_ip, loopback_port_free, wait_until
 from model_folders import known_risk_folder
 
 NOISE = re.compile(r"Traceback|never retrieved|Exception in thread|terminate called|a callback failed")
@@ -162,3 +164,26 @@ def test_farl_launch_takes_the_stack_down_when_the_arm_cannot_be_configured(proc
            "franka_node: error: cannot reach the arm at 127.0.0.9" in log, log
     assert "[launch] franka stopped (exit code 0)" in log
     assert not NOISE.search(log), log
+
+
+@pytest.mark.ros
+@pytest.mark.sim
+@pytest.mark.timeout(300)
+def test_a_control_node_that_crashes_mid_run_in_sim_is_restarted_and_the_run_finishes(processes, tmp_path):
+    """SIGKILL stands in for the crash seen on loaded machines (a connection franky could not close, which ends
+    the node): the arm stops with the connection, the launcher starts the node again, and the run goes on."""
+    job = processes.start("farl_run", [sys.executable, "-m", "farl_learner.cli", "run", "fragile_push_wall",
+                                       "--episodes", "3", "--out", str(tmp_path / "run"),
+                                       "--ros-domain", os.environ["ROS_DOMAIN_ID"], f"robot_ip:={free_ip()}"])
+    assert wait_until(lambda: "episode 1/3" in job.log_text() or job.popen.poll() is not None, 150.0), \
+        job.log_text()[-4000:]
+    started = re.search(r"\[launch\] started franka \(pid (\d+)\)", job.log_text())
+    assert started and job.popen.poll() is None, job.log_text()[-4000:]
+    os.kill(int(started.group(1)), signal.SIGKILL)
+    code = job.popen.wait(timeout=240)
+    log = job.log_text()
+    print(f"\ncontrol node SIGKILLed after episode 1: farl run exit {code}; last line: {log.strip().splitlines()[-1]}")
+    assert code == 0, log[-6000:]
+    assert "[launch] franka exited with code -9; restarting it (restart 1 of 2)" in log, log[-6000:]
+    assert log.count("[launch] franka configured and active") == 2, log[-6000:]
+    assert "episode 3/3" in log and "[farl run] 3 episodes" in log, log[-6000:]

@@ -45,6 +45,15 @@ def test_every_node_of_an_autonomous_run_is_required():
     assert "learner" not in {n.name for n in load_stack("fragile_push_wall").resolve({"learn": "false"})}
 
 
+def test_only_the_simulated_control_node_is_restarted_after_an_error_exit():
+    """In sim a crashed control node is started again (its exit stopped the arm); on the real arm an operator
+    decides, so there its exit ends the stack at once."""
+    sim = {n.name: n.restarts for n in load_stack("fragile_push_wall").resolve()}
+    real = {n.name: n.restarts for n in load_stack("fragile_push_wall").resolve({"robot": "real"})}
+    assert sim == {"sim_robot": 0, "franka": 2, "episode_monitor": 0, "shield": 0, "learner": 0}
+    assert set(real.values()) == {0}
+
+
 @pytest.mark.parametrize("tokens, problem", [
     (["robot:=mars"], "robot:=mars is not one of sim, real"),
     (["colour:=red"], "unknown launch argument 'colour'"),

@@ -3,8 +3,10 @@
 ROS 2's launch system is not available from PyPI, so this starts the very same
 node table (config/stacks/<task>.yaml) as launch/<task>.launch.py: one process
 per node, parameters passed as a --params-file, output prefixed with the node
-name. It runs until Ctrl-C / SIGTERM, or until a node marked `required` exits
-(its error line is repeated and the launcher exits non-zero); then every node is
+name. A node with `restarts` left that exits with an error is started again (a
+managed one is brought up again), its error line repeated. It runs until Ctrl-C /
+SIGTERM, or until a node marked `required` exits for good (its error line is
+repeated and the launcher exits non-zero); then every node is
 shut down in reverse start order (the simulated arm last), so the control node's
 own shutdown stops the arm before the simulator goes. If the launcher itself is
 killed, its nodes get SIGTERM from the kernel and shut down the same way
@@ -76,23 +78,49 @@ class StackLauncher:
         self._reported: set[str] = set()
         self._stop = threading.Event()
         self._folder = Path(tempfile.mkdtemp(prefix="farl-launch-"))
-        self._bring_up: threading.Thread | None = None
+        self._bring_ups: list[threading.Thread] = []
         self._lifecycle_failure: RequiredExit | None = None
         self.active: set[str] = set()  # managed nodes brought up to active
         self.completing = {node.name for node in self.nodes if node.completes}
+        self.restarts_used: dict[str, int] = {node.name: 0 for node in self.nodes}
+
+    def _spawn(self, node: ResolvedNode) -> ManagedProcess:
+        params = write_params_file(node, self._folder)
+        proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True,
+                              terminal=node.terminal and sys.stdin.isatty())
+        print(f"[launch] started {node.name} (pid {proc.pid}): {node.package}/{node.executable}", flush=True)
+        return proc
+
+    def _bring_up_in_background(self, managed: list[tuple[ResolvedNode, ManagedProcess]]) -> None:
+        """configure -> activate in the background: supervision goes on meanwhile."""
+        thread = threading.Thread(target=self._drive_lifecycle, args=(managed,), daemon=True, name="lifecycle")
+        self._bring_ups.append(thread)
+        thread.start()
 
     def start(self) -> None:
         for node in self.nodes:
-            params = write_params_file(node, self._folder)
-            proc = ManagedProcess(node.name, node_command(node, params), env=self.env, prefix_output=True,
-                                  terminal=node.terminal and sys.stdin.isatty())
-            self.processes.append((node, proc))
-            print(f"[launch] started {node.name} (pid {proc.pid}): {node.package}/{node.executable}", flush=True)
+            self.processes.append((node, self._spawn(node)))
         managed = [(node, proc) for node, proc in self.processes if node.lifecycle]
-        if managed:  # configure -> activate in the background: supervision goes on meanwhile
-            self._bring_up = threading.Thread(target=self._drive_lifecycle, args=(managed,), daemon=True,
-                                              name="lifecycle")
-            self._bring_up.start()
+        if managed:
+            self._bring_up_in_background(managed)
+
+    def restart_crashed(self) -> None:
+        """Start again every node that exited with an error and has restarts left (e.g. the control node in sim,
+        whose exit closed its connection, which stopped the arm: the new one connects, and the episode monitor's
+        next reset brings the arm home)."""
+        for index, (node, proc) in enumerate(self.processes):
+            code = proc.popen.poll()
+            if code in (None, 0) or self.restarts_used[node.name] >= node.restarts or self._stop.is_set():
+                continue
+            self.restarts_used[node.name] += 1
+            error = proc.error_line()
+            self.active.discard(node.name)
+            print(f"[launch] {node.name} exited with code {code}" + (f": {error}" if error else "")
+                  + f"; restarting it (restart {self.restarts_used[node.name]} of {node.restarts})", flush=True)
+            fresh = self._spawn(node)
+            self.processes[index] = (node, fresh)
+            if node.lifecycle:
+                self._bring_up_in_background([(node, fresh)])
 
     def _drive_lifecycle(self, managed: list[tuple[ResolvedNode, ManagedProcess]]) -> None:
         from farl_control.launching.lifecycle import LifecycleClient
@@ -135,6 +163,7 @@ class StackLauncher:
     def supervise(self, poll_s: float = 0.2) -> int:
         """Block until stop is requested or a required node exits; returns the exit code."""
         while not self._stop.is_set():
+            self.restart_crashed()
             failed = self.required_exit()
             if failed is not None and failed.code == 0 and failed.name in self.completing:
                 print(f"[launch] {failed.name} finished; shutting the stack down", flush=True)
@@ -151,8 +180,8 @@ class StackLauncher:
         A managed node runs its own lifecycle shutdown on SIGTERM (the control node: stop, disconnect).
         """
         self._stop.set()
-        if self._bring_up is not None:
-            self._bring_up.join(timeout=5.0)
+        for thread in self._bring_ups:
+            thread.join(timeout=5.0)
         codes: dict[str, int | None] = {}
         for node, proc in reversed(self.processes):
             running = proc.alive()

@@ -5,7 +5,9 @@ launch file only names itself, and the node table comes from
 config/stacks/<task>.yaml, the same description `farl launch <task>` uses on
 the pip set-up. A managed (lifecycle) node is configured once its process
 starts and activated once configured, as `farl launch` does; a failed
-configure takes the stack down.
+configure takes the stack down. A node's `restarts` (the control node in sim)
+apply to `farl launch` / `farl run` only: here a required node's exit always
+takes the stack down, which is the safe side of the difference.
 
 launch and launch_ros exist only in a ROS 2 install, so they are imported when
 a description is built, never when this module is imported.

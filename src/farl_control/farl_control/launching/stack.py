@@ -81,6 +81,11 @@ class NodeSpec:
     """Its exit with code 0 is the run's normal end (the teleop node after its episodes): stack down, exit 0."""
     terminal: bool = False
     """Gets the launcher's terminal (stdin, stderr): the keyboard teleop reads keys and draws its status line."""
+    restarts: int = 0
+    """How many times `farl launch` / `farl run` start it again after it exits with an error (not after a
+    clean exit, and never while the stack is going down); when they are used up, `required` applies."""
+    restart_when: dict[str, Any] = field(default_factory=dict)
+    """Launch argument values under which `restarts` applies (all must match); empty = always."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class ResolvedNode:
     lifecycle: bool = False
     terminal: bool = False
     completes: bool = False
+    restarts: int = 0
 
     @property
     def module(self) -> str:
@@ -125,9 +131,12 @@ class StackDescription:
                 if other not in self.args:
                     raise ConfigProblem(f"args.{name}", f"refers to {other!r}, which is not a declared launch argument")
         for i, node in enumerate(self.nodes):
-            for key in node.when:
-                if key not in self.args:
-                    raise ConfigProblem(f"nodes[{i}].when", f"{key!r} is not a declared launch argument")
+            for field_name, table in (("when", node.when), ("restart_when", node.restart_when)):
+                for key in table:
+                    if key not in self.args:
+                        raise ConfigProblem(f"nodes[{i}].{field_name}", f"{key!r} is not a declared launch argument")
+            if node.restarts < 0:
+                raise ConfigProblem(f"nodes[{i}].restarts", f"{node.restarts} is negative")
             for key, value in node.parameters.items():
                 for ref in _SUBSTITUTION.findall(str(value)):
                     if ref not in self.args and ref != TASK_VARIABLE:
@@ -190,8 +199,9 @@ class StackDescription:
                     params[key] = str(resolve_config_path(params[key]).resolve())
             if node.lifecycle:
                 params[AUTOSTART] = False  # the launcher (or the launch file) drives its transitions
+            restarts = node.restarts if all(values[k] == _text(v) for k, v in node.restart_when.items()) else 0
             resolved.append(ResolvedNode(node.name, node.package, node.executable, params, node.required,
-                                         node.lifecycle, node.terminal, node.completes))
+                                         node.lifecycle, node.terminal, node.completes, restarts))
         return resolved
 
 

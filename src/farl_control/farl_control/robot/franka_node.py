@@ -47,6 +47,7 @@ within command_timeout_s plus one control period.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import sys
 import threading
@@ -538,6 +539,12 @@ def main(args: list[str] | None = None) -> None:
                 code = 1
     finally:
         tear_down(node, spin, executor, PROGRAM)  # node.shutdown() stops the arm whatever brought us here
+    if node is not None and node.arm.unusable:
+        # A helper thread still waits in franky's destructor for the motion that would not end. The interpreter's
+        # finalization must not wait for it: this process ending is what closes the connection (arm stopped).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
