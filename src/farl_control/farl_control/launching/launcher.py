@@ -37,6 +37,8 @@ from farl_control.launching.stack import ResolvedNode, load_stack, parse_launch_
 
 # DDS discovery stays on loopback whatever the caller's shell says.
 ROS_ENVIRONMENT = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "PYTHONUNBUFFERED": "1"}
+# What a node exits with on bad input (farl_common.errors.exit_on_input_error).
+INPUT_ERROR_EXIT = 2
 # How long a node gets to exit after SIGTERM before SIGKILL: the learner, stopped while still starting on
 # a loaded 2-core machine, needs seconds to finish building and to unload torch.
 STOP_GRACE_S = 10.0
@@ -110,7 +112,9 @@ class StackLauncher:
         next reset brings the arm home)."""
         for index, (node, proc) in enumerate(self.processes):
             code = proc.popen.poll()
-            if code in (None, 0) or self.restarts_used[node.name] >= node.restarts or self._stop.is_set():
+            # Not after a clean exit, nor after exit code 2 (bad input: a new process would fail the same way).
+            if code in (None, 0, INPUT_ERROR_EXIT) or self.restarts_used[node.name] >= node.restarts \
+                    or self._stop.is_set():
                 continue
             self.restarts_used[node.name] += 1
             error = proc.error_line()
