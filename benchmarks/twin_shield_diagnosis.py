@@ -153,6 +153,13 @@ def render(results: dict) -> str:
 
 
 def main() -> None:
+    from farl_common.errors import exit_on_input_error
+
+    with exit_on_input_error("twin_shield_diagnosis"):  # a missing model folder is one line, not a traceback
+        run()
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=("bounded_soccer", "disturbed_push", "fragile_push_wall"))
     parser.add_argument("--models", type=Path, default=None, help="model folder [default: config/models/<task>]")
