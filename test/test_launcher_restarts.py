@@ -39,6 +39,12 @@ def launcher_with(code, restarts=2, lifecycle=False):
     return launcher, spawned
 
 
+def crash_again(launcher):
+    """The (restarted) node exits with an error once more."""
+    node = launcher.processes[0][0]
+    launcher.processes = [(node, ExitedProcess(1))]
+
+
 def test_a_node_that_crashed_is_started_again_and_brought_up_again_if_managed(capsys):
     launcher, spawned = launcher_with(-9, lifecycle=True)
     launcher.restart_crashed()
@@ -59,7 +65,7 @@ def test_a_clean_exit_or_a_bad_input_exit_is_not_restarted(code):
 def test_restarts_are_counted_per_run_and_then_the_exit_ends_the_stack():
     launcher, spawned = launcher_with(1, restarts=2)
     for _ in range(3):
-        launcher.processes = [(launcher.processes[0][0], ExitedProcess(1))]  # it crashes again
+        crash_again(launcher)
         launcher.restart_crashed()
     assert spawned == ["franka", "franka"]
     assert launcher.required_exit().code == 1

@@ -78,7 +78,10 @@ def test_operator_steps_carry_the_operators_action_flagged_and_a_failure_mark_en
         time.sleep(0.5)  # discovery is two-sided: give the monitor's side of the match time to settle too
         obs = spec.build_observation({k: np.array(v) for k, v in POSITIONS.items()}).tolist()
         proposed = [1.0, 0.0, 0.0]
-        for tick in range(1, 40):
+        # Ticks 16-39 are the shield's again; the operator's failure mark comes at tick 40. A loaded machine
+        # delivers the queued teleop twists late and stretches the operator's span (17 ticks seen in CI), so
+        # the run-out after it is long enough for the shield steps the last check reads.
+        for tick in range(1, 50):
             payload = {"tick": tick, "episode": 1, "risk": 0.0, "epsilon": 1.0, "source": "task",
                        "latency_ms": 0.1, "policy_version": 0, "obs": obs, "action": proposed,
                        "action_task": proposed, "log_prob": -1.0, "swap_error": "", "positions": POSITIONS}
@@ -94,7 +97,7 @@ def test_operator_steps_carry_the_operators_action_flagged_and_a_failure_mark_en
                     time.sleep(0.033)
             else:
                 time.sleep(0.1)
-            if tick == 30:
+            if tick == 40:
                 operator.publish(String(data=api.OPERATOR_PAYLOAD.to_json({
                     "action": "failure", "episode": 1, "kind": "task", "operator": "ana", "device": "keyboard",
                     "time": time.time(), "elapsed": 3.0})))
