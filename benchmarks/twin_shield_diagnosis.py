@@ -42,6 +42,7 @@ import torch  # noqa: E402
 
 from farl_common.paths import config_dir  # noqa: E402
 from farl_learner.shield import RECOVERY, Shield  # noqa: E402
+from farl_learner.stats import paired_bootstrap  # noqa: E402
 from farl_learner.training.checkpoint import load_checkpoint  # noqa: E402
 from farl_learner.training.io import CALIBRATION, CHECKPOINTS, read_json  # noqa: E402
 from farl_learner.twin.actors import PolicyActor  # noqa: E402
@@ -107,18 +108,6 @@ def run_arm(env, policy, arm: Arm, episodes: int, correlation: float, horizon: i
         outcomes.append({"failure": failed, "success": succeeded, "return": ret, "steps": len(sources),
                          "triggers": sum(s == RECOVERY for s in sources), "failure_kind": kind})
     return outcomes
-
-
-def paired_change(off: list[dict], on: list[dict], rng: np.random.Generator) -> tuple[float, list[float]]:
-    """% change of failure episodes, and its 95 % bootstrap interval (episodes resampled in pairs)."""
-    a = np.array([o["failure"] for o in off], dtype=float)
-    b = np.array([o["failure"] for o in on], dtype=float)
-    idx = rng.integers(0, len(a), size=(BOOTSTRAP, len(a)))
-    base = a[idx].sum(axis=1)
-    ok = base > 0
-    changes = 100.0 * (b[idx].sum(axis=1)[ok] - base[ok]) / base[ok]
-    change = 100.0 * (b.sum() - a.sum()) / a.sum() if a.sum() else float("nan")
-    return change, [float(np.percentile(changes, 2.5)), float(np.percentile(changes, 97.5))]
 
 
 def summarize(outcomes: list[dict]) -> dict:
@@ -191,7 +180,6 @@ def run() -> None:
                                         dataclasses.replace(twin.recovery, style=style))
         arms.append(Arm(f"scripted_{style}", shield, scripted=controller))
     started = time.monotonic()
-    rng = np.random.default_rng(0)
     shown = models.resolve().relative_to(REPO) if models.resolve().is_relative_to(REPO) else models
     results = {"task": args.task, "models": str(shown), "horizon": horizon, "epsilon_safe": eps,
                "episodes": args.episodes, "command": command_line(), "machine": machine(), "arms": {}}
@@ -203,7 +191,9 @@ def run() -> None:
         if off is None:
             off = outcomes
         else:
-            summary["change_pct"], summary["change_ci95"] = paired_change(off, outcomes, rng)
+            paired = paired_bootstrap([float(o["failure"]) for o in outcomes], [float(o["failure"]) for o in off],
+                                      resamples=BOOTSTRAP)
+            summary["change_pct"], summary["change_ci95"] = paired["change_pct"], paired["change_pct_ci95"]
         results["arms"][arm.name] = summary
         print(f"[diagnosis] {arm.name}: {summary['failure_episodes']} failure episodes "
               f"({summary['misses']} misses, {summary['recovery_failures']} recovery failures), "

@@ -264,8 +264,7 @@ class FarlRun:
             while not recorder.finished.is_set() and not self.interrupted:
                 # A crashed node with restarts left (the control node in sim) is started again; any other dead
                 # required node (arm driver, simulator, monitor, shield, learner) ends the run at once.
-                launcher.restart_crashed()
-                failed = launcher.required_exit()
+                failed = launcher.check()
                 if failed is not None:
                     print(f"[farl run] error: {failed.describe()}; stopping the run", flush=True)
                     break

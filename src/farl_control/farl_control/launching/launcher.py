@@ -164,11 +164,15 @@ class StackLauncher:
                 found = RequiredExit(node.name, code, proc.error_line())
         return found or self._lifecycle_failure
 
+    def check(self) -> RequiredExit | None:
+        """One supervision step: restart what may be restarted, then the required node that ended the stack."""
+        self.restart_crashed()
+        return self.required_exit()
+
     def supervise(self, poll_s: float = 0.2) -> int:
         """Block until stop is requested or a required node exits; returns the exit code."""
         while not self._stop.is_set():
-            self.restart_crashed()
-            failed = self.required_exit()
+            failed = self.check()
             if failed is not None and failed.code == 0 and failed.name in self.completing:
                 print(f"[launch] {failed.name} finished; shutting the stack down", flush=True)
                 return 0
