@@ -133,4 +133,8 @@ def test_a_failure_reported_before_the_reset_does_not_end_the_next_episode(tmp_p
         pool.stop_all()
     first, second = transitions[:2]
     assert first["reason"] == "failure"  # a scene failure of the episode's own reset still counts
-    assert len(second["cost"]) >= 5, f"episode 2 ended after {len(second['cost'])} step(s) on a stale failure"
+    ended = [line for line in monitor.log_text().splitlines() if "episode 2: failure" in line]
+    # The operator's mark ended episode 2, not the old reset's failure. (Not a step count: a loaded monitor
+    # can still have decisions queued when the operator's mark arrives, which ends the episode sooner.)
+    assert ended and "failure from: operator ana" in ended[0], monitor.log_text()[-3000:]
+    assert len(second["cost"]) >= 1

@@ -100,6 +100,7 @@ class EpisodeMonitorNode(Node):
         self.positions: dict[str, np.ndarray] = {}
         self.orientations: dict[str, tuple[float, float, float, float]] = {}
         self.failure_since_step = False
+        self.failure_cause = ""  # what set failure_since_step, for the episode's log line
         self.scene_resets: int | None = None  # the sim scene's reset count, as its last scene_state said
         self.episode_first_reset: int | None = None  # scene_state from an older reset belongs to the last episode
         self.pending: dict | None = None
@@ -118,7 +119,8 @@ class EpisodeMonitorNode(Node):
                 subscription(self, api.object_topic(name), lambda m, n=name: self._on_position(n, m),
                              callback_group=fast)
         if self.perceived_failure is None:
-            subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=fast)
+            # In order, one at a time: the reset count must never step back to an older message's.
+            subscription(self, api.SCENE_STATE, self._on_scene_state, callback_group=MutuallyExclusiveCallbackGroup())
         subscription(self, api.TELEOP_COMMAND, self._on_teleop, callback_group=fast)
         self.operator_reader = PayloadReader(api.OPERATOR_PAYLOAD, self._warn)
         subscription(self, api.TELEOP_OPERATOR, self._on_operator, callback_group=fast)
@@ -140,7 +142,14 @@ class EpisodeMonitorNode(Node):
             self.orientations[name] = (q.x, q.y, q.z, q.w)
             if (self.perceived_failure is not None and name in self.perceived_failure.objects
                     and self.tracker.running and self.perceived_failure(self.positions, self.orientations)):
-                self.failure_since_step = True
+                self._mark_failure(f"perceived ({name})")
+
+    def _mark_failure(self, cause: str) -> None:
+        """Under the lock: the coming step ends in failure. The first cause is kept for the log line, which
+        is how an operator (or a failing test) tells a simulator failure from an operator's mark."""
+        if not self.failure_since_step:
+            self.failure_cause = cause
+        self.failure_since_step = True
 
     def _warn(self, line: str) -> None:
         self.get_logger().warning(line, throttle_duration_sec=5.0)
@@ -158,7 +167,7 @@ class EpisodeMonitorNode(Node):
             stale = (isinstance(resets, int) and self.episode_first_reset is not None
                      and resets < self.episode_first_reset)
             if scene["failure"] and not stale:
-                self.failure_since_step = True
+                self._mark_failure(f"simulator (scene reset {resets}, episode's first {self.episode_first_reset})")
 
     def _on_teleop(self, msg: TwistStamped) -> None:
         now = time.monotonic()
@@ -180,7 +189,7 @@ class EpisodeMonitorNode(Node):
         if event["action"] == "failure":
             with self._lock:
                 if self.tracker.running:
-                    self.failure_since_step = True
+                    self._mark_failure(f"operator {event.get('operator', '')}".rstrip())
         elif event["action"] == "reset_done":
             self.reset_done.set()
 
@@ -204,7 +213,7 @@ class EpisodeMonitorNode(Node):
             "policy_version": payload["policy_version"],
             "positions": {name: np.asarray(xyz, dtype=np.float64) for name, xyz in payload["positions"].items()},
         }
-        result = None
+        result, cause = None, ""
         with self._lock:
             if not self.tracker.running or decision["episode"] != self.tracker.episode:
                 return
@@ -223,10 +232,12 @@ class EpisodeMonitorNode(Node):
                 result = self.tracker.step(p["obs"], action, p["action_task"], p["log_prob"], p["source"],
                                            p["risk"], decision["obs"], decision["positions"],
                                            self.failure_since_step, p["policy_version"], intervention)
-                self.failure_since_step = False
+                if result is not None and result.reason == "failure":
+                    cause = self.failure_cause
+                self.failure_since_step, self.failure_cause = False, ""
             self.pending = None if result is not None else decision
         if result is not None:
-            self._finish(result)
+            self._finish(result, cause)
 
     # ---- episodes -----------------------------------------------------------
     def _publish_event(self, kind: str, result: EpisodeResult | None = None) -> None:
@@ -238,13 +249,14 @@ class EpisodeMonitorNode(Node):
                          "interventions": result.interventions, "policy_version": result.policy_version})
         self.events.publish(String(data=api.EVENT_PAYLOAD.to_json(body)))
 
-    def _finish(self, result: EpisodeResult) -> None:
+    def _finish(self, result: EpisodeResult, cause: str = "") -> None:
         self._publish_event(result.reason, result)
         payload = transitions_payload(result, self.spec.task)
         self.transitions.publish(String(data=api.TRANSITIONS_PAYLOAD.to_json(payload)))
         self.get_logger().info(
             f"episode {result.episode}: {result.reason} after {result.steps} steps, return "
-            f"{result.episode_return:.2f}, failure pairs {result.failure_pairs}, triggers {result.shield_triggers}")
+            f"{result.episode_return:.2f}, failure pairs {result.failure_pairs}, triggers {result.shield_triggers}"
+            + (f" (failure from: {cause})" if cause else ""))
         self._wake.set()
 
     def _reset_robot(self) -> bool:
@@ -329,7 +341,7 @@ class EpisodeMonitorNode(Node):
                 return
             with self._lock:
                 self.pending = None
-                self.failure_since_step = False
+                self.failure_since_step, self.failure_cause = False, ""
                 self.episode_first_reset = None if before_reset is None else before_reset + 1
                 self.tracker.start()
                 self._wake.clear()
