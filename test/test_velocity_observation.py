@@ -45,6 +45,23 @@ def test_a_velocity_is_the_displacement_since_the_previous_tick_over_the_time_be
     np.testing.assert_allclose(obs[:7], spec.build_observation(_positions((0.60, 0.02)))[:7])
 
 
+def test_a_velocity_divides_by_the_time_between_the_two_pose_samples_not_the_ticks():
+    """Ticks 0.1 s apart that find poses sampled 0.133 s apart (30 Hz poses, the newest at each tick)."""
+    spec = _soccer()
+    sampled, before = {"tcp": 100.100, "ball": 100.133, "goal": 0.0}, {"tcp": 100.0, "ball": 100.0, "goal": 0.0}
+    dt = spec.velocity_intervals(sampled, before, fallback=0.1)
+    assert dt["ball"] == pytest.approx(0.133) and dt["tcp"] == pytest.approx(0.1)
+    assert dt["goal"] == pytest.approx(0.1)                 # unstamped: the ticks' interval
+    obs = spec.build_observation(_positions((0.60, 0.02)), _positions((0.59, 0.00)), dt)
+    np.testing.assert_allclose(obs[-2:], [0.01 / 0.133, 0.02 / 0.133], rtol=1e-5)
+
+
+def test_two_poses_stamped_almost_together_cannot_blow_a_velocity_up():
+    spec = _soccer()
+    dt = spec.velocity_intervals({"ball": 100.001}, {"ball": 100.0}, fallback=0.1)
+    assert dt["ball"] == pytest.approx(0.5 * spec.control_period_s)
+
+
 def test_without_a_previous_tick_a_velocity_reads_zero():
     obs = _soccer().build_observation(_positions((0.60, 0.02)))
     assert obs.shape == (9,) and np.all(obs[-2:] == 0.0)

@@ -99,19 +99,25 @@ class TaskSpec:
 
     def build_observation(self, positions: Mapping[str, np.ndarray],
                           previous: Mapping[str, np.ndarray] | None = None,
-                          dt: float | None = None) -> np.ndarray:
+                          dt: float | Mapping[str, float] | None = None) -> np.ndarray:
         """positions: source name → xyz position now. Raises KeyError for a missing source.
 
         A `velocity` field is (positions − previous) / dt: previous are the
-        positions of the last control tick, dt the time since it (default: one
-        control period). The twin, the shield node and the demo converter all
-        difference the same two ticks, so the policy sees on the robot the
-        velocity it was trained on. Without `previous` (the first tick of an
-        episode, when everything is at rest after the reset) a velocity is zero.
+        positions of the last control tick, dt the time between the two (default: one
+        control period), either one figure or one per source (`velocity_intervals`:
+        the time between the two pose *samples*, which on the robot is not the time
+        between the ticks). The twin, the shield node and the demo converter all
+        difference the same two ticks, so the policy sees on the robot the velocity it
+        was trained on. Without `previous` (the first tick of an episode, when
+        everything is at rest after the reset) a velocity is zero.
         """
-        period = self.control_period_s if dt is None else float(dt)
-        if period <= 0.0:
-            raise ValueError(f"dt must be > 0, got {period}")
+        def interval(source: str) -> float:
+            value = (dt.get(source, self.control_period_s) if isinstance(dt, Mapping)
+                     else self.control_period_s if dt is None else dt)
+            if float(value) <= 0.0:
+                raise ValueError(f"dt must be > 0, got {value} for {source!r}")
+            return float(value)
+
         parts = []
         for f in self.fields:
             now = np.asarray(positions[f.source], dtype=np.float64)[list(f.dims)]
@@ -120,8 +126,29 @@ class TaskSpec:
             elif previous is None or f.source not in previous:
                 parts.append(np.zeros_like(now))
             else:
-                parts.append((now - np.asarray(previous[f.source], dtype=np.float64)[list(f.dims)]) / period)
+                parts.append((now - np.asarray(previous[f.source], dtype=np.float64)[list(f.dims)])
+                             / interval(f.source))
         return np.concatenate(parts).astype(np.float32)
+
+    def velocity_intervals(self, sampled: Mapping[str, float], previously_sampled: Mapping[str, float],
+                           fallback: float) -> dict[str, float]:
+        """Per source, the time between the two pose samples a velocity differences.
+
+        Poses arrive at their own rate (30 Hz from the simulator or a camera) and a tick
+        uses the newest, so two ticks 0.1 s apart can difference poses taken 0.067 or
+        0.133 s apart: dividing by the ticks' interval put ±33 % of noise on every
+        velocity, which the world model's rollout then carried H steps on. A source
+        without both sample times (an unstamped pose) uses `fallback`, the ticks'
+        interval. Floored at half a control period, so two poses stamped almost
+        together cannot blow a velocity up.
+        """
+        floor = 0.5 * self.control_period_s
+        out = {}
+        for source, now in sampled.items():
+            before = previously_sampled.get(source)
+            span = now - before if (before is not None and before > 0.0 and now > 0.0) else fallback
+            out[source] = max(float(span), floor)
+        return out
 
     def action_to_velocity(self, action: np.ndarray) -> np.ndarray:
         """Policy action in [-1, 1]^n → TCP linear velocity (m/s)."""

@@ -30,6 +30,8 @@ from farl_control.ros.spin_thread import SpinThread
 
 # What of each decision the report needs (observations and actions go to the learner, not the log).
 DECISION_KEYS = ("tick", "episode", "risk", "epsilon", "source", "latency_ms", "policy_version", "swap_error")
+# What the shield acted on, kept per tick so a run can be replayed offline (e.g. through the twin's shield).
+DECISION_VECTORS = ("obs", "action", "action_task")
 
 
 class RunRecorder:
@@ -91,6 +93,7 @@ class RunRecorder:
             return
         self.decision_gaps.note(values["tick"])
         row = {k: values[k] for k in DECISION_KEYS}
+        row.update({k: [round(float(x), 5) for x in values[k]] for k in DECISION_VECTORS})
         row["time"] = time.time()
         self.last_decision = row
         self._write("decisions", row)

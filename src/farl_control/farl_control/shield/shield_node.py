@@ -93,9 +93,10 @@ class ShieldNode(Node):
             noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
-        self.positions: dict[str, tuple[np.ndarray, float]] = {}
-        # The last acted-on tick's positions and time (monotonic): velocity fields of the observation.
-        self._previous_tick: tuple[dict[str, np.ndarray], float] | None = None
+        # source → (position, time received (monotonic), time sampled (the pose's stamp, s; 0 = unstamped))
+        self.positions: dict[str, tuple[np.ndarray, float, float]] = {}
+        # The last acted-on tick's positions, poses' sample times and tick time (monotonic): velocity fields.
+        self._previous_tick: tuple[dict[str, np.ndarray], dict[str, float], float] | None = None
         self.episode: int | None = None
         self.tick = 0
         self.swap_error = ""
@@ -120,9 +121,9 @@ class ShieldNode(Node):
             f"{self.runtime.epsilon:.3f}, H {self.runtime.manifest.horizon}, models {self.runtime.manifest.folder}")
 
     def _on_pose(self, name: str, msg: PoseStamped) -> None:
-        p = msg.pose.position
+        p, stamp = msg.pose.position, msg.header.stamp
         with self._lock:
-            self.positions[name] = (np.array([p.x, p.y, p.z]), time.monotonic())
+            self.positions[name] = (np.array([p.x, p.y, p.z]), time.monotonic(), stamp.sec + stamp.nanosec * 1e-9)
 
     def _warn(self, line: str) -> None:
         self.get_logger().warning(line, throttle_duration_sec=5.0)
@@ -163,26 +164,29 @@ class ShieldNode(Node):
         self.swap_error = ""
         self.get_logger().info(f"now running task policy version {self.runtime.policy_version} from {folder}")
 
-    def _current_positions(self) -> dict[str, np.ndarray] | None:
+    def _current_positions(self) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+        """The newest positions and their sample times, or None while a required pose is missing or stale."""
         now = time.monotonic()
         with self._lock:
             if any(s not in self.positions for s in self.spec.required_sources):
                 return None
             if any(now - self.positions[s][1] > self.pose_timeout_s for s in self.spec.required_sources):
                 return None
-            return {name: value for name, (value, _) in self.positions.items()}
+            return ({name: value for name, (value, _, _) in self.positions.items()},
+                    {name: sampled for name, (_, _, sampled) in self.positions.items()})
 
     def _on_tick(self) -> None:
         with self._lock:
             episode = self.episode
         if episode is None:
             return
-        positions = self._current_positions()
-        if positions is None:
+        current = self._current_positions()
+        if current is None:
             self.get_logger().warning("poses missing or stale: not acting (the watchdog holds the arm)",
                                       throttle_duration_sec=2.0)
             return
-        obs = self._observation(positions)
+        positions, sampled = current
+        obs = self._observation(positions, sampled)
         decision = self.runtime.decide(obs)
         stamp = self.get_clock().now().to_msg()
         self.command_pub.publish(make_twist(self.spec.action_to_velocity(decision.action), stamp=stamp))
@@ -193,20 +197,20 @@ class ShieldNode(Node):
             + decision_markers(positions[TCP], decision.source, decision.risk, decision.epsilon,
                                decision.hand_path, decision.step_prob, stamp)))
 
-    def _observation(self, positions: dict[str, np.ndarray]) -> np.ndarray:
+    def _observation(self, positions: dict[str, np.ndarray], sampled: dict[str, float]) -> np.ndarray:
         """The observation of this tick; a velocity field differences the last acted-on tick.
 
-        The time between the ticks is measured, not assumed: a tick skipped for stale
-        poses makes the next one span two periods. It is floored at half a period, so
-        a late timer firing twice in quick succession cannot blow a velocity up.
+        Its time is the one between the two poses' stamps (`TaskSpec.velocity_intervals`), not
+        the ticks': the newest pose can be up to one pose period old. Unstamped poses fall back
+        to the measured time between the ticks (a tick skipped for stale poses spans two).
         """
         now = time.monotonic()
         previous, dt = None, None
         with self._lock:  # an episode start clears it from the events thread
             if self._previous_tick is not None and self.spec.has_velocity:
-                previous, then = self._previous_tick
-                dt = max(now - then, 0.5 * self.spec.control_period_s)
-            self._previous_tick = (positions, now)
+                previous, previously_sampled, then = self._previous_tick
+                dt = self.spec.velocity_intervals(sampled, previously_sampled, fallback=now - then)
+            self._previous_tick = (positions, sampled, now)
         return self.spec.build_observation(positions, previous, dt)
 
     def _decision_message(self, episode: int, obs: np.ndarray, d: ShieldDecision,

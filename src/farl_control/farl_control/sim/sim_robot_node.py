@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.time import Time
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -103,7 +105,10 @@ class SimRobotNode(Node):
         snap = self.scene.latest
         if snap is None:
             return
-        stamp = self.get_clock().now().to_msg()
+        # Stamped with when the snapshot was taken, not when this timer fired (up to one period later):
+        # the shield differences two poses' stamps for an object's velocity.
+        age_ns = max(int((time.monotonic() - snap.wall_time) * 1e9), 0)
+        stamp = Time(nanoseconds=self.get_clock().now().nanoseconds - age_ns).to_msg()
         for name, pub in self.truth_pubs.items():
             pose = snap.poses[name]
             msg = make_pose(pose.pos, wxyz_to_xyzw(pose.quat_wxyz), stamp)

@@ -151,11 +151,13 @@ def convert_episode(episode, config: TaskConfig, spec: TaskSpec) -> ConvertedEpi
     if len(ticks) < 2:
         raise ValueError(f"{episode.path}: shorter than two control ticks")
 
-    def positions_at(t: float) -> dict[str, np.ndarray]:
-        out = {}
+    def positions_at(t: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """The newest pose of each source at t, as the shield node sees it, and when it was recorded."""
+        out, sampled = {}, {}
         for source, (times, values) in poses.items():
-            out[source] = values[max(int(np.searchsorted(times, t, side="right")) - 1, 0)]
-        return out
+            index = max(int(np.searchsorted(times, t, side="right")) - 1, 0)
+            out[source], sampled[source] = values[index], float(times[index])
+        return out, sampled
 
     def velocity_during(t0: float, t1: float) -> np.ndarray:
         inside = (exec_t >= t0) & (exec_t < t1)
@@ -169,22 +171,24 @@ def convert_episode(episode, config: TaskConfig, spec: TaskSpec) -> ConvertedEpi
     failures = np.asarray(_failure_times(episode))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "cost", "done", "timeout", "next_obs")}
     reason = "end"
-    positions = positions_at(ticks[0])
-    before = None  # the first tick: at rest after the reset, velocity fields read zero
+    positions, sampled = positions_at(ticks[0])
+    before, dt_before = None, None  # the first tick: at rest after the reset, velocity fields read zero
     for k in range(len(ticks) - 1):
         t0, t1 = ticks[k], ticks[k + 1]
-        nxt = positions_at(t1)
+        nxt, nxt_sampled = positions_at(t1)
+        dt_next = spec.velocity_intervals(nxt_sampled, sampled, fallback=period)
         failure = bool(((failures > t0) & (failures <= t1)).any())
         success = spec.success(nxt)
-        rows["obs"].append(spec.build_observation(positions, before, period))
+        rows["obs"].append(spec.build_observation(positions, before, dt_before))
         rows["action"].append(spec.velocity_to_action(velocity_during(t0, t1)))
         rows["reward"].append(spec.reward(nxt, success, failure))
         rows["cost"].append(float(failure))
-        rows["next_obs"].append(spec.build_observation(nxt, positions, period))
+        rows["next_obs"].append(spec.build_observation(nxt, positions, dt_next))
         terminal = success or (failure and spec.terminate_on_failure)
         rows["done"].append(terminal)
         rows["timeout"].append(False)
         before, positions = positions, nxt
+        sampled, dt_before = nxt_sampled, dt_next
         if terminal:
             reason = "success" if success else "failure"
             break
