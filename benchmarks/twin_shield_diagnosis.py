@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from farl_common.paths import config_dir  # noqa: E402
+from farl_common.recovery_hold import RecoveryHold  # noqa: E402
 from farl_learner.shield import RECOVERY, Shield  # noqa: E402
 from farl_learner.stats import paired_bootstrap  # noqa: E402
 from farl_learner.training.checkpoint import load_checkpoint  # noqa: E402
@@ -57,11 +58,11 @@ class Arm:
     """Chooses each tick's action from the proposal, the shield's decision and the arm's recovery."""
 
     def __init__(self, name: str, shield: Shield | None, hold: int = 0, scripted: RecoveryController | None = None):
-        self.name, self.shield, self.hold, self.scripted = name, shield, hold, scripted
-        self.left = 0
+        self.name, self.shield, self.scripted = name, shield, scripted
+        self.hold = RecoveryHold(hold)  # the shield's hysteresis, as the robot's shield applies it
 
     def reset(self) -> None:
-        self.left = 0
+        self.hold.reset()
         if self.scripted is not None:
             self.scripted.reset()
 
@@ -69,11 +70,7 @@ class Arm:
         if self.shield is None:
             return proposal, "task"
         decision = self.shield.decide(obs, proposal)
-        if decision.source == RECOVERY:
-            self.left = self.hold
-        elif self.left > 0:
-            self.left -= 1
-        else:
+        if not self.hold.holds(decision.source == RECOVERY):
             return proposal, "task"
         if self.scripted is not None:
             return np.asarray(self.scripted(obs), dtype=np.float32), RECOVERY

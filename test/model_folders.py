@@ -120,7 +120,7 @@ def known_risk_folder(folder: str | Path, *, action: Sequence[float] = (0.5, 0.0
                       recovery_action: Sequence[float] = (-0.5, 0.0, 0.0), log_std: float = -20.0,
                       risk_weights: Sequence[float] | None = None, risk_bias: float = 0.0,
                       epsilon_safe: float = 0.58, policy_version: int = 1, task: str = TASK,
-                      obs_dim: int = OBS_DIM, horizon: int = HORIZON) -> Path:
+                      obs_dim: int = OBS_DIM, horizon: int = HORIZON, recovery_hold_ticks: int = 0) -> Path:
     """A complete model folder with constant policies and C_H = risk_weights . obs + risk_bias.
 
     Default: C_H = tcp.x; pi_task pushes +x at half scale, pi_rec pulls back -x;
@@ -137,7 +137,7 @@ def known_risk_folder(folder: str | Path, *, action: Sequence[float] = (0.5, 0.0
     _save(_constant_action_graph("recovery", obs_dim, recovery_action, None), folder / "recovery.onnx")
     _save(_linear_risk_graph(obs_dim, a, horizon, weights, risk_bias), folder / "risk.onnx")
     write_manifest(folder, task, obs_dim, a, horizon, GAMMA_RISK, epsilon_safe,
-                   {"policy": policy_version, "recovery": 1, "risk": 1})
+                   {"policy": policy_version, "recovery": 1, "risk": 1}, recovery_hold_ticks=recovery_hold_ticks)
     return folder
 
 

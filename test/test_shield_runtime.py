@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -33,6 +34,31 @@ def test_recovery_exactly_above_epsilon(tmp_path):
         np.testing.assert_allclose(d.action_task, (0.5, 0, 0), atol=1e-6)
         assert d.step_prob.shape == (HORIZON + 1,) and d.hand_path.shape == (HORIZON + 1, 3)
         np.testing.assert_allclose(d.hand_path[-1], _at(x)[:3], atol=1e-6)
+
+
+def test_a_held_recovery_keeps_control_for_the_folders_ticks_after_each_trigger(tmp_path):
+    """C_H = tcp.x, eps 0.58: one risky tick, then safe ones. pi_rec acts on the trigger and 2 ticks more."""
+    runtime = ShieldRuntime(known_risk_folder(tmp_path / "m", recovery_hold_ticks=2), TASK, OBS_DIM, 3)
+    sources = [runtime.decide(_at(x)).source for x in (0.50, 0.60, 0.50, 0.50, 0.50, 0.60, 0.50)]
+    assert sources == ["task", "recovery", "recovery", "recovery", "task", "recovery", "recovery"]
+    held = runtime.decide(_at(0.50))
+    np.testing.assert_allclose(held.action, (-0.5, 0, 0), atol=1e-6)  # pi_rec's action, not the proposal
+    assert held.risk == pytest.approx(0.50, abs=1e-6)                  # the risk is still the proposal's
+    runtime.new_episode()                                              # a new episode starts unheld
+    assert runtime.decide(_at(0.50)).source == "task"
+    unheld = ShieldRuntime(known_risk_folder(tmp_path / "m2", recovery_hold_ticks=2), TASK, OBS_DIM, 3,
+                           recovery_hold_override=0)                   # the paper's per-tick rule
+    assert [unheld.decide(_at(x)).source for x in (0.60, 0.50)] == ["recovery", "task"]
+
+
+def test_a_negative_recovery_hold_in_a_manifest_is_refused_naming_the_key(tmp_path):
+    folder = known_risk_folder(tmp_path / "m")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["recovery_hold_ticks"] = -3
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FarlInputError) as error:
+        ShieldRuntime(folder, TASK, OBS_DIM, 3)
+    assert "recovery_hold_ticks" in str(error.value) and "manifest.json" in str(error.value)
 
 
 def test_shield_disabled_never_substitutes(tmp_path):

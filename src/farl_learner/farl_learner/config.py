@@ -294,6 +294,9 @@ class RiskConfig:
     """Fraction of failure-data episodes held out from world-model training for calibration."""
     epsilon_safe: float = 0.0
     """Fixed eps_safe; 0 = calibrate from held-out failure data (the default)."""
+    recovery_hold_ticks: int = 0
+    """Hysteresis: pi_rec keeps control this many ticks after each trigger (0 = the paper's per-tick rule;
+    farl_common.recovery_hold). Written to the model folder's manifest, which the robot's shield reads."""
 
     def check(self) -> None:
         _require({
@@ -303,6 +306,7 @@ class RiskConfig:
             "max_needless_trigger_rate": 0.0 <= self.max_needless_trigger_rate <= 1.0,
             "holdout_fraction": 0.0 < self.holdout_fraction < 1.0,
             "epsilon_safe": self.epsilon_safe >= 0.0,
+            "recovery_hold_ticks": isinstance(self.recovery_hold_ticks, int) and self.recovery_hold_ticks >= 0,
         }, self)
 
 

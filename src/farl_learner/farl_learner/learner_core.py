@@ -38,7 +38,7 @@ from .agents.ppo import Rollout, make_optimizer, ppo_update
 from .config import FarlConfig
 from .device import resolve_device
 from .export.folder import export_model_folder
-from .export.manifest import MANIFEST
+from .export.manifest import MANIFEST, load_manifest
 from .training.checkpoint import load_checkpoint
 from .training.io import CALIBRATION, CHECKPOINTS, read_json
 
@@ -76,6 +76,9 @@ class LearnerCore:
         self.world_model, _ = load_checkpoint(self.pretrained_dir / CHECKPOINTS["world_model"], "world_model")
         calibration = read_json(self.pretrained_dir / CALIBRATION)
         self.epsilon_safe = float(calibration["epsilon_safe"])
+        # Every policy version keeps the shield's hysteresis the pretrained folder was made with.
+        self.recovery_hold_ticks = load_manifest(self.pretrained_dir, check_graphs=False).recovery_hold_ticks \
+            if (self.pretrained_dir / MANIFEST).is_file() else cfg.risk.recovery_hold_ticks
         self.optimizer = make_optimizer(self.policy, self.value, cfg.ppo)
         self.version = 0
         self.updates = 0
@@ -175,7 +178,7 @@ class LearnerCore:
         policy = self.policy if self.device.type == "cpu" else copy.deepcopy(self.policy).cpu()
         export_model_folder(folder, self.task, policy, self.recovery, self.world_model, self.cfg.risk.horizon,
                             self.cfg.risk.gamma_risk, self.epsilon_safe, versions={"policy": self.version},
-                            obs_layout=self.obs_layout)
+                            obs_layout=self.obs_layout, recovery_hold_ticks=self.recovery_hold_ticks)
         self._save_state()
         self.last_stats = {**stats, "update_seconds": time.perf_counter() - started, "steps": len(rollout),
                            "episodes": len(episodes), "version": self.version}

@@ -66,6 +66,7 @@ class Manifest:
     models: dict[str, dict[str, Any]]
     obs_layout: dict[str, list[int]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    recovery_hold_ticks: int = 0  # pi_rec keeps control this long after a trigger (absent: 0, the paper's rule)
 
     def path(self, name: str) -> Path:
         return self.folder / self.models[name]["file"]
@@ -83,7 +84,7 @@ class Manifest:
 def write_manifest(folder: str | Path, task: str, obs_dim: int, action_dim: int, horizon: int, gamma_risk: float,
                    epsilon_safe: float, versions: dict[str, int], obs_layout: dict[str, list[int]] | None = None,
                    action_low: list[float] | None = None, action_high: list[float] | None = None,
-                   extra: dict[str, Any] | None = None) -> Path:
+                   extra: dict[str, Any] | None = None, recovery_hold_ticks: int = 0) -> Path:
     """Checksum the folder's ONNX files and write manifest.json atomically (last, so it vouches for them)."""
     folder = Path(folder)
     models = {}
@@ -104,6 +105,7 @@ def write_manifest(folder: str | Path, task: str, obs_dim: int, action_dim: int,
         "horizon": horizon,
         "gamma_risk": gamma_risk,
         "epsilon_safe": epsilon_safe,
+        "recovery_hold_ticks": int(recovery_hold_ticks),
         "models": models,
         "extra": extra or {},
     }
@@ -132,6 +134,9 @@ def load_manifest(folder: str | Path, expect_task: str | None = None, expect_obs
     for key, expected in (("obs_dim", expect_obs_dim), ("action_dim", expect_action_dim)):
         if expected is not None and data[key] != expected:
             raise FarlInputError(path, f"is {data[key]}, expected {expected}", key=key)
+    hold = data.get("recovery_hold_ticks", 0)
+    if not isinstance(hold, int) or isinstance(hold, bool) or hold < 0:
+        raise FarlInputError(path, f"must be a whole number of ticks >= 0, got {hold!r}", key="recovery_hold_ticks")
     for bounds in ("action_low", "action_high"):
         if len(data[bounds]) != data["action_dim"]:
             raise FarlInputError(path, f"has {len(data[bounds])} entries for action_dim {data['action_dim']}",
@@ -140,7 +145,8 @@ def load_manifest(folder: str | Path, expect_task: str | None = None, expect_obs
                         action_low=[float(v) for v in data["action_low"]],
                         action_high=[float(v) for v in data["action_high"]], horizon=data["horizon"],
                         gamma_risk=float(data["gamma_risk"]), epsilon_safe=float(data["epsilon_safe"]),
-                        models=data["models"], obs_layout=data.get("obs_layout", {}), extra=data.get("extra", {}))
+                        models=data["models"], obs_layout=data.get("obs_layout", {}), extra=data.get("extra", {}),
+                        recovery_hold_ticks=hold)
     for name, entry in data["models"].items():
         if name not in GRAPHS or not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise FarlInputError(path, "unknown model or no file name", key=f"models.{name}")

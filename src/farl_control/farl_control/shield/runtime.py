@@ -34,6 +34,7 @@ from farl_common.errors import FarlInputError
 from farl_control.shield.manifest import MANIFEST, Manifest, load_manifest
 from farl_control.shield.transfer import unpack_folder
 from farl_common.task_spec import ExplorationNoise
+from farl_common.recovery_hold import RecoveryHold
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class ShieldRuntime:
     def __init__(self, model_dir: str | Path, task: str, obs_dim: int, action_dim: int,
                  shield_enabled: bool = True, explore: bool = True, seed: int = 0,
                  epsilon_override: float | None = None, policy_root: str | Path | None = None,
-                 noise_correlation: float = 0.0, policy_cache: str | Path | None = None):
+                 noise_correlation: float = 0.0, policy_cache: str | Path | None = None,
+                 recovery_hold_override: int | None = None):
         manifest = load_manifest(model_dir, expect_task=task, expect_obs_dim=obs_dim, expect_action_dim=action_dim)
         # Only folders under the learner's run folder may replace the policy: an announcement
         # from another stack on the same ROS domain is refused however valid its files are.
@@ -90,6 +92,9 @@ class ShieldRuntime:
         self.noise = ExplorationNoise(action_dim, noise_correlation, self.rng)
         self.epsilon_override = epsilon_override
         self.epsilon = float(epsilon_override if epsilon_override is not None else manifest.epsilon_safe)
+        # pi_rec keeps control this many ticks after a trigger: the folder's choice unless overridden.
+        self.hold = RecoveryHold(recovery_hold_override if recovery_hold_override is not None
+                                 else manifest.recovery_hold_ticks)
         self._graphs = _Graphs(manifest)
         self.policy_version = int(manifest.models["policy"].get("version", 0))
         self._lock = threading.Lock()
@@ -111,7 +116,7 @@ class ShieldRuntime:
         risk, step_prob, hand_path = graphs.risk.run(
             ["risk", "step_prob", "hand_path"], {"obs": x, "task_action": action_task.reshape(1, -1)})
         risk_value = float(risk[0])
-        if self.shield_enabled and risk_value > epsilon:
+        if self.shield_enabled and self.hold.holds(risk_value > epsilon):
             action = np.clip(graphs.recovery.run(["action_mean"], {"obs": x})[0][0], -1.0, 1.0).astype(np.float32)
             source = "recovery"
         else:
@@ -121,8 +126,9 @@ class ShieldRuntime:
                               (time.perf_counter() - started) * 1e3, version)
 
     def new_episode(self) -> None:
-        """Restart the exploration noise process (episodes are independent)."""
+        """Restart the exploration noise process and the recovery hold (episodes are independent)."""
         self.noise.reset()
+        self.hold.reset()
 
     def swap_transferred(self, files: Mapping[str, str], manifest_sha256: str, version: int,
                          source: str | None) -> Path:

@@ -64,6 +64,9 @@ class ShieldNode(Node):
         self.declare_parameter("seed", 0, describe("Seed of the exploration noise"))
         self.declare_parameter("epsilon_override", -1.0,
                                describe("eps_safe to use instead of the manifest's calibrated value (< 0: manifest)"))
+        self.declare_parameter("recovery_hold_ticks", -1,
+                               describe("Ticks pi_rec keeps control after each trigger (hysteresis; 0 = the "
+                                        "paper's per-tick rule; < 0: the manifest's recovery_hold_ticks)"))
         self.declare_parameter("policy_root", "",
                                describe("The learner's run_dir: transferred policies must name it as their "
                                         "source, announced paths must lie under it; empty = any learner"))
@@ -81,6 +84,7 @@ class ShieldNode(Node):
         self.spec = TaskSpec.from_config(config)
         epsilon = float(self.get_parameter("epsilon_override").value)
         correlation = float(self.get_parameter("noise_correlation").value)
+        hold = int(self.get_parameter("recovery_hold_ticks").value)
         if correlation >= 1.0:
             raise FarlInputError(None, f"must be < 1, got {correlation}", key="parameter noise_correlation")
         self.runtime = ShieldRuntime(
@@ -90,7 +94,8 @@ class ShieldNode(Node):
             epsilon_override=epsilon if epsilon >= 0 else None,
             policy_root=str(self.get_parameter("policy_root").value) or None,
             policy_cache=str(self.get_parameter("policy_cache").value) or None,
-            noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation)
+            noise_correlation=correlation if correlation >= 0 else self.spec.exploration_correlation,
+            recovery_hold_override=hold if hold >= 0 else None)
         self.pose_timeout_s = float(self.get_parameter("pose_timeout_s").value)
         self._lock = threading.Lock()
         # source → (position, time received (monotonic), time sampled (the pose's stamp, s; 0 = unstamped))
@@ -118,7 +123,8 @@ class ShieldNode(Node):
         self.create_timer(1.0 / config.control.rate_hz, self._on_tick, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"shield {'ON' if self.runtime.shield_enabled else 'OFF (baseline)'}, eps_safe "
-            f"{self.runtime.epsilon:.3f}, H {self.runtime.manifest.horizon}, models {self.runtime.manifest.folder}")
+            f"{self.runtime.epsilon:.3f}, H {self.runtime.manifest.horizon}, recovery hold {self.runtime.hold.ticks} "
+            f"ticks, models {self.runtime.manifest.folder}")
 
     def _on_pose(self, name: str, msg: PoseStamped) -> None:
         p, stamp = msg.pose.position, msg.header.stamp

@@ -393,7 +393,7 @@ def refine_world_model(env, out: Path, cfg, correlation: float, demos, failure_p
     for r in range(rounds):
         shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
         actor = ShieldedActor(PolicyActor(policy, True, correlation, seed=40_000 + r), shield, leak=leak,
-                              seed=40_000 + r)
+                              seed=40_000 + r, hold=cfg.risk.recovery_hold_ticks)
         result = rollouts(env, actor, 10 * transitions, seed=40_000 + 1000 * r, record=True,
                           max_transitions=transitions)
         shielded = Transitions.from_arrays(_dataset(env, result.episodes, KIND_FAILURE,
@@ -532,7 +532,8 @@ def choose_operating_point(env, out: Path, cfg, correlation: float, calibration:
     tried = []
     for recall, eps in candidates:
         shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
-        on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield), n, seed).stats
+        on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield,
+                                         hold=cfg.risk.recovery_hold_ticks), n, seed).stats
         s = on.summary()
         cut = 1.0 - s["failure_pairs"] / off["failure_pairs"] if off["failure_pairs"] else float("nan")
         tried.append({"target_recall": recall, "epsilon": eps, "failure_pairs": s["failure_pairs"],
@@ -587,7 +588,8 @@ def twin_preview(env, out: Path, cfg, correlation: float, episodes: int) -> dict
     shield = Shield(policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk, eps)
     seed = 20_000 + cfg.seed
     off = rollouts(env, PolicyActor(policy, True, correlation, seed), episodes, seed).stats
-    on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield), episodes, seed).stats
+    on = rollouts(env, ShieldedActor(PolicyActor(policy, True, correlation, seed), shield,
+                                     hold=cfg.risk.recovery_hold_ticks), episodes, seed).stats
     change = (on.failure_pairs - off.failure_pairs) / off.failure_pairs if off.failure_pairs else float("nan")
     lead = np.asarray(on.first_trigger_lead)
     return {"episodes": episodes, "seed": seed, "exploration_correlation": correlation,
@@ -639,6 +641,7 @@ def export_folder(task: str, out: Path, cfg, made_by: str = "farl pretrain-twin"
     return export_model_folder(
         out, task, policy, recovery, world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
         float(calibration["epsilon_safe"]), versions={"policy": 0, "recovery": 0, "risk": 0},
+        recovery_hold_ticks=cfg.risk.recovery_hold_ticks,
         obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())},
         extra={"made_by": made_by, "calibration": {k: calibration.get(k) for k in (
             "miss_rate", "needless_trigger_rate", "source")}})

@@ -30,7 +30,8 @@ def export(task: str, model_dir: str | Path, onnx_dir: str | Path, cfg: FarlConf
     start = time.perf_counter()
     manifest, diffs = export_model_folder(onnx_dir, task, policy, models["recovery"], models["world_model"],
                                          cfg.risk.horizon, cfg.risk.gamma_risk, epsilon, versions=versions,
-                                         extra={"calibration": models["calibration"]})
+                                         extra={"calibration": models["calibration"]},
+                                         recovery_hold_ticks=cfg.risk.recovery_hold_ticks)
     report = {"task": task, "onnx_dir": str(onnx_dir), "epsilon_safe": epsilon, "horizon": cfg.risk.horizon,
               "gamma_risk": cfg.risk.gamma_risk, "parity_max_abs_diff": diffs,
               "export_seconds": time.perf_counter() - start, "config": cfg.to_dict()}

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from farl_common.recovery_hold import RecoveryHold
 from farl_common.task_spec import ExplorationNoise
 
 from ..envs.rollout import Episode
@@ -58,21 +59,31 @@ class ShieldedActor:
     `leak` (data collection in simulation only) lets the task action through
     with that probability when the shield fires: a world model learns what the
     task action does in the states the shield leads to only if it is sometimes
-    executed there.
+    executed there. `hold` is the shield's hysteresis (risk.recovery_hold_ticks): pi_rec
+    keeps control that many ticks after each trigger, as the robot's shield does.
     """
 
-    def __init__(self, actor: PolicyActor, shield: Shield, leak: float = 0.0, seed: int = 0):
+    def __init__(self, actor: PolicyActor, shield: Shield, leak: float = 0.0, seed: int = 0, hold: int = 0):
         self.actor, self.shield, self.leak = actor, shield, leak
+        self.hold = RecoveryHold(hold)
         self.rng = np.random.default_rng([seed, 11])
 
     def reset(self) -> None:
         self.actor.reset()
+        self.hold.reset()
 
+    @torch.no_grad()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, str, float]:
         decision = self.shield.decide(obs, self.actor.propose(obs))
         if decision.triggered and self.leak > 0.0 and self.rng.random() < self.leak:
+            self.hold.reset()  # the task action was let through: nothing is held after it
             return decision.task_action, "task", decision.risk
-        return decision.action, decision.source, decision.risk
+        if not self.hold.holds(decision.triggered):
+            return decision.action, decision.source, decision.risk
+        if decision.triggered:
+            return decision.action, decision.source, decision.risk
+        held = self.shield.recovery_batch(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0]
+        return held.clamp(-1, 1).numpy(), RECOVERY, decision.risk
 
 
 @dataclass
