@@ -72,16 +72,17 @@ def episodes_of(run_dir: Path) -> list[dict]:
 
 
 def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, out: Path,
-            reuse: bool = False) -> dict:
-    """Run one arm (or, with `reuse`, read the finished run already in out/name)."""
+            reuse: Path | None = None) -> dict:
+    """Run one arm (or, with `reuse`, take it from that earlier results JSON)."""
     run_dir = out / name
     cmd = ["farl", "run", task, "--episodes", str(episodes), "--out", str(run_dir),
            f"seed:={seed}", *extra]
-    if reuse:
-        previous = json.loads((RESULTS / f"stack_{task}.json").read_text())
-        if previous.get(name, {}).get("episodes") != episodes:
-            raise SystemExit(f"--reuse {name}: no complete {episodes}-episode run recorded")
-        return {**previous[name], "reused_from_earlier_invocation": True}
+    if reuse is not None:
+        previous = json.loads(reuse.read_text()) if reuse.is_file() else {}
+        if previous.get(name, {}).get("episodes") != episodes or previous.get("seed") != seed:
+            raise SystemExit(f"--reuse {name}: {reuse} has no complete {episodes}-episode run with seed {seed}")
+        return {**previous[name], "reused_from": str(reuse.relative_to(ROOT)) if reuse.is_relative_to(ROOT)
+                else str(reuse)}
     if run_dir.exists():  # farl run appends to its logs and the learner resumes its state: start clean
         run_dir.rename(run_dir.with_name(f"{name}-old-{time.strftime('%Y%m%d-%H%M%S')}"))
     print(f"[bench] {name}: {shlex.join(cmd)}", flush=True)
@@ -194,11 +195,11 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write(results: dict) -> None:
-    task = results["task"]
+    task, name = results["task"], results["name"]
     paper = PAPER[task]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"stack_{task}.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, RESULTS / f"stack_{task}.png")
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / f"{name}.png")
     f, b = results["farl"], results["shield_off"]
     fci, bci = f.get("ci95", {}), b.get("ci95", {})
     ch = results.get("change_ci95", {})
@@ -212,7 +213,9 @@ def write(results: dict) -> None:
         f"# ROS 2 stack in simulation: FARL vs shield off ({TITLES[task]}, FR3 in franky-sim)", "",
         f"Command: `{results['command']}`", "",
         f"Per arm: `{f['command']}` / `{b['command']}` (same shipped model folder "
-        f"`config/models/{task}`, same seed, {results['episodes']} episodes each, run one after the other).",
+        f"`config/models/{task}`, same seed, {results['episodes']} episodes each, run one after the other)."
+        + "".join(f" The {arm_name} arm is the one recorded in `{results[arm_name]['reused_from']}`, not run again."
+                  for arm_name in ("shield_off", "farl") if results[arm_name].get("reused_from")),
         "", f"Machine: {results['machine']}; load average {_load(results.get('load_avg_start'))} at the start, "
         f"{_load(results.get('load_avg_end'))} at the end.", "",
         "Totals over the episodes with [95 % bootstrap interval] (episodes resampled):", "",
@@ -245,11 +248,11 @@ def write(results: dict) -> None:
         "",
         "Episodes end on the first failure (`episode.terminate_on_failure`), so failure pairs and failure "
         "episodes nearly coincide here; the paper's real-robot counts are pairs over 50 episodes.",
-        "", f"![stack benchmark](stack_{task}.png)", "",
+        "", f"![stack benchmark]({name}.png)", "",
     ]
     for note in results.get("notes", []):
         lines.append(f"- {note}")
-    (RESULTS / f"stack_{task}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def _sim_anchor(paper: dict) -> str:
@@ -292,14 +295,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="run folders [default: runs/bench-stack-<task>]")
     parser.add_argument("--reuse", nargs="*", choices=sorted(ARMS), default=[],
-                        help="arms taken from the last results JSON instead of run again (same episodes)")
+                        help="arms taken from an earlier results JSON instead of run again (same episodes, seed)")
+    parser.add_argument("--reuse-from", type=Path, default=None,
+                        help="the results JSON --reuse reads [default: this run's, benchmarks/results/<name>.json]")
+    parser.add_argument("--farl-arg", action="append", default=[], metavar="NAME:=VALUE",
+                        help="a launch argument for the FARL arm only, e.g. recovery_hold:=6 (repeatable)")
+    parser.add_argument("--name", default=None,
+                        help="results file name without suffix [default: stack_<task>]; a variant "
+                             "(e.g. --farl-arg) should get its own")
     parser.add_argument("--robot-ip", default=None,
                         help="franky-sim loopback address for both arms (default: a private 127.0.x.y, so another "
                              "simulator on 127.0.0.1:1337 cannot interfere)")
     args = parser.parse_args()
+    for arg in args.farl_arg:
+        if ":=" not in arg:
+            parser.error(f"--farl-arg {arg!r}: expected NAME:=VALUE, e.g. recovery_hold:=6")
+    name = args.name or f"stack_{args.task}"
+    reuse_from = args.reuse_from or RESULTS / f"{name}.json"
     info = machine()
     out = args.out or ROOT / "runs" / f"bench-stack-{args.task}"
-    results = {"command": command_line(), "task": args.task,
+    results = {"command": command_line(), "task": args.task, "name": name,
                "episodes": args.episodes, "seed": args.seed, "paper_anchor": PAPER[args.task],
                "machine": f"{info['cpus']} CPUs (shared), Python {info['python']}",
                "load_avg_start": os.getloadavg(), "ros_domain_id": os.environ["ROS_DOMAIN_ID"]}
@@ -309,13 +324,14 @@ def main() -> None:
     QUIET_FLAG.touch()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below removes the flag
     try:
-        for name in ("shield_off", "farl"):
-            results[name] = run_arm(args.task, name, [*ARMS[name], f"robot_ip:={robot_ip}"], args.episodes,
-                                    args.seed, out, reuse=name in args.reuse)
-            arm = results[name]
+        for arm_name in ("shield_off", "farl"):
+            extra = [*ARMS[arm_name], f"robot_ip:={robot_ip}", *(args.farl_arg if arm_name == "farl" else [])]
+            results[arm_name] = run_arm(args.task, arm_name, extra, args.episodes, args.seed, out,
+                                        reuse=reuse_from if arm_name in args.reuse else None)
+            arm = results[arm_name]
             if arm["exit_code"] not in (0, None) or arm["episodes"] != args.episodes:
                 # A failed arm would overwrite the recorded results with an empty comparison.
-                raise SystemExit(f"[bench] {name}: farl run exited {arm['exit_code']} after {arm['episodes']} of "
+                raise SystemExit(f"[bench] {arm_name}: farl run exited {arm['exit_code']} after {arm['episodes']} of "
                                  f"{args.episodes} episodes (see {arm['run_dir']}); results not written")
     finally:
         if own_flag:
