@@ -298,6 +298,8 @@ def main() -> None:
                         help="arms taken from an earlier results JSON instead of run again (same episodes, seed)")
     parser.add_argument("--reuse-from", type=Path, default=None,
                         help="the results JSON --reuse reads [default: this run's, benchmarks/results/<name>.json]")
+    parser.add_argument("--arg", action="append", default=[], metavar="NAME:=VALUE",
+                        help="a launch argument for both arms, e.g. learn:=false (repeatable)")
     parser.add_argument("--farl-arg", action="append", default=[], metavar="NAME:=VALUE",
                         help="a launch argument for the FARL arm only, e.g. recovery_hold:=6 (repeatable)")
     parser.add_argument("--name", default=None,
@@ -307,9 +309,9 @@ def main() -> None:
                         help="franky-sim loopback address for both arms (default: a private 127.0.x.y, so another "
                              "simulator on 127.0.0.1:1337 cannot interfere)")
     args = parser.parse_args()
-    for arg in args.farl_arg:
+    for arg in [*args.arg, *args.farl_arg]:
         if ":=" not in arg:
-            parser.error(f"--farl-arg {arg!r}: expected NAME:=VALUE, e.g. recovery_hold:=6")
+            parser.error(f"launch argument {arg!r}: expected NAME:=VALUE, e.g. recovery_hold:=6")
     name = args.name or f"stack_{args.task}"
     reuse_from = args.reuse_from or RESULTS / f"{name}.json"
     info = machine()
@@ -325,7 +327,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below removes the flag
     try:
         for arm_name in ("shield_off", "farl"):
-            extra = [*ARMS[arm_name], f"robot_ip:={robot_ip}", *(args.farl_arg if arm_name == "farl" else [])]
+            extra = [*ARMS[arm_name], f"robot_ip:={robot_ip}", *args.arg,
+                     *(args.farl_arg if arm_name == "farl" else [])]
             results[arm_name] = run_arm(args.task, arm_name, extra, args.episodes, args.seed, out,
                                         reuse=reuse_from if arm_name in args.reuse else None)
             arm = results[arm_name]
