@@ -71,6 +71,35 @@ def episodes_of(run_dir: Path) -> list[dict]:
     return rows
 
 
+def failure_kinds(run_dir: Path, episodes: list[dict], window: int) -> dict:
+    """Each failure episode as a *miss* (a task action executed in its last `window` ticks: the shield did
+    not fire in time) or a *recovery failure* (only pi_rec acted then: it fired, and the recovery could not
+    keep the failure off), from the run's decisions.jsonl. The twin's diagnosis
+    (twin_shield_diagnosis.py) splits failures the same way."""
+    sources: dict[int, list[str]] = {}
+    decisions = run_dir / "decisions.jsonl"
+    if decisions.is_file():
+        for line in decisions.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            sources.setdefault(row.get("episode"), []).append(row.get("source"))
+    kinds = {"miss": 0, "recovery_failure": 0, "window_ticks": window}
+    for e in episodes:
+        if e.get("type") == "failure" and e.get("episode") in sources:
+            last = sources[e["episode"]][-window:]
+            kinds["miss" if "task" in last else "recovery_failure"] += 1
+    return kinds
+
+
+def shield_horizon(task: str, extra: list[str]) -> int:
+    """H of the model folder the arm runs (models_dir:= if given, else the shipped one)."""
+    folder = next((a.split(":=", 1)[1] for a in extra if a.startswith("models_dir:=")), f"models/{task}")
+    path = Path(folder) if Path(folder).is_absolute() else ROOT / "config" / folder
+    return int(json.loads((path / "manifest.json").read_text())["horizon"])
+
+
 def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, out: Path,
             reuse: Path | None = None) -> dict:
     """Run one arm (or, with `reuse`, take it from that earlier results JSON)."""
@@ -111,6 +140,7 @@ def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, ou
                          "policy_version": e.get("policy_version")} for e in eps],
         "policy_versions": summary.get("policy_versions"),
         "shield_latency_ms": summary.get("shield_latency_ms"),
+        "failure_kinds": failure_kinds(run_dir, eps, shield_horizon(task, extra) + 1),
         "run_dir": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT) else str(run_dir),
     }
 
@@ -194,6 +224,11 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _kinds(arm: dict) -> str:
+    kinds = arm.get("failure_kinds")
+    return f"{kinds['miss']} / {kinds['recovery_failure']}" if kinds else "-"
+
+
 def write(results: dict) -> None:
     task, name = results["task"], results["name"]
     paper = PAPER[task]
@@ -233,6 +268,8 @@ def write(results: dict) -> None:
         f"{_fmt(results.get('change_pct', {}).get('mean_return_delta'))} | {paper['returns']} |",
         f"| interventions | {cell(b, bci, 'interventions')} | {cell(f, fci, 'interventions')} | | |",
         f"| shield triggers (recovery ticks) | {b['shield_triggers']} | {f['shield_triggers']} | | |",
+        f"| failures: misses / recovery failures (pi_rec alone in the last H + 1 ticks) | {_kinds(b)} | "
+        f"{_kinds(f)} | | |",
         f"| policy updates | {len(b['policy_versions'] or [])} | {len(f['policy_versions'] or [])} | | |",
         f"| shield decide() latency p50 / p99 (ms) | {_lat(b)} | {_lat(f)} | | |",
         f"| wall time (s) | {b['wall_seconds']} | {f['wall_seconds']} | | |",
