@@ -23,7 +23,8 @@ each failure was preceded: a *miss* (a task action executed in the last H + 1
 ticks) or a *recovery failure* (only recovery actions in that window).
 
     python benchmarks/twin_shield_diagnosis.py bounded_soccer [--models config/models/bounded_soccer]
-        [--episodes 100] [--hold 3 6] [--eps-scales 0.5 0.25] [--styles back_off retreat] [--name NAME]
+        [--episodes 100] [--hold 3 6] [--eps-scales 0.5 0.25] [--styles back_off retreat save]
+        [--scripted-hold 6] [--name NAME]
 
 Writes benchmarks/results/<name>.{json,md} (default twin_shield_diagnosis_<task>).
 """
@@ -154,7 +155,10 @@ def run() -> None:
     parser.add_argument("--eps-scales", type=float, nargs="*", default=[0.5, 0.25],
                         help="eps_safe multipliers to try with pi_rec")
     parser.add_argument("--styles", nargs="*", default=["back_off", "retreat"],
-                        help="scripted recovery styles to try in place of pi_rec (push_away: wall tasks only)")
+                        help="scripted recovery styles to try in place of pi_rec (push_away: wall tasks only; "
+                             "save: an object inside a boundary)")
+    parser.add_argument("--scripted-hold", type=int, nargs="*", default=[],
+                        help="also run each scripted style held this many ticks after a trigger")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     models = args.models or config_dir() / "models" / args.task
@@ -175,7 +179,8 @@ def run() -> None:
     for style in args.styles:
         controller = RecoveryController(env.config, env.spec_, twin.expert,
                                         dataclasses.replace(twin.recovery, style=style))
-        arms.append(Arm(f"scripted_{style}", shield, scripted=controller))
+        for k in sorted({0, *args.scripted_hold}):
+            arms.append(Arm(f"scripted_{style}" + (f"_hold_{k}" if k else ""), shield, hold=k, scripted=controller))
     started = time.monotonic()
     shown = models.resolve().relative_to(REPO) if models.resolve().is_relative_to(REPO) else models
     results = {"task": args.task, "models": str(shown), "horizon": horizon, "epsilon_safe": eps,

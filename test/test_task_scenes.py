@@ -189,3 +189,46 @@ def test_bounded_soccer_expert_bends_its_push_back_inward_near_a_line():
     o[3:5] = [region.max[0] - 0.01, 0.0]      # 1 cm from the +x line
     u = expert.push_direction(o[3:5], o[5:7] + np.array([0.1, 0.0]), o)  # a target that would push it out
     assert u[0] < 0.05
+
+
+def _soccer_save() -> tuple:
+    import dataclasses
+
+    env = make_twin_env("bounded_soccer")
+    twin = load_twin_config("bounded_soccer")
+    rec = RecoveryController(env.config, env.spec_, twin.expert, dataclasses.replace(twin.recovery, style="save"))
+    obs, _ = env.reset(seed=0)
+    return env, twin, rec, np.array(obs, dtype=np.float64)
+
+
+def test_the_save_recovery_goes_over_the_ball_to_its_boundary_side_then_pushes_it_back_in():
+    env, twin, rec, o = _soccer_save()
+    x_min = load_task_config("bounded_soccer").failure.regions[0][1].min[0]
+    o[3:5] = [x_min + 0.02, -0.05]                 # 2 cm inside the x-min line, at rest
+    o[7:9] = 0.0
+    assert not rec.is_safe(o)
+    o[:3] = [x_min + 0.08, -0.05, twin.expert.push_height]  # low, on the inside: the straight way is through it
+    up = rec(o)
+    assert up[2] > 0.0 and abs(up[0]) < 1e-6 and abs(up[1]) < 1e-6
+    behind = x_min + 0.02 - (rec._saver.radius + twin.recovery.retreat_distance)
+    o[:3] = [behind, -0.05, twin.expert.push_height]  # on the line's side of the ball
+    push = rec(o)
+    assert push[0] > 0.0 and abs(push[1]) < 1e-6    # inward, along the line's normal
+
+
+def test_the_save_recovery_aims_where_the_ball_will_be_and_is_done_only_when_it_stops_heading_out():
+    env, twin, rec, o = _soccer_save()
+    o[3:5] = [0.57, 0.0]                           # the middle of the field
+    o[7:9] = 0.0
+    assert rec.is_safe(o)
+    o[7:9] = [-0.3, 0.0]                           # rolling toward the x-min line fast
+    assert not rec.is_safe(o)
+
+
+def test_the_save_recovery_is_refused_for_a_task_without_a_boundary():
+    import dataclasses
+
+    env = make_twin_env("fragile_push_wall")
+    twin = load_twin_config("fragile_push_wall")
+    with pytest.raises(ValueError, match="for an object inside a boundary"):
+        RecoveryController(env.config, env.spec_, twin.expert, dataclasses.replace(twin.recovery, style="save"))

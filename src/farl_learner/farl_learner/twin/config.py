@@ -80,7 +80,7 @@ class MediumConfig:
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    style: str = setting(choices=("back_off", "push_away", "retreat"))
+    style: str = setting(choices=("back_off", "push_away", "retreat", "save"))
     near_gap: float = N()
     near_gap_moving: float = N()
     moving_speed: float = N()
@@ -90,6 +90,10 @@ class RecoveryConfig:
     safe_height: float = N()
     safe_tolerance: float = N()
     max_steps: int = I()
+    # "save" (a rolling object near a boundary): where the object will be this far ahead (s) is what the
+    # hand gets between it and the boundary, and the push back inward is this fraction of the top speed.
+    save_lead_s: float = setting(0.3, minimum=0.0)
+    save_push_speed: float = setting(0.5, minimum=0.0, maximum=1.0)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from farl_common.task_spec import TCP, TaskSpec
 import dataclasses
 
 from .config import ExpertConfig, MediumConfig, RecoveryConfig
-from .hazards import Hazard, WallGeometry, hazard_for
+from .hazards import BoundaryHazard, Hazard, WallGeometry, hazard_for
 
 __all__ = ["WallGeometry", "Hazard", "ObsIndex", "TaskExpert", "RecoveryController", "medium_expert", "noisy_policy",
            "lured", "random_policy"]
@@ -278,6 +278,13 @@ class RecoveryController:
 
     "retreat": get off the block, away from the wall, up to a safe point.
 
+    "save" (a rolling object and a boundary, Bounded Soccer): get the hand between
+    the object - where it will be `save_lead_s` from now - and the nearest boundary
+    line, going over the object at `safe_height` when the straight way would touch
+    it, then push it back inward at `save_push_speed` of the top speed. Backing off
+    leaves a ball that still rolls, or creeps down the turf's slope, to roll out;
+    the stack showed pi_rec in control for 6-40 ticks before most such failures.
+
     Near-failure (`near_failure`): the block's gap to the wall face is below
     `near_gap`, or below `near_gap_moving` while it closes in faster than
     `moving_speed`. The controller first lifts/pulls the TCP straight away from
@@ -294,6 +301,7 @@ class RecoveryController:
         self.dt = 1.0 / config.control.rate_hz
         self._prev_gap: float | None = None
         self._pusher = _AwayPusher(config, spec, expert, recovery.away_ratio) if recovery.style == "push_away" else None
+        self._saver = _BoundarySaver(spec, self.wall, self.half, expert, recovery) if recovery.style == "save" else None
 
     def reset(self) -> None:
         self._prev_gap = None
@@ -335,6 +343,8 @@ class RecoveryController:
         return np.array([xy[0], xy[1], p[2]])
 
     def is_safe(self, obs: np.ndarray) -> bool:
+        if self._saver is not None:
+            return self._saver.is_safe(obs)
         if self._pusher is not None:
             return self.wall.clearance(obs) >= self.cfg.safe_gap
         if self.cfg.style == "back_off":
@@ -344,6 +354,8 @@ class RecoveryController:
         return bool(np.linalg.norm(p - self.safe_point(obs)) < self.cfg.safe_tolerance)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self._saver is not None:
+            return self._saver(obs)
         if self._pusher is not None:
             return self._pusher(obs)
         if self.cfg.style == "back_off":
@@ -360,3 +372,56 @@ class RecoveryController:
             v_xy = away * self.spec.action_scale[0]
             return _to_action(np.array([v_xy[0], v_xy[1], self.gain * (self.cfg.safe_height - p[2])]), self.spec)
         return _toward(p, safe, self.gain, self.spec)
+
+
+class _BoundarySaver:
+    """The "save" recovery style: between the rolling object and its nearest boundary line, then push inward."""
+
+    def __init__(self, spec: TaskSpec, boundary: Hazard, radius: float, expert: ExpertConfig,
+                 recovery: RecoveryConfig):
+        if not isinstance(boundary, BoundaryHazard):
+            raise ValueError(f"recovery.style 'save' is for an object inside a boundary (an 'outside' failure "
+                             f"predicate); this task's failure is {type(boundary).__name__}")
+        layout = spec.layout()
+        try:
+            self.velocity = [layout.index(f"{spec.pushed_object}.v{a}") for a in "xy"]
+        except ValueError:
+            raise ValueError(f"recovery.style 'save' needs {spec.pushed_object}'s velocity in the observation "
+                             "(observation.fields with quantity: velocity)") from None
+        self.spec, self.boundary, self.radius = spec, boundary, radius
+        self.idx = ObsIndex(spec)
+        self.gain, self.push_height = expert.gain, expert.push_height
+        self.cfg = recovery
+
+    def _parts(self, obs: np.ndarray):
+        p, b, _ = self.idx.split(obs)
+        v = np.asarray(obs, dtype=np.float64)[self.velocity]
+        ahead = b + self.cfg.save_lead_s * v
+        inward = self.boundary.escape(self._with_object_at(obs, ahead))
+        return p, b, v, ahead, inward
+
+    def _with_object_at(self, obs: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        moved = np.array(obs, dtype=np.float64, copy=True)
+        moved[self.idx.obj] = xy
+        return moved
+
+    def is_safe(self, obs: np.ndarray) -> bool:
+        """Far enough inside, and not heading out faster than `moving_speed`."""
+        _, _, v, _, inward = self._parts(obs)
+        return self.boundary.clearance(obs) >= self.cfg.safe_gap and float(-(v @ inward)) <= self.cfg.moving_speed
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        p, b, _, ahead, inward = self._parts(obs)
+        behind = ahead - (self.radius + self.cfg.retreat_distance) * inward  # hand's spot, boundary side
+        offset = behind - p[:2]
+        if np.linalg.norm(offset) > self.cfg.safe_tolerance:
+            # On the way there: over the object if the straight way passes it closer than a hand's width.
+            t = np.clip(((b - p[:2]) @ offset) / max(offset @ offset, 1e-9), 0.0, 1.0)
+            passes = np.linalg.norm(p[:2] + t * offset - b) < self.radius + self.cfg.retreat_distance
+            height = self.cfg.safe_height if passes else self.push_height
+            if passes and p[2] < self.cfg.safe_height - 0.02:  # up first, then across
+                return _to_action(np.array([0.0, 0.0, self.gain * (height - p[2])]), self.spec)
+            return _toward(p, np.array([behind[0], behind[1], height]), self.gain, self.spec)
+        push = self.cfg.save_push_speed * np.asarray(self.spec.action_scale[:2]) * inward
+        return _to_action(np.array([push[0], push[1], self.gain * (self.push_height - p[2])]), self.spec)
+
