@@ -84,6 +84,8 @@ class SimRobotNode(Node):
                             if perception == "ground_truth" else {})
         self.state_pub = publisher(self, api.SCENE_STATE)
         service(self, api.SIM_RESET_SCENE, self._on_reset)
+        # ROS time minus the monotonic clock the scene's snapshots are taken on (see _publish).
+        self._clock_offset_ns = self.get_clock().now().nanoseconds - time.monotonic_ns()
         self.create_timer(1.0 / self.config.scene.publish_rate_hz, self._publish)
 
     def start_sim(self) -> None:
@@ -106,9 +108,9 @@ class SimRobotNode(Node):
         if snap is None:
             return
         # Stamped with when the snapshot was taken, not when this timer fired (up to one period later):
-        # the shield differences two poses' stamps for an object's velocity.
-        age_ns = max(int((time.monotonic() - snap.wall_time) * 1e9), 0)
-        stamp = Time(nanoseconds=self.get_clock().now().nanoseconds - age_ns).to_msg()
+        # the shield differences two poses' stamps for an object's velocity. One fixed clock offset, so
+        # a snapshot published twice carries exactly one stamp (the sim camera renders an instant once).
+        stamp = Time(nanoseconds=int(snap.wall_time * 1e9) + self._clock_offset_ns).to_msg()
         for name, pub in self.truth_pubs.items():
             pose = snap.poses[name]
             msg = make_pose(pose.pos, wxyz_to_xyzw(pose.quat_wxyz), stamp)
