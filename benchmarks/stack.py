@@ -37,6 +37,8 @@ from common import REPO as ROOT, RESULTS, command_line, machine  # first: privat
 
 import numpy as np  # noqa: E402
 
+from farl_learner.report import read_jsonl  # noqa: E402
+
 QUIET_FLAG = Path("/tmp/farl-quiet")
 BOOTSTRAP = 10_000
 BLOCK = 10  # episodes per block of the success-rate-over-time table
@@ -58,17 +60,8 @@ TITLES = {"fragile_push_wall": "Fragile Push Wall", "disturbed_push": "Disturbed
 
 
 def episodes_of(run_dir: Path) -> list[dict]:
-    rows = []
-    events = run_dir / "events.jsonl"
-    if events.is_file():
-        for line in events.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("type") in ("success", "failure", "timeout", "aborted"):
-                rows.append(event)
-    return rows
+    return [e for e in read_jsonl(run_dir / "events.jsonl")
+            if e.get("type") in ("success", "failure", "timeout", "aborted")]
 
 
 def failure_kinds(run_dir: Path, episodes: list[dict], window: int) -> dict:
@@ -77,14 +70,8 @@ def failure_kinds(run_dir: Path, episodes: list[dict], window: int) -> dict:
     keep the failure off), from the run's decisions.jsonl. The twin's diagnosis
     (twin_shield_diagnosis.py) splits failures the same way."""
     sources: dict[int, list[str]] = {}
-    decisions = run_dir / "decisions.jsonl"
-    if decisions.is_file():
-        for line in decisions.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            sources.setdefault(row.get("episode"), []).append(row.get("source"))
+    for row in read_jsonl(run_dir / "decisions.jsonl"):
+        sources.setdefault(row.get("episode"), []).append(row.get("source"))
     kinds = {"miss": 0, "recovery_failure": 0, "window_ticks": window}
     for e in episodes:
         if e.get("type") == "failure" and e.get("episode") in sources:

@@ -31,10 +31,10 @@ from typing import Mapping
 import numpy as np
 
 from farl_common.errors import FarlInputError
+from farl_common.recovery_hold import RecoveryHold
 from farl_control.shield.manifest import MANIFEST, Manifest, load_manifest
 from farl_control.shield.transfer import unpack_folder
 from farl_common.task_spec import ExplorationNoise
-from farl_common.recovery_hold import RecoveryHold
 
 
 @dataclass(frozen=True)
