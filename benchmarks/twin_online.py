@@ -89,10 +89,13 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
             if terminated or truncated:
                 break
         core.add_episode({"task": task, **columns})
+        update = None
         if core.ready():
             core.update()
+            update = {k: round(float(v), 4) for k, v in core.last_stats.items()}
         outcomes.append({"success": succeeded, "failure": failed, "return": float(sum(columns["reward"])),
-                         "steps": len(columns["reward"]), "triggers": triggers, "policy_version": core.version})
+                         "steps": len(columns["reward"]), "triggers": triggers, "policy_version": core.version,
+                         "update": update})
     return outcomes
 
 
@@ -114,9 +117,22 @@ def summarize(outcomes: list[list[dict]]) -> dict:
         "shield_triggers": int(sum(o["triggers"] for o in flat)),
         "per_seed_success_rate": per_seed_success,
         "per_seed_failures": [int(sum(o["failure"] for o in run)) for run in outcomes],
+        # The learner's own view of each update, averaged over seeds: is the critic fit for the advantages
+        # (explained variance), how far each update moves the policy (approx KL), how often the clip binds.
+        "updates": _update_means(outcomes),
         "blocks": [{"episodes": f"{b * BLOCK + 1}-{(b + 1) * BLOCK}", "success_rate": rate("success", b),
                     "failure_rate": rate("failure", b)} for b in range(n_blocks)],
     }
+
+
+def _update_means(outcomes: list[list[dict]]) -> list[dict]:
+    per_index: dict[int, list[dict]] = {}
+    for run in outcomes:
+        for i, stats in enumerate(o["update"] for o in run if o["update"] is not None):
+            per_index.setdefault(i, []).append(stats)
+    keys = ("explained_variance", "approx_kl", "clipfrac", "value_loss", "entropy")
+    return [{"update": i + 1, **{k: float(np.mean([s[k] for s in group])) for k in keys}}
+            for i, group in sorted(per_index.items())]
 
 
 def render(results: dict) -> str:
@@ -141,6 +157,11 @@ def render(results: dict) -> str:
     for b_off, b_on in zip(off["blocks"], on["blocks"]):
         lines.append(f"| {b_off['episodes']} | {b_off['success_rate']:.0%} / {b_off['failure_rate']:.0%} | "
                      f"{b_on['success_rate']:.0%} / {b_on['failure_rate']:.0%} |")
+    lines += ["", "The learner per update (mean over seeds): critic's explained variance / approx KL / clip fraction", "",
+              "| update | shield off | FARL |", "|---|---|---|"]
+    for u_off, u_on in zip(off["updates"], on["updates"]):
+        lines.append(f"| {u_off['update']} | " + " | ".join(
+            f"{u['explained_variance']:+.2f} / {u['approx_kl']:.4f} / {u['clipfrac']:.2f}" for u in (u_off, u_on)) + " |")
     return "\n".join(lines) + "\n"
 
 
