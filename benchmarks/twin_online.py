@@ -93,7 +93,12 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
         if core.ready():
             core.update()
             update = {k: round(float(v), 4) for k, v in core.last_stats.items()}
-        outcomes.append({"success": succeeded, "failure": failed, "return": float(sum(columns["reward"])),
+        # As the stack benchmark splits them: a failure with pi_task acting in the last H + 1 ticks is a
+        # miss of the shield, one with pi_rec alone in control there is a recovery that did not save it.
+        recovery_failure = failed and shield is not None and all(
+            s == RECOVERY for s in columns["source"][-(cfg.risk.horizon + 1):])
+        outcomes.append({"success": succeeded, "failure": failed, "recovery_failure": recovery_failure,
+                         "return": float(sum(columns["reward"])),
                          "steps": len(columns["reward"]), "triggers": triggers, "policy_version": core.version,
                          "update": update})
     return outcomes
@@ -115,6 +120,7 @@ def summarize(outcomes: list[list[dict]]) -> dict:
         "failure_rate": float(np.mean([o["failure"] for o in flat])),
         "mean_return": float(np.mean([o["return"] for o in flat])),
         "shield_triggers": int(sum(o["triggers"] for o in flat)),
+        "recovery_failures": int(sum(o.get("recovery_failure", False) for o in flat)),
         "per_seed_success_rate": per_seed_success,
         "per_seed_failures": [int(sum(o["failure"] for o in run)) for run in outcomes],
         # The learner's own view of each update, averaged over seeds: is the critic fit for the advantages
@@ -145,7 +151,8 @@ def render(results: dict) -> str:
              "| | shield off | FARL |", "|---|---|---|"]
     for label, key, fmt in (("success rate", "success_rate", "{:.0%}"), ("failure episodes", "failure_episodes", "{}"),
                             ("failure rate", "failure_rate", "{:.1%}"), ("mean return", "mean_return", "{:.1f}"),
-                            ("shield triggers", "shield_triggers", "{}")):
+                            ("shield triggers", "shield_triggers", "{}"),
+                            ("failures with pi_rec alone in the last H + 1 ticks", "recovery_failures", "{}")):
         lines.append(f"| {label} | {fmt.format(off[key])} | {fmt.format(on[key])} |")
     for label, key in (("success rate", "success"), ("failures per seed", "failures")):
         d = results["paired"][key]
