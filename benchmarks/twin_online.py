@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from farl_common.config import parse_overrides  # noqa: E402
+from farl_common.recovery_hold import RecoveryHold  # noqa: E402
 from farl_common.paths import config_dir  # noqa: E402
 from farl_learner.config import load_farl_config  # noqa: E402
 from farl_learner.learner_core import LearnerCore  # noqa: E402
@@ -61,12 +62,14 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
     if arm == "farl":
         shield = Shield(core.policy, core.recovery, core.world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
                         core.epsilon_safe if epsilon_safe is None else epsilon_safe)
+    hold = RecoveryHold(cfg.risk.recovery_hold_ticks)  # --set risk.recovery_hold_ticks=N; the folder's is 0
     outcomes = []
     for i in range(episodes):
         episode_seed = 1_000 * seed + i  # the same starts in both arms
         actor = PolicyActor(core.policy, True, correlation, seed=episode_seed)  # the current policy and its std
         obs, _ = env.reset(seed=episode_seed)
         actor.reset()
+        hold.reset()
         columns = {k: [] for k in ("obs", "action", "action_task", "reward", "next_obs", "done", "source",
                                    "intervention")}
         failed = succeeded = False
@@ -77,6 +80,9 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
             if shield is not None:
                 decision = shield.decide(obs, proposed)
                 action, source = decision.action, decision.source
+                if hold.holds(decision.triggered) and not decision.triggered:  # as the robot's shield holds
+                    action, source = shield.recovery_batch(torch.as_tensor(obs, dtype=torch.float32)[None])[0] \
+                        .clamp(-1, 1).numpy(), RECOVERY
             next_obs, reward, terminated, truncated, info = env.step(action)
             for key, value in (("obs", obs), ("action", action), ("action_task", proposed), ("reward", float(reward)),
                                ("next_obs", next_obs), ("done", bool(terminated)), ("source", source),
