@@ -24,6 +24,7 @@ keep their core.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -87,6 +88,14 @@ def shield_horizon(task: str, extra: list[str]) -> int:
     return int(json.loads((path / "manifest.json").read_text())["horizon"])
 
 
+def models_fingerprint(task: str, extra: list[str]) -> str:
+    """sha256 of the arm's model folder manifest (it holds every graph's hash, eps_safe and the hold): two
+    runs with the same command but a retrained or re-tuned folder must not be pooled (stack_pool.py)."""
+    folder = next((a.split(":=", 1)[1] for a in extra if a.startswith("models_dir:=")), f"models/{task}")
+    path = Path(folder) if Path(folder).is_absolute() else ROOT / "config" / folder
+    return hashlib.sha256((path / "manifest.json").read_bytes()).hexdigest()
+
+
 def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, out: Path,
             reuse: Path | None = None) -> dict:
     """Run one arm (or, with `reuse`, take it from that earlier results JSON)."""
@@ -128,6 +137,7 @@ def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, ou
         "policy_versions": summary.get("policy_versions"),
         "shield_latency_ms": summary.get("shield_latency_ms"),
         "failure_kinds": failure_kinds(run_dir, eps, shield_horizon(task, extra) + 1),
+        "models_manifest_sha256": models_fingerprint(task, extra),
         "run_dir": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT) else str(run_dir),
     }
 
