@@ -132,7 +132,7 @@ def render(results: dict, command: str) -> str:
     def cell(arm: dict, key: str) -> str:
         lo, hi = arm[f"{key}_ci95"]
         value = arm[key]
-        return f"{value:.1f} [{lo:.1f}, {hi:.1f}]" if isinstance(value, float) else f"{value} [{lo:g}, {hi:g}]"
+        return f"{value:.1f} [{lo:.1f}, {hi:.1f}]" if isinstance(value, float) else f"{value} [{lo:.0f}, {hi:.0f}]"
 
     def pct(key: str) -> str:
         value, ci = results["change_pct"][key], results["change_ci95"][key]
