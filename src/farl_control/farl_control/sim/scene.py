@@ -42,6 +42,9 @@ from .terrain import TerrainDraw, draw_terrain
 # more than this; stop catching up when it lags by more than MAX_LAG_S.
 SLEEP_GRANULARITY_S = 0.002
 MAX_LAG_S = 0.05
+# A pause of the served loop this long is reported (sim_robot_node logs it): no robot state reaches
+# libfranka meanwhile (it expects one packet per ms), and a motion or the state stream may fail over it.
+STALL_REPORT_S = 0.05
 ROBOT_PREFIX = "robot0_"  # franky-sim names the first robot's bodies robot0_*
 _MJ_SHAPES = {"box": "box", "cylinder": "cylinder", "sphere": "sphere"}
 
@@ -124,6 +127,43 @@ class RealTimeMeter:
         return (s1 - s0) / (w1 - w0) if w1 > w0 else None
 
 
+class LoopStallWatch:
+    """Pauses between two steps of the served loop long enough to starve libfranka of robot state.
+
+    The loop thread records; another thread (the node's timer) takes what is new. When franka_node
+    reports a lost connection or an arm slow to stop, these lines say whether the simulator had
+    stopped serving at that moment (CPU starvation) or not (look at the client side).
+    """
+
+    def __init__(self, threshold_s: float = STALL_REPORT_S):
+        self.threshold_s = threshold_s
+        self.count = 0
+        self.longest_s = 0.0
+        self._last: float | None = None
+        self._new: deque[float] = deque(maxlen=1000)  # appended by the loop, drained by take_new
+
+    def step(self, now: float) -> None:
+        """One step of the loop, at monotonic time `now`."""
+        if self._last is not None:
+            gap = now - self._last
+            if gap >= self.threshold_s:
+                self.count += 1
+                self.longest_s = max(self.longest_s, gap)
+                self._new.append(gap)
+        self._last = now
+
+    def restart(self) -> None:
+        """After a deliberate pause (a scene reset runs inside the loop): the next gap is not a stall."""
+        self._last = None
+
+    def take_new(self) -> list[float]:
+        """The stalls since the last call, in seconds (safe from any thread)."""
+        taken = []
+        while self._new:
+            taken.append(self._new.popleft())
+        return taken
+
+
 @dataclass
 class _ResetRequest:
     seed: int | None
@@ -148,6 +188,7 @@ class SimScene:
         self._lock = threading.Lock()
         self._snapshot: SceneSnapshot | None = None
         self.meter = RealTimeMeter()
+        self.stalls = LoopStallWatch()
         self.predicate = FailurePredicate(config.failure, ROBOT_PREFIX)
         self.spec = TaskSpec.from_config(config)
         self.disturber = Disturber(config.scene.disturber) if config.scene.disturber is not None else None
@@ -344,9 +385,11 @@ class SimScene:
                     if self._pending:
                         self._serve_pending()
                         wall0, sim0 = time.monotonic(), float(self.data.time)  # a reset may move sim time
+                        self.stalls.restart()
                     self.world_step()
                     server.run_once(False)
                     now = time.monotonic()
+                    self.stalls.step(now)
                     ahead = (float(self.data.time) - sim0) - (now - wall0)
                     if ahead > SLEEP_GRANULARITY_S:
                         time.sleep(ahead)

@@ -104,6 +104,7 @@ class SimRobotNode(Node):
             self.stop_event.set()
 
     def _publish(self) -> None:
+        self._report_stalls()
         snap = self.scene.latest
         if snap is None:
             return
@@ -118,6 +119,14 @@ class SimRobotNode(Node):
             if name in self.object_pubs:
                 self.object_pubs[name].publish(msg)
         self.state_pub.publish(String(data=api.SCENE_STATE_PAYLOAD.to_json(snap.as_dict())))
+
+    def _report_stalls(self) -> None:
+        gaps = self.scene.stalls.take_new()
+        if gaps:
+            self.get_logger().warning(
+                f"franky-sim's loop paused {len(gaps)}x for up to {max(gaps) * 1e3:.0f} ms (no robot state was "
+                f"sent meanwhile; {self.scene.stalls.count} pauses >= {self.scene.stalls.threshold_s * 1e3:.0f} ms "
+                "since start): a starved CPU; libfranka may report a network error or a motion may lag")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         error = self.scene.request_reset()
