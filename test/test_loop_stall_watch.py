@@ -10,6 +10,8 @@ import pytest
 
 from farl_control.sim.scene import STALL_REPORT_S, LoopStallWatch
 
+pytestmark = pytest.mark.sim  # imports the simulated scene's module (MuJoCo, franky-sim)
+
 
 def run_steps(watch: LoopStallWatch, times) -> None:
     for t in times:
