@@ -81,19 +81,21 @@ def failure_kinds(run_dir: Path, episodes: list[dict], window: int) -> dict:
     return kinds
 
 
-def shield_horizon(task: str, extra: list[str]) -> int:
-    """H of the model folder the arm runs (models_dir:= if given, else the shipped one)."""
+def models_dir(task: str, extra: list[str]) -> Path:
+    """The model folder the arm runs (models_dir:= if given, else the shipped one)."""
     folder = next((a.split(":=", 1)[1] for a in extra if a.startswith("models_dir:=")), f"models/{task}")
-    path = Path(folder) if Path(folder).is_absolute() else ROOT / "config" / folder
-    return int(json.loads((path / "manifest.json").read_text())["horizon"])
+    return Path(folder) if Path(folder).is_absolute() else ROOT / "config" / folder
+
+
+def shield_horizon(task: str, extra: list[str]) -> int:
+    """H of the arm's model folder."""
+    return int(json.loads((models_dir(task, extra) / "manifest.json").read_text())["horizon"])
 
 
 def models_fingerprint(task: str, extra: list[str]) -> str:
     """sha256 of the arm's model folder manifest (it holds every graph's hash, eps_safe and the hold): two
     runs with the same command but a retrained or re-tuned folder must not be pooled (stack_pool.py)."""
-    folder = next((a.split(":=", 1)[1] for a in extra if a.startswith("models_dir:=")), f"models/{task}")
-    path = Path(folder) if Path(folder).is_absolute() else ROOT / "config" / folder
-    return hashlib.sha256((path / "manifest.json").read_bytes()).hexdigest()
+    return hashlib.sha256((models_dir(task, extra) / "manifest.json").read_bytes()).hexdigest()
 
 
 def run_arm(task: str, name: str, extra: list[str], episodes: int, seed: int, out: Path,

@@ -62,7 +62,9 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
     if arm == "farl":
         shield = Shield(core.policy, core.recovery, core.world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
                         core.epsilon_safe if epsilon_safe is None else epsilon_safe)
-    hold = RecoveryHold(cfg.risk.recovery_hold_ticks)  # --set risk.recovery_hold_ticks=N; the folder's is 0
+    # The config's hold (Bounded Soccer: 3, as its shipped manifest), not the folder's manifest; try others
+    # with --set risk.recovery_hold_ticks=N.
+    hold = RecoveryHold(cfg.risk.recovery_hold_ticks)
     outcomes = []
     for i in range(episodes):
         episode_seed = 1_000 * seed + i  # the same starts in both arms
