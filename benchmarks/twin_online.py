@@ -37,14 +37,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from farl_common.config import parse_overrides  # noqa: E402
-from farl_common.recovery_hold import RecoveryHold  # noqa: E402
 from farl_common.paths import config_dir  # noqa: E402
 from farl_learner.config import load_farl_config  # noqa: E402
 from farl_learner.learner_core import LearnerCore  # noqa: E402
 from farl_learner.shield import RECOVERY, Shield  # noqa: E402
 from farl_learner.stats import paired_bootstrap  # noqa: E402
 from farl_learner.training.io import CALIBRATION, read_json  # noqa: E402
-from farl_learner.twin.actors import PolicyActor  # noqa: E402
+from farl_learner.twin.actors import PolicyActor, ShieldedActor  # noqa: E402
 from farl_learner.twin.config import load_twin_config, make_twin_env  # noqa: E402
 
 ARMS = ("shield_off", "farl")
@@ -55,6 +54,7 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
             work: Path, max_steps: int | None = None, epsilon_safe: float | None = None) -> list[dict]:
     """One learner and one exploring actor over `episodes` twin episodes; the per-episode outcomes."""
     env = make_twin_env(task, load_twin_config(task), max_steps=max_steps)
+    torch.manual_seed(seed)  # the learner's minibatch order: the same in both arms, and from run to run
     core = LearnerCore(task, models, work / f"{arm}-seed{seed}", cfg, episodes_per_update=per_update,
                        min_steps_per_update=min_steps)
     correlation = env.spec_.exploration_correlation
@@ -62,29 +62,23 @@ def run_arm(task: str, models: Path, cfg, arm: str, seed: int, episodes: int, pe
     if arm == "farl":
         shield = Shield(core.policy, core.recovery, core.world_model, cfg.risk.horizon, cfg.risk.gamma_risk,
                         core.epsilon_safe if epsilon_safe is None else epsilon_safe)
-    # The config's hold (Bounded Soccer: 3, as its shipped manifest), not the folder's manifest; try others
-    # with --set risk.recovery_hold_ticks=N.
-    hold = RecoveryHold(cfg.risk.recovery_hold_ticks)
     outcomes = []
     for i in range(episodes):
         episode_seed = 1_000 * seed + i  # the same starts in both arms
         actor = PolicyActor(core.policy, True, correlation, seed=episode_seed)  # the current policy and its std
+        if shield is not None:
+            # The config's hold (Bounded Soccer: 3, as its shipped manifest), not the folder's manifest; try
+            # others with --set risk.recovery_hold_ticks=N.
+            actor = ShieldedActor(actor, shield, hold=cfg.risk.recovery_hold_ticks)
         obs, _ = env.reset(seed=episode_seed)
         actor.reset()
-        hold.reset()
         columns = {k: [] for k in ("obs", "action", "action_task", "reward", "next_obs", "done", "source",
                                    "intervention")}
         failed = succeeded = False
         triggers = 0
         while True:
-            proposed = actor.propose(obs)
-            action, source = proposed, "task"
-            if shield is not None:
-                decision = shield.decide(obs, proposed)
-                action, source = decision.action, decision.source
-                if hold.holds(decision.triggered) and not decision.triggered:  # as the robot's shield holds
-                    action, source = shield.recovery_batch(torch.as_tensor(obs, dtype=torch.float32)[None])[0] \
-                        .clamp(-1, 1).numpy(), RECOVERY
+            step = actor.step(obs)
+            action, source, proposed = step.action, step.source, step.proposal
             next_obs, reward, terminated, truncated, info = env.step(action)
             for key, value in (("obs", obs), ("action", action), ("action_task", proposed), ("reward", float(reward)),
                                ("next_obs", next_obs), ("done", bool(terminated)), ("source", source),

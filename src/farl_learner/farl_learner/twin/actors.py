@@ -30,6 +30,24 @@ from ..models import GaussianPolicy
 from ..shield import RECOVERY, Shield
 
 
+@dataclass(frozen=True)
+class ActorStep:
+    """One tick of an actor: what was executed, by whom, the risk C_H, and pi_task's proposal.
+
+    The proposal is kept beside the executed action because the online learner
+    trains on it where the shield refused it (ppo.trigger_penalty): a caller that
+    got only the executed action would have to judge the proposal again.
+    """
+
+    action: np.ndarray
+    source: str
+    risk: float
+    proposal: np.ndarray
+
+    def executed(self) -> tuple[np.ndarray, str, float]:
+        return self.action, self.source, self.risk
+
+
 class PolicyActor:
     """pi_task as the shield node runs it: its mean (explore=False) or an AR(1)-correlated sample."""
 
@@ -48,9 +66,14 @@ class PolicyActor:
         sample = mean + self.std * self.noise.sample() if self.explore else mean
         return np.clip(sample, -1.0, 1.0).astype(np.float32)
 
+    def step(self, obs: np.ndarray) -> ActorStep:
+        """No shield here: the executed action is the proposal, with risk 0."""
+        proposal = self.propose(obs)
+        return ActorStep(proposal, "task", 0.0, proposal)
+
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, str, float]:
-        """(executed action, source, C_H) - no shield here, so always the task action and risk 0."""
-        return self.propose(obs), "task", 0.0
+        """(executed action, source, C_H)."""
+        return self.step(obs).executed()
 
 
 class ShieldedActor:
@@ -73,17 +96,20 @@ class ShieldedActor:
         self.hold.reset()
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, str, float]:
-        decision = self.shield.decide(obs, self.actor.propose(obs))
+    def step(self, obs: np.ndarray) -> ActorStep:
+        proposal = self.actor.propose(obs)
+        decision = self.shield.decide(obs, proposal)
         if decision.triggered and self.leak > 0.0 and self.rng.random() < self.leak:
             self.hold.reset()  # the task action was let through: nothing is held after it
-            return decision.task_action, "task", decision.risk
-        if not self.hold.holds(decision.triggered):
-            return decision.action, decision.source, decision.risk
-        if decision.triggered:
-            return decision.action, decision.source, decision.risk
+            return ActorStep(decision.task_action, "task", decision.risk, proposal)
+        if not self.hold.holds(decision.triggered) or decision.triggered:
+            return ActorStep(decision.action, decision.source, decision.risk, proposal)
         held = self.shield.recovery_batch(torch.as_tensor(np.asarray(obs, dtype=np.float32))[None])[0]
-        return held.clamp(-1, 1).numpy(), RECOVERY, decision.risk
+        return ActorStep(held.clamp(-1, 1).numpy(), RECOVERY, decision.risk, proposal)
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, str, float]:
+        """(executed action, source, C_H)."""
+        return self.step(obs).executed()
 
 
 @dataclass
