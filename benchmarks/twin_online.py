@@ -209,8 +209,9 @@ def main() -> int:
                 print(f"[twin-online] {arm} seed {seed}: {sum(o['success'] for o in done)} successes, "
                       f"{sum(o['failure'] for o in done)} failures of {len(done)}", flush=True)
             arms[arm] = summarize(runs)
-    results = {"task": args.task, "command": command_line(), "models": str(models.relative_to(config_dir().parent))
-               if models.resolve().is_relative_to(config_dir().parent) else models.name,
+    repo = config_dir().parent
+    shown = str(models.resolve().relative_to(repo)) if models.resolve().is_relative_to(repo) else models.name
+    results = {"task": args.task, "command": command_line(), "models": shown,
                "episodes": args.episodes, "seeds": args.seeds, "max_steps": args.max_steps, "epsilon_safe": args.epsilon_safe, "episodes_per_update": args.episodes_per_update,
                "overrides": overrides, "machine": machine(), "seconds": time.perf_counter() - started, "arms": arms}
     if len(arms) == len(ARMS):
