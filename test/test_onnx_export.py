@@ -14,7 +14,7 @@ from farl_learner.export import load_manifest
 from farl_learner.export.folder import export_model_folder
 from farl_learner.export.manifest import write_manifest
 from farl_learner.export.onnx_export import export_policy
-from farl_learner.export.parity import TOLERANCE, sample_obs
+from farl_learner.export.parity import TOLERANCE, check_parity, sample_obs
 from farl_learner.models import GaussianPolicy, WorldModel
 from farl_learner.risk import h_step_risk
 from farl_learner.training.checkpoint import load_checkpoint, save_checkpoint
@@ -58,6 +58,18 @@ def test_parity_of_policy_recovery_and_risk_graphs(folder):
     mean, log_std = manifest.session("policy").run(None, {"obs": obs})
     np.testing.assert_allclose(log_std, policy.log_std.detach().numpy(), atol=1e-6)
     assert mean.shape == (17, ACT) and np.all(np.abs(mean) <= 1)
+
+
+def test_graphs_that_no_longer_compute_what_the_torch_modules_do_are_refused(folder):
+    path, (policy, recovery, world_model), _ = folder
+    manifest = load_manifest(path, expect_task="bounded_push", expect_obs_dim=OBS, expect_action_dim=ACT)
+    changed = WorldModel(OBS, ACT, latent_dim=16, hidden=(64, 64))
+    changed.load_state_dict(world_model.state_dict())
+    with torch.no_grad():
+        changed.normalizer.mean += 0.05  # as if the world model had been retrained after the export
+    with pytest.raises(FarlInputError, match=r"risk\.onnx.*ONNX Runtime differs from torch"):
+        check_parity(manifest, policy, recovery, changed)
+    assert set(check_parity(manifest, policy, recovery, world_model)) == {"policy", "recovery", "risk"}
 
 
 def test_manifest_records_what_the_shield_needs(folder):

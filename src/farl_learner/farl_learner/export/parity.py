@@ -17,10 +17,14 @@ from .onnx_export import PolicyGraph, RecoveryGraph, RiskGraph
 from .manifest import Manifest
 
 TOLERANCE = 1e-4
+"""Per output: |torch - onnxruntime| <= TOLERANCE x max(1, the output's largest magnitude). Relative above 1
+because float32 rounding grows with the value: C_H is a discounted sum that reaches several units and is
+rolled out over H world-model steps, and at H = 12 a correct graph differed by 1.0e-4 on such values."""
 
 
-def max_abs_diff(module: torch.nn.Module, onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> float:
-    """Largest |torch - onnxruntime| over all outputs of one graph."""
+def output_diffs(module: torch.nn.Module, onnx_path: str | Path,
+                 inputs: dict[str, np.ndarray]) -> list[tuple[float, float]]:
+    """(largest |torch - onnxruntime|, max(1, largest |torch|)) per output of one graph."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -28,7 +32,13 @@ def max_abs_diff(module: torch.nn.Module, onnx_path: str | Path, inputs: dict[st
     with torch.no_grad():
         torch_out = module(*(torch.as_tensor(v) for v in inputs.values()))
     torch_out = torch_out if isinstance(torch_out, tuple) else (torch_out,)
-    return max(float(np.max(np.abs(t.numpy() - o))) for t, o in zip(torch_out, onnx_out))
+    return [(float(np.max(np.abs(t.numpy() - o))), max(1.0, float(np.max(np.abs(t.numpy())))))
+            for t, o in zip(torch_out, onnx_out)]
+
+
+def max_abs_diff(module: torch.nn.Module, onnx_path: str | Path, inputs: dict[str, np.ndarray]) -> float:
+    """Largest |torch - onnxruntime| over all outputs of one graph."""
+    return max(diff for diff, _ in output_diffs(module, onnx_path, inputs))
 
 
 def sample_obs(normalizer: torch.nn.Module, n: int, seed: int = 0) -> np.ndarray:
@@ -50,8 +60,12 @@ def check_parity(manifest: Manifest, policy: GaussianPolicy, recovery: GaussianP
         checks["risk"] = (risk, {"obs": obs, "task_action": actions})
     diffs = {}
     for name, (module, inputs) in checks.items():
-        diffs[name] = max_abs_diff(module.eval(), manifest.path(name), inputs)
-        if not diffs[name] <= tolerance:
-            raise FarlInputError(manifest.path(name), f"ONNX Runtime differs from torch by {diffs[name]:.2e} "
-                                                      f"(tolerance {tolerance:.0e})")
+        outputs = output_diffs(module.eval(), manifest.path(name), inputs)
+        diffs[name] = max(diff for diff, _ in outputs)
+        for diff, scale in outputs:
+            if not diff <= tolerance * scale:
+                raise FarlInputError(manifest.path(name), f"ONNX Runtime differs from torch by {diff:.2e} on outputs "
+                                                          f"up to {scale:.3g} (tolerance {tolerance:.0e} x "
+                                                          f"{scale:.3g}); re-export the folder, and if it persists "
+                                                          "the graph does not compute what the torch module does")
     return diffs
