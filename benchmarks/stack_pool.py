@@ -6,6 +6,9 @@ across runs (the stack runs in real time, so no two runs see the same states).
 Running it again with other seeds and pooling the episodes is what narrows the
 interval; this script does the pooling and refuses runs that do not belong
 together (another task, another model folder or arm arguments, a seed twice).
+`--allow-other-models shield_off` pools an arm across model folders anyway, for
+when what that arm runs did not change (a retrained world model leaves the
+shield-off arm's task policy as it was); the table says so.
 
 The interval of each pooled total resamples episodes within each run (a
 stratified bootstrap) and adds the runs up, so every run keeps its weight.
@@ -53,7 +56,7 @@ def _setup(command: str) -> list[str]:
     return re.sub(r"(seed:=\S+|robot_ip:=\S+|--out \S+)", "", command).split()
 
 
-def check_poolable(runs: list[tuple[str, dict]]) -> None:
+def check_poolable(runs: list[tuple[str, dict]], allow_other_models: tuple[str, ...] = ()) -> None:
     if len(runs) < 2:
         raise PoolError("give at least two runs to pool")
     first_name, first = runs[0]
@@ -66,7 +69,7 @@ def check_poolable(runs: list[tuple[str, dict]]) -> None:
                 raise PoolError(f"{name}: the {arm} arm ran `{data[arm]['command']}`, {first_name}'s ran "
                                 f"`{first[arm]['command']}`: not the same set-up")
             ours, theirs = data[arm].get("models_manifest_sha256"), first[arm].get("models_manifest_sha256")
-            if ours and theirs and ours != theirs:
+            if ours and theirs and ours != theirs and arm not in allow_other_models:
                 raise PoolError(f"{name}: the {arm} arm ran another model folder (manifest sha256 {ours[:12]}) "
                                 f"than {first_name}'s ({theirs[:12]})")
         if data["seed"] in seeds:
@@ -97,8 +100,8 @@ def _interval(values: np.ndarray, digits: int = 2) -> list[float]:
     return [round(float(np.percentile(values, 2.5)), digits), round(float(np.percentile(values, 97.5)), digits)]
 
 
-def pool(runs: list[tuple[str, dict]], seed: int = 0) -> dict:
-    check_poolable(runs)
+def pool(runs: list[tuple[str, dict]], seed: int = 0, allow_other_models: tuple[str, ...] = ()) -> dict:
+    check_poolable(runs, allow_other_models)
     rng = np.random.default_rng(seed)
     data = [d for _, d in runs]
     arms = {arm: pooled_totals(data, arm, rng) for arm in ARMS}
@@ -122,6 +125,9 @@ def pool(runs: list[tuple[str, dict]], seed: int = 0) -> dict:
         "shield_off": arms["shield_off"], "farl": arms["farl"], "change_pct": change, "change_ci95": change_ci,
         "mean_return_delta": round(arms["farl"]["mean_return"] - arms["shield_off"]["mean_return"], 2),
         "failure_kinds": kinds, "paper_anchor": PAPER[data[0]["task"]],
+        "models_by_arm": {arm: sorted({(d[arm].get("models_manifest_sha256") or "unknown")[:12] for d in data})
+                          for arm in ARMS},
+        "allowed_other_models": list(allow_other_models),
     }
 
 
@@ -143,6 +149,10 @@ def render(results: dict, command: str) -> str:
              f"Runs (one `benchmarks/stack.py` result each, seeds {results['seeds']}): "
              + ", ".join(f"`{r}.md`" for r in results["runs"]) + ". Arms: `" + results["commands"]["farl"]
              + "` / `" + results["commands"]["shield_off"] + "` (seed and address per run).", "",
+             *([f"Pooled across model folders in the {', '.join(results['allowed_other_models'])} arm "
+                f"(`--allow-other-models`; manifests " + "; ".join(
+                    f"{arm}: {', '.join(results['models_by_arm'][arm])}" for arm in ARMS) + ").", ""]
+               if results.get("allowed_other_models") else []),
              f"Pooled over {off['episodes']} + {on['episodes']} episodes, with [95 % bootstrap interval] "
              "(episodes resampled within each run):", "",
              "| | shield off (Uni-O4) | FARL (shield on) | change [95 % CI] | paper, real robot |",
@@ -175,9 +185,12 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", help="stack result names in benchmarks/results/ (or JSON paths)")
     parser.add_argument("--name", required=True, help="name of the pooled result (benchmarks/results/<name>.*)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where to write it [default: %(default)s]")
+    parser.add_argument("--allow-other-models", nargs="+", choices=ARMS, default=[], metavar="ARM",
+                        help="pool this arm across runs whose model folders differ (only when what the arm runs "
+                             "did not change, e.g. shield_off after a world-model retrain; say why in the notes)")
     args = parser.parse_args()
     try:
-        results = pool([load_run(ref) for ref in args.runs])
+        results = pool([load_run(ref) for ref in args.runs], allow_other_models=tuple(args.allow_other_models))
     except PoolError as error:
         print(f"stack_pool: {error}", file=sys.stderr)
         return 2

@@ -27,17 +27,17 @@ def arm(command: str, verdicts: list[str], sha: str = "a" * 64) -> dict:
 
 
 def run_file(tmp: Path, name: str, seed: int, off: list[str], farl: list[str], farl_sha: str = "a" * 64,
-             extra: str = "") -> Path:
+             extra: str = "", off_sha: str = "a" * 64) -> Path:
     base = f"farl run bounded_soccer --episodes {len(off)} --out runs/x seed:={seed} robot_ip:=127.0.1.{seed + 1}"
     data = {"task": "bounded_soccer", "seed": seed, "load_avg_start": [1.0, 1.0, 1.0],
-            "shield_off": arm(f"{base} shield:=false{extra}", off), "farl": arm(base + extra, farl, farl_sha)}
+            "shield_off": arm(f"{base} shield:=false{extra}", off, off_sha), "farl": arm(base + extra, farl, farl_sha)}
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(data))
     return path
 
 
-def pool(tmp: Path, *paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, paths), "--name", "pooled",
+def pool(tmp: Path, *paths: Path, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, paths), "--name", "pooled", *options,
                            "--results-dir", str(tmp / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -71,3 +71,18 @@ def test_runs_of_another_set_up_are_refused_with_the_reason(tmp_path):
     result = pool(tmp_path, a, same_seed)
     assert result.returncode == 2 and "seed 0" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing written for a refused pool
+
+
+def test_an_arm_is_pooled_across_model_folders_only_when_asked_and_the_table_says_so(tmp_path):
+    a = run_file(tmp_path, "a", 0, ["failure", "timeout"], ["timeout", "timeout"], off_sha="a" * 64)
+    b = run_file(tmp_path, "b", 1, ["failure", "timeout"], ["timeout", "timeout"], off_sha="c" * 64)
+    assert pool(tmp_path, a, b).returncode == 2
+    result = pool(tmp_path, a, b, options=("--allow-other-models", "shield_off"))
+    assert result.returncode == 0, result.stderr
+    pooled = json.loads((tmp_path / "out" / "pooled.json").read_text())
+    assert pooled["shield_off"]["episodes"] == 4 and pooled["models_by_arm"]["shield_off"] == ["a" * 12, "c" * 12]
+    assert "Pooled across model folders in the shield_off arm" in (tmp_path / "out" / "pooled.md").read_text()
+
+    retrained = run_file(tmp_path, "c", 2, ["failure", "timeout"], ["timeout", "timeout"], farl_sha="b" * 64)
+    result = pool(tmp_path, a, retrained, options=("--allow-other-models", "shield_off"))
+    assert result.returncode == 2 and "the farl arm ran another model folder" in result.stderr
