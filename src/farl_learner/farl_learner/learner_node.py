@@ -72,6 +72,7 @@ class LearnerNode(Node):
             min_steps_per_update=int(self.get_parameter("min_steps_per_update").value),
             obs_layout={name: [i, i + 1] for i, name in enumerate(spec.layout())},
             device=str(self.get_parameter("device").value))
+        self._announced_version = self.core.version  # what the shield runs after this learner's last announcement
         self.episodes_reader = PayloadReader(api.TRANSITIONS_PAYLOAD,
                                              lambda line: self.get_logger().error(line, throttle_duration_sec=5.0))
         self.policy_pub = publisher(self, api.LEARNER_POLICY)
@@ -109,12 +110,13 @@ class LearnerNode(Node):
                     message = {**announcement.as_dict(), "source": self.run_dir,
                                "files": pack_folder(announcement.path)}
                 except Exception as error:  # noqa: BLE001 - the worker must survive one bad update
-                    self.get_logger().error(f"PPO update / export failed, keeping version {self.core.version}: "
-                                            f"{type(error).__name__}: {error}")
+                    self.get_logger().error(f"PPO update / export failed; the shield keeps policy version "
+                                            f"{self._announced_version}: {type(error).__name__}: {error}")
                     continue
                 finally:
                     self._busy = False
                 self.policy_pub.publish(String(data=api.POLICY_PAYLOAD.to_json(message)))
+                self._announced_version = announcement.version
                 stats = self.core.last_stats
                 self.get_logger().info(
                     f"policy v{announcement.version}: PPO on {stats['episodes']} episodes / {stats['steps']} steps "
