@@ -34,12 +34,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from farl_common.paths import config_dir  # noqa: E402
-from farl_learner.shield import RECOVERY, Shield  # noqa: E402
-from farl_learner.training.checkpoint import load_checkpoint  # noqa: E402
-from farl_learner.training.io import CALIBRATION, CHECKPOINTS, read_json  # noqa: E402
 from farl_learner.twin.actors import PolicyActor, ShieldedActor  # noqa: E402
 from farl_learner.twin.config import load_twin_config, make_twin_env  # noqa: E402
 from farl_learner.twin.experts import RecoveryController  # noqa: E402
+from farl_learner.shield import RECOVERY  # noqa: E402
+from twin_shield_diagnosis import load_folder_shield  # noqa: E402
 from farl_learner.config import load_farl_config  # noqa: E402
 
 SEED = 30_000  # episode seeds: those of twin_shield_diagnosis.py, apart from the pretraining's
@@ -68,13 +67,9 @@ def run() -> None:
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     models = args.models or config_dir() / "models" / args.task
-    policy, _ = load_checkpoint(models / CHECKPOINTS["task_policy"], "policy")
-    recovery, _ = load_checkpoint(models / CHECKPOINTS["recovery_policy"], "policy")
-    world_model, _ = load_checkpoint(models / CHECKPOINTS["world_model"], "world_model")
-    calibration = read_json(models / CALIBRATION)
+    policy, _, _, calibration, shield = load_folder_shield(models)
     horizon, eps = int(calibration["horizon"]), float(calibration["epsilon_safe"])
     hold = load_farl_config(str(config_dir() / "farl" / "franka" / f"{args.task}.yaml")).risk.recovery_hold_ticks
-    shield = Shield(policy, recovery, world_model, horizon, float(calibration["gamma_risk"]), eps)
     twin = load_twin_config(args.task)
     env = make_twin_env(args.task, twin)
     controllers = {

@@ -82,6 +82,18 @@ class Arm:
         return action.clamp(-1, 1).numpy(), RECOVERY
 
 
+def load_folder_shield(models: Path):
+    """A model folder's torch networks, its calibration, and the shield they make at its eps_safe:
+    (policy, recovery, world_model, calibration, shield). Shared with twin_recovery_replay.py."""
+    policy, _ = load_checkpoint(models / CHECKPOINTS["task_policy"], "policy")
+    recovery, _ = load_checkpoint(models / CHECKPOINTS["recovery_policy"], "policy")
+    world_model, _ = load_checkpoint(models / CHECKPOINTS["world_model"], "world_model")
+    calibration = read_json(models / CALIBRATION)
+    shield = Shield(policy, recovery, world_model, int(calibration["horizon"]), float(calibration["gamma_risk"]),
+                    float(calibration["epsilon_safe"]))
+    return policy, recovery, world_model, calibration, shield
+
+
 def run_arm(env, policy, arm: Arm, episodes: int, correlation: float, horizon: int) -> list[dict]:
     outcomes = []
     for i in range(episodes):
@@ -162,12 +174,8 @@ def run() -> None:
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     models = args.models or config_dir() / "models" / args.task
-    policy, _ = load_checkpoint(models / CHECKPOINTS["task_policy"], "policy")
-    recovery, _ = load_checkpoint(models / CHECKPOINTS["recovery_policy"], "policy")
-    world_model, _ = load_checkpoint(models / CHECKPOINTS["world_model"], "world_model")
-    calibration = read_json(models / CALIBRATION)
+    policy, recovery, world_model, calibration, shield = load_folder_shield(models)
     horizon, eps = int(calibration["horizon"]), float(calibration["epsilon_safe"])
-    shield = Shield(policy, recovery, world_model, horizon, float(calibration["gamma_risk"]), eps)
     twin = load_twin_config(args.task)
     env = make_twin_env(args.task, twin)
     correlation = env.spec_.exploration_correlation
